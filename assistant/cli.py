@@ -1,0 +1,329 @@
+"""The `assistant` command line: verbs over collections, each with --json for scripts.
+
+Exit codes: 0 success, 1 a check found problems or the collection is damaged, 2 a user mistake
+(one line on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from assistant.config import Settings
+from assistant.errors import AssistantError, CorruptCollection, UserError
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _emit(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def _quiet_model_loading() -> None:
+    """Model loading prints progress bars and advice that drown the command's own output."""
+    import logging
+
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+
+
+def _embedder(settings: Settings, model: str | None = None):
+    from assistant.embedding import make_embedder
+
+    if not (model or settings.embedder.model).startswith("hash:"):
+        _quiet_model_loading()
+    return make_embedder(model or settings.embedder.model, batch_size=settings.embedder.batch_size, device=settings.embedder.device)
+
+
+def _index_params(settings: Settings):
+    from assistant.collection import IndexParams
+
+    return IndexParams(**settings.index.model_dump())
+
+
+def _open_readonly(settings: Settings, name: str):
+    from assistant.collection import Collection, collection_path
+
+    return Collection.open(collection_path(settings.index_dir, name), params=_index_params(settings))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="domain-assistant")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Domain assistant for medical and finance questions.
+
+    Collections live under ASSISTANT_INDEX_DIR (default ./indexes); every setting is an ASSISTANT_* variable.
+    """
+    try:
+        ctx.obj = Settings()
+    except Exception as exc:  # pydantic's validation message names the bad variable
+        raise UserError(f"invalid settings: {exc}".replace("\n", " ")) from exc
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--collection", "-c", required=True, help="Collection to add to (created if absent).")
+@click.option("--rebuild", is_flag=True, help="Build a fresh collection from PATHS with the current settings and swap it in.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def ingest(settings: Settings, paths: tuple[Path, ...], collection: str, rebuild: bool, as_json: bool, quiet: bool) -> None:
+    """Load, chunk, embed and index files and folders into a collection."""
+    from assistant.collection import collection_path, replace_collection
+    from ingest.chunking import Chunker
+    from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
+
+    target = collection_path(settings.index_dir, collection)
+    embedder = _embedder(settings)
+    chunk = settings.chunking
+    if chunk.chunk_tokens + 8 > embedder.max_tokens:
+        raise UserError(
+            f"chunk_tokens={chunk.chunk_tokens} exceeds what {embedder.name} reads ({embedder.max_tokens} tokens); "
+            "lower ASSISTANT_CHUNKING__CHUNK_TOKENS"
+        )
+    info = chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title)
+    where = target.parent / f".{target.name}.rebuild" if rebuild else target
+    if rebuild:
+        shutil.rmtree(where, ignore_errors=True)
+    store = open_for_ingest(where, embedder, info, _index_params(settings), name=collection)
+    with store:
+        ingestor = Ingestor(
+            store,
+            embedder,
+            chunker=Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
+            embed_title=chunk.embed_title,
+            commit_chunks=settings.ingest.commit_chunks,
+            max_bytes=int(settings.ingest.max_file_mb * 2**20),
+            encoding_fallback=settings.ingest.encoding_fallback,
+            progress=not quiet and not as_json,
+        )
+        report = ingestor.ingest(paths)
+        totals = store.counts()
+    if rebuild and not report.interrupted:
+        replace_collection(where, target)
+    summary = {**report.to_dict(), "totals": totals, "path": str(target)}
+    if as_json:
+        _emit(summary)
+    else:
+        _print_ingest(report, totals, target)
+    if report.interrupted:
+        click.echo("interrupted: what was committed is kept; run the same command again to finish", err=True)
+        sys.exit(130)
+    if report.missing_paths:
+        raise UserError(f"{len(report.missing_paths)} path(s) do not exist: {', '.join(report.missing_paths)}")
+
+
+def _print_ingest(report, totals: dict, target: Path) -> None:
+    click.echo(f"Collection {report.collection!r} at {target}")
+    click.echo(
+        f"  documents  {report.documents_added} added, {report.documents_removed} removed, "
+        f"{report.documents_unchanged} unchanged  (total {totals['documents']})"
+    )
+    click.echo(
+        f"  chunks     {report.chunks_added} added ({report.chunks_embedded} embedded, "
+        f"{report.chunks_added - report.chunks_embedded} reused), {report.chunks_removed} removed  (total {totals['chunks']})"
+    )
+    click.echo(f"  files      {report.files_read} read, {report.files_unchanged} unchanged, {len(report.skipped)} skipped")
+    click.echo(f"  time       {report.seconds:.1f} s, {report.chunks_per_second:.1f} chunks/s")
+    if report.skipped:
+        click.echo("Skipped:")
+        for item in report.skipped:
+            click.echo(f"  {item.path}: {item.reason}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--collection", "-c", required=True)
+@click.option("-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Number of passages.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def search(settings: Settings, query: str, collection: str, k: int, as_json: bool) -> None:
+    """Dense top-k search: scores, titles, sources and snippets."""
+    from retriever.dense import DenseRetriever
+
+    with _open_readonly(settings, collection) as store:
+        # Queries must be embedded by the model the collection was built with, whatever the current setting.
+        retriever = DenseRetriever(store, _embedder(settings, store.manifest.embedder.name))
+        hits = retriever.retrieve(query, k)
+    if as_json:
+        _emit([{"rank": i + 1, **_hit_dict(h)} for i, h in enumerate(hits)])
+        return
+    _print_hits(hits)
+
+
+def _hit_dict(hit) -> dict:
+    from dataclasses import asdict
+
+    return asdict(hit)
+
+
+def _print_hits(hits) -> None:
+    if not hits:
+        click.echo("no results (the collection is empty)")
+    for rank, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.text.split())
+        snippet = snippet[:237] + "..." if len(snippet) > 240 else snippet
+        click.echo(f"{rank}. [{hit.score:.3f}] {click.style(hit.title, bold=True)}")
+        click.echo(f"   {hit.source}  (chars {hit.start}-{hit.end})")
+        click.echo(f"   {snippet}")
+
+
+@cli.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--source", required=True, type=click.Path(path_type=Path), help="A file, or a folder: every file under it.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def delete(settings: Settings, collection: str, source: Path, as_json: bool) -> None:
+    """Remove a source file's documents, chunks, vectors and BM25 rows from a collection."""
+    from assistant.collection import Collection, collection_path
+
+    resolved = str(source.resolve())
+    with Collection.open(collection_path(settings.index_dir, collection), writable=True, params=_index_params(settings)) as store:
+        matches = [s for s in store.sources() if s == resolved or s.startswith(resolved.rstrip(os.sep) + os.sep)]
+        if not matches:
+            raise UserError(f"no documents from {source} in collection {collection!r} (see `assistant collections`)")
+        documents = chunks = 0
+        for src in matches:
+            d, c = store.delete_source(src)
+            documents, chunks = documents + d, chunks + c
+        store.checkpoint()
+        totals = store.counts()
+    result = {"sources": matches, "documents_removed": documents, "chunks_removed": chunks, "totals": totals}
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(f"removed {documents} documents ({chunks} chunks) from {len(matches)} source(s) in {collection!r}")
+
+
+@cli.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def check(settings: Settings, collection: str, as_json: bool) -> None:
+    """Verify a collection: SQLite integrity, FTS5, offsets, vectors, FAISS ids. Repairs a lagging index."""
+    from assistant.collection import Collection, collection_path
+
+    path = collection_path(settings.index_dir, collection)
+    try:
+        store = Collection.open(path, writable=True, params=_index_params(settings))
+    except UserError:  # busy: check what is committed without writing
+        store = Collection.open(path, params=_index_params(settings))
+    with store:
+        report = store.check()
+    if as_json:
+        _emit({"collection": collection, "ok": report.ok, "problems": report.problems, "repaired": report.repaired, **report.stats})
+    else:
+        for line in report.repaired:
+            click.echo(f"repaired: {line}")
+        for line in report.problems:
+            click.echo(f"problem: {line}")
+        stats = report.stats
+        state = "ok" if report.ok else "PROBLEMS FOUND"
+        click.echo(
+            f"{collection}: {state} ({stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
+            f"{stats['indexed_vectors']} vectors in a {stats['index_kind']} index)"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command("collections")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def collections_cmd(settings: Settings, as_json: bool) -> None:
+    """List the collections under ASSISTANT_INDEX_DIR."""
+    from assistant.collection import list_collections
+
+    found = list_collections(settings.index_dir)
+    if as_json:
+        _emit([m.model_dump() for m in found])
+        return
+    if not found:
+        click.echo(f"no collections under {settings.index_dir}")
+    for m in found:
+        click.echo(
+            f"{m.name:16} {m.documents:7} documents {m.index.chunks:8} chunks  {m.embedder.name} "
+            f"({m.embedder.dim}-d), {m.chunking.chunk_tokens}/{m.chunking.overlap_tokens} tokens, {m.index.kind}"
+        )
+
+
+@cli.command()
+@click.option("--collection", "-c", default=None, help="Collection to start with (default: the first one).")
+@click.option("-k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.pass_obj
+def shell(settings: Settings, collection: str | None, k: int) -> None:
+    """Interactive search in the terminal. Commands: :c NAME (switch collection), :k N, :q."""
+    from assistant.collection import list_collections
+    from retriever.dense import DenseRetriever
+
+    names = [m.name for m in list_collections(settings.index_dir)]
+    if not names:
+        raise UserError(f"no collections under {settings.index_dir}; run `assistant ingest PATH --collection NAME` first")
+    current = collection or names[0]
+    embedders: dict[str, Any] = {}
+    click.echo(f"collections: {', '.join(names)}. Type a question; ':c NAME' switches, ':k N' sets k, ':q' quits.")
+    while True:
+        try:
+            line = input(f"{current}> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            click.echo()
+            return
+        if not line:
+            continue
+        if line in {":q", ":quit", "exit"}:
+            return
+        if line.startswith(":c"):
+            wanted = line[2:].strip()
+            if wanted in names:
+                current = wanted
+            else:
+                click.echo(f"unknown collection {wanted!r}; choose one of {', '.join(names)}")
+            continue
+        if line.startswith(":k"):
+            try:
+                k = max(1, int(line[2:].strip()))
+            except ValueError:
+                click.echo("usage: :k NUMBER")
+            continue
+        try:
+            with _open_readonly(settings, current) as store:
+                model = store.manifest.embedder.name
+                if model not in embedders:
+                    embedders[model] = _embedder(settings, model)
+                _print_hits(DenseRetriever(store, embedders[model]).retrieve(line, k))
+        except UserError as exc:
+            click.echo(f"error: {exc}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="assistant", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except CorruptCollection as exc:
+        click.echo(f"error: damaged collection: {exc}", err=True)
+        sys.exit(1)
+    except AssistantError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

