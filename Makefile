@@ -28,9 +28,9 @@ install: $(STAMP)
 
 # The sample collections that ship with the product, built once (ingest is incremental anyway).
 $(ASSISTANT_INDEX_DIR)/medical/manifest.json: | $(STAMP)
-	$(BIN)/assistant ingest data/samples/medical --collection medical
+	$(BIN)/assistant ingest data/samples/medical/medquad --collection medical
 $(ASSISTANT_INDEX_DIR)/finance/manifest.json: | $(STAMP)
-	$(BIN)/assistant ingest data/samples/finance --collection finance
+	$(BIN)/assistant ingest data/samples/finance/tatqa_sample.json --collection finance
 
 collections: $(ASSISTANT_INDEX_DIR)/medical/manifest.json $(ASSISTANT_INDEX_DIR)/finance/manifest.json
 

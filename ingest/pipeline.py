@@ -158,6 +158,7 @@ class Ingestor:
         self.max_bytes = max_bytes
         self.encoding_fallback = encoding_fallback
         self.progress = progress
+        self._bar = tqdm(disable=True)
 
     def ingest(self, paths: Iterable[Path]) -> IngestReport:
         started = time.perf_counter()
@@ -166,12 +167,13 @@ class Ingestor:
         report.missing_paths = missing
         report.skipped += [Skipped(p, "no such file or directory") for p in missing]
         pending = _Pending()
-        bar = tqdm(total=len(files), unit="file", desc=f"ingest {report.collection}", disable=not self.progress, leave=False)
+        # Embedding is the slow part, so the bar counts chunks stored; its total grows as files are read.
+        self._bar = tqdm(total=0, unit="chunk", desc=f"ingest {report.collection}", disable=not self.progress, leave=False)
+        bar = self._bar
         try:
-            for path in files:
+            for done, path in enumerate(files, 1):
                 self._read_file(path, pending, report)
-                bar.update(1)
-                bar.set_postfix(docs=report.documents_added, chunks=report.chunks_added, refresh=False)
+                bar.set_postfix(files=f"{done}/{len(files)}", refresh=False)
             self._commit(pending, report)
         except KeyboardInterrupt:
             # Everything committed so far stays; running the same command again finishes the job.
@@ -217,6 +219,7 @@ class Ingestor:
             if doc.id in stored:
                 continue
             chunks = self.chunker.split(doc)
+            self._bar.total += len(chunks)
             pending.documents.append(doc)
             pending.chunks.append(chunks)
             pending.n_chunks += len(chunks)
@@ -234,7 +237,9 @@ class Ingestor:
             for chunk in chunks
         ]
         hashes = [content_hash(self.embedder.name, text) for text in inputs]
+        embedded_before = report.chunks_embedded
         vectors = self._embed(inputs, hashes, report)
+        embedded_now = report.chunks_embedded - embedded_before
         batch = DocumentBatch()
         offset = 0
         for doc, chunks in zip(pending.documents, pending.chunks):
@@ -245,6 +250,7 @@ class Ingestor:
             batch.vectors.append(vectors[offset : offset + n])
             offset += n
         result = self.collection.commit(batch, pending.files)
+        self._bar.update(len(inputs) - embedded_now)  # chunks whose vectors were re-used
         report.documents_added += result.documents_added
         report.chunks_added += result.chunks_added
         report.documents_removed += result.documents_removed
@@ -258,12 +264,13 @@ class Ingestor:
         for text, h in zip(inputs, hashes):
             if h not in known:
                 todo.setdefault(h, text)
-        if todo:
-            # Longest first: batches of similar length waste little on padding.
-            order = sorted(todo, key=lambda h: len(todo[h]), reverse=True)
-            fresh = self.embedder.embed_passages([todo[h] for h in order])
-            known.update(zip(order, fresh))
-            report.chunks_embedded += len(order)
+        # Longest first: batches of similar length waste little on padding.
+        order = sorted(todo, key=lambda h: len(todo[h]), reverse=True)
+        for start in range(0, len(order), 256):  # slices, so the progress bar moves while embedding
+            part = order[start : start + 256]
+            known.update(zip(part, self.embedder.embed_passages([todo[h] for h in part])))
+            report.chunks_embedded += len(part)
+            self._bar.update(len(part))
         out = np.zeros((len(inputs), self.embedder.dim), dtype=np.float32)
         for i, h in enumerate(hashes):
             out[i] = known[h]

@@ -7,6 +7,7 @@ raw text: whitespace and Unicode clean-up happen later in the ingest pipeline.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Callable
@@ -47,8 +48,7 @@ def _too_big(size: int, max_bytes: int) -> LoadError:
     return LoadError(f"file is {_mb(size)} MB, over the {limit} MB limit ({_SIZE_SETTING})")
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, checking the size before reading so a huge file is never loaded into memory."""
+def _stat(path: Path) -> os.stat_result:
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -59,8 +59,13 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise LoadError("is a directory, not a file")
     if not stat.S_ISREG(info.st_mode):
         raise LoadError("not a regular file")
-    if info.st_size > max_bytes:
-        raise _too_big(info.st_size, max_bytes)
+    return info
+
+
+def _read(path: Path, size: int, max_bytes: int) -> bytes:
+    """The file's bytes; the size is checked before reading so a huge file is never loaded into memory."""
+    if size > max_bytes:
+        raise _too_big(size, max_bytes)
     try:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)  # +1: notice a file that grew since stat()
@@ -77,13 +82,12 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
               encoding_fallback: str | None = None) -> list[LoadedDocument]:
     """Documents in ``path``; raises ``LoadError`` (never anything else) when the file cannot be used."""
     path = Path(path)
+    info = _stat(path)
     suffix = path.suffix.lower()
-    if not path.exists() and not path.is_symlink():
-        raise LoadError("file does not exist")
     loader = _LOADERS.get(suffix)
     if loader is None:
         raise LoadError(f"unsupported file type '{suffix}'" if suffix else "unsupported file type (no extension)")
-    data = _read(path, max_bytes)
+    data = _read(path, info.st_size, max_bytes)
     try:
         docs = loader(path, data, encoding_fallback=encoding_fallback)
     except LoadError:

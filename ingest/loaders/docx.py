@@ -1,7 +1,7 @@
 """Word .docx: body paragraphs and tables in reading order.
 
 Tables are flattened one row per line as ``header: value; header: value`` (first row = headers), so a row
-stays a self-contained fact after chunking. Headers, footers, comments and text boxes are not read.
+stays a self-contained fact after chunking; merged cells count once. Headers, footers, comments and text boxes are not read.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ from assistant.types import LoadedDocument
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old binary .doc (and .xls) container
 
 
-def _row_cells(row) -> list[str]:
-    cells: list[str] = []
+def _row_cells(row) -> list[str | None]:
+    """Cell text per grid column; None where a horizontally merged cell repeats (python-docx returns the
+    merged cell once per grid column it spans), so the values stay aligned with the header columns."""
+    cells: list[str | None] = []
     previous = None
     for cell in row.cells:
-        # python-docx repeats a horizontally merged cell once per grid column it spans; keep it once.
-        if cell._tc is previous:
-            continue
+        cells.append(None if cell._tc is previous else " ".join(cell.text.split()))
         previous = cell._tc
-        cells.append(" ".join(cell.text.split()))
     return cells
 
 
@@ -38,7 +37,12 @@ def render_table(table: Table) -> str:
         return ""
     if len(rows) == 1:
         return "; ".join(cell for cell in rows[0] if cell)
-    headers, lines = rows[0], []
+    # A header merged over several columns names each of them.
+    headers, last = [], ""
+    for cell in rows[0]:
+        last = cell if cell is not None else last
+        headers.append(last)
+    lines = []
     for row in rows[1:]:
         parts = [f"{header}: {value}" if header else value
                  for header, value in zip_longest(headers, row, fillvalue="") if value]

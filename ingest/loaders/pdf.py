@@ -51,15 +51,17 @@ def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> li
     try:
         reader = _open(data)
         pages = [page.extract_text() or "" for page in reader.pages]
-        info = reader.metadata
-        raw_title = info.title if info is not None else None
     except LoadError:
         raise
     except Exception as err:  # noqa: BLE001 - see above
         raise LoadError(f"damaged PDF: {err or type(err).__name__}") from None
     if not any(page.strip() for page in pages):
         raise LoadError("PDF has no extractable text (scanned images? run OCR first)")
-    title = str(raw_title).strip() if raw_title else ""
+    try:
+        info = reader.metadata
+        title = str(info.title or "").strip() if info is not None else ""
+    except Exception:  # noqa: BLE001 - a broken /Info dictionary costs the title, not the text
+        title = ""
     if title.lower() in _PLACEHOLDER_TITLES:
         title = path.stem
     return [LoadedDocument(title=title, text="\n\n".join(pages), metadata={"pages": len(pages)})]

@@ -2,7 +2,7 @@
 
 A TAT-QA table is a list of rows of strings as extracted from a PDF report. Cells only make sense with their
 row label and column headers ("1,234" means "Revenue, 2019, in millions"), so each data row is rendered as
-one line that carries both: ``Automotive (Transportation Solutions) | Fiscal 2019: $ 5,686 | ...``.
+one line that carries both: ``Automotive (Transportation Solutions) | Fiscal 2019 (in millions): $ 5,686 | ...``.
 
 Layout conventions seen in the data (tatqa_dataset_dev.json, 278 tables):
 - header rows sit on top; most have an empty first cell, but a unit or period label often sits in the first
@@ -35,6 +35,12 @@ def _is_data_value(cell: str) -> bool:
 
 
 def _header_count(rows: list[list[str]]) -> int:
+    if not any(_is_data_value(c) for row in rows for c in row[1:] if c):
+        # A table of words (names and roles): the first row plus any unlabelled rows under it.
+        n = 1
+        while n < len(rows) - 1 and not rows[n][0]:
+            n += 1
+        return n
     seen_values = False
     for i, row in enumerate(rows):
         values = [c for c in row[1:] if c]
@@ -45,11 +51,7 @@ def _header_count(rows: list[list[str]]) -> int:
         if not row[0] and len(values) == 1 and values[0].endswith(":") and seen_values:
             return i  # "", "Consolidated Statements of Operations Data:", ...: a section heading
         seen_values = seen_values or bool(values)
-    # No numeric data at all (a text table): fall back to the first row plus leading unlabelled rows.
-    n = 1
-    while n < len(rows) and not rows[n][0]:
-        n += 1
-    return min(n, max(len(rows) - 1, 1))
+    return 1  # unreachable: some row holds a data value
 
 
 def _spread(values: list[str]) -> list[str]:

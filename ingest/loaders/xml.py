@@ -91,7 +91,7 @@ def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> li
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as err:
-        raise LoadError(f"malformed XML: {err}") from None
+        raise LoadError(f"malformed XML: {err.msg or err}") from None
     if root is None:
         raise LoadError("no text")
     pairs = _child(root, "qapairs")
