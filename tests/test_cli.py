@@ -90,3 +90,20 @@ def test_unwritable_index_folder_is_one_line_not_a_traceback(tmp_path, corpus, c
     blocked.write_text("x")
     out = run_cli(["ingest", str(corpus), "-c", "demo"], {**cli_env, "ASSISTANT_INDEX_DIR": str(blocked)})
     assert out.returncode == 1 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_interactive_shell_searches_switches_and_quits(tmp_path, corpus, cli_env):
+    run_cli(["ingest", str(corpus), "-c", "demo", "-q"], cli_env)
+    run_cli(["ingest", str(corpus / "dividends.txt"), "-c", "other", "-q"], cli_env)
+    script = "asthma inhalers airways\n:k 1\n:c nope\n:c other\nshareholders\n:q\n"
+    out = run_cli(["shell", "--collection", "demo"], cli_env, input=script)
+    assert out.returncode == 0, out.stderr
+    assert "collections: demo, other" in out.stdout
+    first, rest = out.stdout.split("unknown collection 'nope'")
+    assert "1. [" in first and "asthma.txt" in first and "2. [" in first
+    assert "other> " in rest and "dividends.txt" in rest and "2. [" not in rest  # k = 1 now
+
+
+def test_shell_without_collections_says_how_to_make_one(cli_env):
+    out = run_cli(["shell"], cli_env, input="")
+    assert out.returncode == 2 and "run `assistant ingest PATH --collection NAME` first" in out.stderr

@@ -195,3 +195,17 @@ def test_identical_vectors_for_identical_inputs_across_runs(tmp_path, corpus, em
         vb = b.db.execute("SELECT embed_hash, vector FROM chunks ORDER BY embed_hash").fetchall()
     assert [h for h, _ in va] == [h for h, _ in vb]
     assert all(np.array_equal(np.frombuffer(x, np.float32), np.frombuffer(y, np.float32)) for (_, x), (_, y) in zip(va, vb))
+
+
+def test_fts5_table_answers_bm25_queries_with_stemming(tmp_path, corpus, embedder):
+    ingest_once(tmp_path / "c", embedder, [corpus])
+    with Collection.open(tmp_path / "c") as c:
+        rows = c.db.execute(
+            """SELECT c.text, bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid
+               WHERE chunks_fts MATCH ? ORDER BY score LIMIT 3""",
+            ("inhaler",),  # Porter stemming: "inhaler" matches "inhalers"
+        ).fetchall()
+        assert rows and "Inhalers" in rows[0][0]
+        # Titles are indexed too: the Markdown heading "Revenue recognition" is found by the title column.
+        titled = c.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'title: recognition'").fetchone()[0]
+        assert titled >= 1
