@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -160,15 +161,9 @@ def search(settings: Settings, query: str, collection: str, k: int, as_json: boo
         retriever = DenseRetriever(store, _embedder(settings, store.manifest.embedder.name))
         hits = retriever.retrieve(query, k)
     if as_json:
-        _emit([{"rank": i + 1, **_hit_dict(h)} for i, h in enumerate(hits)])
+        _emit([{"rank": i + 1, **asdict(h)} for i, h in enumerate(hits)])
         return
     _print_hits(hits)
-
-
-def _hit_dict(hit) -> dict:
-    from dataclasses import asdict
-
-    return asdict(hit)
 
 
 def _print_hits(hits) -> None:

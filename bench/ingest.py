@@ -1,6 +1,6 @@
 """Ingest benchmark: our pipeline vs LangChain's FAISS vector store on the same chunks and model.
 
-    python bench/ingest.py --data ../shared/data/medquad [--limit-files N] [--json]
+    python bench/ingest.py --data ../shared/data/medquad [--limit-files N] [--repeat N] [--json]
 
 1. ours: `assistant ingest` of every MedQuAD folder into a fresh collection (load XML, clean, chunk with
    the model's tokenizer, embed, write SQLite + FTS5 + FAISS). Seconds exclude the one-off model load.
@@ -9,7 +9,8 @@
    LangChain does strictly less work than we do.
 3. re-ingest: `assistant ingest` of the same, unchanged files again.
 
-Each step runs in its own process so peak memory (max RSS) is that step's alone. Needs the `bench`
+Each step runs in its own process so peak memory (max RSS) is that step's alone. With --repeat N every
+step runs N times (a fresh collection each time) and the table shows medians: machines are noisy. Needs the `bench`
 extra (`pip install -e .[bench]`) for LangChain; skips with a message when the data folder is absent.
 """
 
@@ -21,6 +22,7 @@ import io
 import json
 import os
 import resource
+import statistics
 import sqlite3
 import subprocess
 import sys
@@ -94,10 +96,16 @@ def _run_worker(*args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median(results: list[dict]) -> dict:
+    """Field-wise median over repeated runs (counts are identical across runs)."""
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MedQuAD folder (default: ../shared/data/medquad)")
     parser.add_argument("--limit-files", type=int, default=0, help="use only the first N XML files (0: all)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per step; the table shows medians")
     parser.add_argument("--skip-langchain", action="store_true")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -115,19 +123,26 @@ def main() -> None:
     files = sorted(str(p) for p in args.data.glob("*/*.xml"))
     if args.limit_files:
         files = files[: args.limit_files]
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as index_dir:
-        # Pass folders when using everything (short command line), files when limited.
-        targets = sorted(str(p) for p in args.data.iterdir() if p.is_dir()) if not args.limit_files else files
-        ours = _run_worker("ours", index_dir, *targets)
-        again = _run_worker("ours", index_dir, *targets)
-        lang = None if args.skip_langchain else _run_worker("langchain", index_dir)
+    # Pass folders when using everything (short command line), files when limited.
+    targets = sorted(str(p) for p in args.data.iterdir() if p.is_dir()) if not args.limit_files else files
+    runs: dict[str, list[dict]] = {"ours": [], "reingest": [], "langchain": []}
+    for _ in range(max(1, args.repeat)):
+        with tempfile.TemporaryDirectory(prefix="bench-ingest-") as index_dir:
+            runs["ours"].append(_run_worker("ours", index_dir, *targets))
+            runs["reingest"].append(_run_worker("ours", index_dir, *targets))
+            if not args.skip_langchain:
+                runs["langchain"].append(_run_worker("langchain", index_dir))
+    ours, again = _median(runs["ours"]), _median(runs["reingest"])
+    lang = _median(runs["langchain"]) if runs["langchain"] else None
     results = {
         "files": len(files),
+        "repeat": max(1, args.repeat),
         "ours": ours,
         "reingest": again,
         "langchain": lang,
         "speed_ratio": (ours["chunks"] / ours["seconds"]) / (lang["chunks"] / lang["seconds"]) if lang else None,
         "reingest_fraction": again["seconds"] / ours["seconds"],
+        "runs": runs,
     }
     if args.json:
         print(json.dumps(results, indent=2))
@@ -136,7 +151,7 @@ def main() -> None:
     if lang:
         rows.append(("LangChain: embed+FAISS, same chunks", lang))
     rows.append(("ours: re-ingest, files unchanged", again))
-    print(f"MedQuAD: {len(files)} XML files from {args.data}\n")
+    print(f"MedQuAD: {len(files)} XML files from {args.data}; median of {results['repeat']} run(s)\n")
     print("| pipeline | documents | chunks | seconds | chunks/s | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for label, r in rows:

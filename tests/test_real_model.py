@@ -80,3 +80,19 @@ def test_finance_sample_tables_keep_their_headers(real_env):
     tables = [h for h in hits if h["metadata"]["kind"] == "table"]
     assert tables, "a table should rank among the top 10 for a revenue question"
     assert any("2019" in h["text"] for h in tables)
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared" / "data" / "medquad").is_dir(), reason="../shared/data/medquad not found")
+def test_ingest_benchmark_runs_and_reingest_is_a_fraction(real_env):
+    """A smoke run of bench/ingest.py (LangChain needs the bench extra, so it is left out here)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "ingest.py"), "--limit-files", "20", "--skip-langchain", "--json"],
+        env=real_env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["ours"]["chunks"] > 20 and result["ours"]["peak_rss_mb"] > 0
+    assert result["reingest"]["chunks"] == 0  # unchanged files add nothing
