@@ -70,10 +70,10 @@ def worker_langchain(index_dir: str) -> dict:
 
     db = sqlite3.connect(Path(index_dir) / "bench" / "docs.sqlite")
     manifest = json.loads((Path(index_dir) / "bench" / "manifest.json").read_text())
-    rows = db.execute("SELECT d.title, c.text, d.source FROM chunks c JOIN documents d ON d.pk = c.doc_pk ORDER BY c.id").fetchall()
+    rows = db.execute("SELECT d.title, c.text, d.source, d.pk FROM chunks c JOIN documents d ON d.pk = c.doc_pk ORDER BY c.id").fetchall()
     embed_title = manifest["chunking"]["embed_title"]
-    texts = [embedding_input(title, text, embed_title) for title, text, _ in rows]
-    metadatas = [{"source": source} for _, _, source in rows]
+    texts = [embedding_input(title, text, embed_title) for title, text, _, _ in rows]
+    metadatas = [{"source": source} for _, _, source, _ in rows]
     started = time.perf_counter()
     embeddings = HuggingFaceEmbeddings(model_name=_embedded_model_path(manifest["embedder"]["name"]) or manifest["embedder"]["name"])
     loaded = time.perf_counter()
@@ -81,7 +81,7 @@ def worker_langchain(index_dir: str) -> dict:
     done = time.perf_counter()
     assert store.index.ntotal == len(texts)
     return {
-        "documents": len({s for _, _, s in rows}),
+        "documents": len({pk for *_, pk in rows}),
         "chunks": len(texts),
         "seconds": done - loaded,
         "wall_seconds": done - started,
@@ -104,7 +104,7 @@ def _median(results: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="MedQuAD folder (default: ../shared/data/medquad)")
-    parser.add_argument("--limit-files", type=int, default=0, help="use only the first N XML files (0: all)")
+    parser.add_argument("--limit-files", type=int, default=0, help="use N XML files spread evenly over all folders (0: all)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per step; the table shows medians")
     parser.add_argument("--skip-langchain", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -122,7 +122,8 @@ def main() -> None:
         return
     files = sorted(str(p) for p in args.data.glob("*/*.xml"))
     if args.limit_files:
-        files = files[: args.limit_files]
+        step = max(1, len(files) // args.limit_files)  # every step-th file: all folders represented
+        files = files[::step][: args.limit_files]
     # Pass folders when using everything (short command line), files when limited.
     targets = sorted(str(p) for p in args.data.iterdir() if p.is_dir()) if not args.limit_files else files
     runs: dict[str, list[dict]] = {"ours": [], "reingest": [], "langchain": []}
