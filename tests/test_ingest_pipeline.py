@@ -224,3 +224,15 @@ def test_a_folder_of_the_users_own_files_is_never_taken_over(tmp_path, embedder)
     empty.mkdir()
     collection, _ = make_ingestor(empty, embedder)  # an empty folder is fine to use
     collection.close()
+
+
+def test_collection_files_get_ordinary_permissions(tmp_path, corpus, embedder):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        ingest_once(tmp_path / "c", embedder, [corpus])
+    finally:
+        os.umask(old)
+    for name in ("manifest.json", "vectors.faiss", "docs.sqlite"):
+        assert (tmp_path / "c" / name).stat().st_mode & 0o777 == 0o644, name
