@@ -146,29 +146,66 @@ def _print_ingest(report, totals: dict, target: Path) -> None:
             click.echo(f"  {item.path}: {item.reason}")
 
 
+def _parse_filters(pairs: tuple[str, ...]) -> dict[str, Any] | None:
+    """KEY=VALUE options; a repeated key means any of its values."""
+    filters: dict[str, list[str]] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"bad filter {pair!r}: expected KEY=VALUE, e.g. --filter kind=table")
+        key = key.strip()
+        if key == "source":
+            value = str(Path(value).resolve())
+        filters.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in filters.items()} or None
+
+
+def _retriever(settings: Settings, store, embedders: dict | None = None, **overrides: Any):
+    from retriever.hybrid import Retriever, RetrieverConfig
+
+    # Queries must be embedded by the model the collection was built with, whatever the current setting.
+    model = store.manifest.embedder.name
+    cache = embedders if embedders is not None else {}
+    if model not in cache:
+        cache[model] = _embedder(settings, model)
+    config = {**settings.retrieval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    return Retriever(store, cache[model], RetrieverConfig(**config))
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--collection", "-c", required=True)
 @click.option("-k", default=5, show_default=True, type=click.IntRange(1, 1000), help="Number of passages.")
+@click.option("--mode", type=click.Choice(["dense", "bm25", "hybrid"]), help="Default: ASSISTANT_RETRIEVAL__MODE (hybrid).")
+@click.option("--fusion", type=click.Choice(["rrf", "weighted"]), help="How hybrid combines the lists (default rrf).")
+@click.option("--dense-weight", type=click.FloatRange(0, 1), help="Weight of the dense list in fusion.")
+@click.option("--mmr", "mmr_lambda", type=click.FloatRange(0, 1), help="Diversify with MMR (1 = pure relevance).")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="source, document_id or a metadata key; repeat for any-of.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def search(settings: Settings, query: str, collection: str, k: int, as_json: bool) -> None:
-    """Dense top-k search: scores, titles, sources and snippets."""
-    from retriever.dense import DenseRetriever
-
+def search(settings: Settings, query: str, collection: str, k: int, mode, fusion, dense_weight, mmr_lambda, filters, as_json: bool) -> None:
+    """Top-k passages (hybrid dense + BM25 by default) with scores, titles, sources and snippets."""
     with _open_readonly(settings, collection) as store:
-        # Queries must be embedded by the model the collection was built with, whatever the current setting.
-        retriever = DenseRetriever(store, _embedder(settings, store.manifest.embedder.name))
-        hits = retriever.retrieve(query, k)
+        retriever = _retriever(settings, store, mode=mode, fusion=fusion, dense_weight=dense_weight, mmr_lambda=mmr_lambda)
+        result = retriever.search(query, k, _parse_filters(filters))
     if as_json:
-        _emit([{"rank": i + 1, **asdict(h)} for i, h in enumerate(hits)])
+        _emit(
+            {
+                "relevant": result.relevant,
+                "relevance": round(result.relevance, 4),
+                "timings_ms": {name: round(ms, 2) for name, ms in result.timings_ms.items()},
+                "hits": [{"rank": i + 1, **asdict(h)} for i, h in enumerate(result.hits)],
+            }
+        )
         return
-    _print_hits(hits)
+    if not result.relevant:
+        click.echo(f"(nothing relevant: best similarity {result.relevance:.2f} is under the threshold)")
+    _print_hits(result.hits)
 
 
 def _print_hits(hits) -> None:
     if not hits:
-        click.echo("no results (the collection is empty)")
+        click.echo("no results")
     for rank, hit in enumerate(hits, 1):
         snippet = " ".join(hit.text.split())
         snippet = snippet[:237] + "..." if len(snippet) > 240 else snippet
@@ -263,7 +300,6 @@ def collections_cmd(settings: Settings, as_json: bool) -> None:
 def shell(settings: Settings, collection: str | None, k: int) -> None:
     """Interactive search in the terminal. Commands: :c NAME (switch collection), :k N, :q."""
     from assistant.collection import list_collections
-    from retriever.dense import DenseRetriever
 
     names = [m.name for m in list_collections(settings.index_dir)]
     if not names:
@@ -296,10 +332,10 @@ def shell(settings: Settings, collection: str | None, k: int) -> None:
             continue
         try:
             with _open_readonly(settings, current) as store:
-                model = store.manifest.embedder.name
-                if model not in embedders:
-                    embedders[model] = _embedder(settings, model)
-                _print_hits(DenseRetriever(store, embedders[model]).retrieve(line, k))
+                result = _retriever(settings, store, embedders).search(line, k)
+            if not result.relevant:
+                click.echo(f"(nothing relevant: best similarity {result.relevance:.2f} is under the threshold)")
+            _print_hits(result.hits)
         except UserError as exc:
             click.echo(f"error: {exc}")
 

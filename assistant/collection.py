@@ -321,13 +321,13 @@ class Collection:
         if len(extra):
             self._remove_from_index(extra)
         if len(missing):
-            self._add_to_index(missing, self._vectors_for(missing))
+            self._add_to_index(missing, self.vectors_for(missing))
         self.repaired.append(
             f"{VECTORS} was behind the store (generation {self.manifest.index.generation} < {self.generation}): "
             f"added {len(missing)} vectors, removed {len(extra)}"
         )
 
-    def _vectors_for(self, ids: np.ndarray) -> np.ndarray:
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
             part = ids[start : start + 900].tolist()
@@ -402,14 +402,74 @@ class Collection:
 
     def search(self, query: np.ndarray, k: int) -> list[Hit]:
         """Dense top-k by inner product (cosine: vectors are normalised)."""
-        if k <= 0 or self.index.ntotal == 0:
+        return self.hits(self.dense(query, k))
+
+    def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk id, cosine) pairs, best first; ``allowed`` restricts the search to those chunk ids."""
+        if k <= 0 or self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         if query.shape[1] != self.dim:
             raise UserError(f"query vector has dimension {query.shape[1]}, collection {self.manifest.name!r} uses {self.dim}")
-        scores, ids = self.index.search(query, min(k, self.index.ntotal))
-        pairs = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-        return self.hits(pairs)
+        params = selector = None
+        if allowed is not None:
+            # The filter is applied inside the search, before the top-k cut (IDMap translates the ids).
+            # SWIG does not keep the selector alive through the parameters object: hold it in a local.
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            if self.index_kind == "hnsw":
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.params.hnsw_ef_search, k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        scores, ids = self.index.search(query, min(k, self.index.ntotal), params=params)
+        del selector  # only now may it be freed
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def bm25(self, match: str, k: int, filters: dict[str, Any] | None = None, title_weight: float = 1.0) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) pairs from the FTS5 table, best first. ``match`` is an FTS5 query."""
+        where, params = self.filter_clause(filters)
+        restrict = f"AND rowid IN (SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where})" if where else ""
+        # FTS5's bm25() is lower-is-better; negate it so every retriever's scores are higher-is-better.
+        rows = self.db.execute(
+            f"""SELECT rowid, -bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
+                WHERE chunks_fts MATCH ? {restrict} ORDER BY score DESC LIMIT ?""",
+            (title_weight, match, *params, k),
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def chunk_ids_matching(self, filters: dict[str, Any]) -> np.ndarray:
+        where, params = self.filter_clause(filters)
+        rows = self.db.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    @staticmethod
+    def filter_clause(filters: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        """SQL over chunks ``c`` and documents ``d`` for metadata filters.
+
+        Keys: ``source`` (absolute path), ``document_id``, or any metadata key; values: a scalar (equality)
+        or a list (any of). Conditions are ANDed.
+        """
+        if not filters:
+            return "", []
+        clauses, params = [], []
+        for key, value in filters.items():
+            if key == "source":
+                column = "d.source"
+            elif key == "document_id":
+                column = "d.id"
+            else:
+                if not key or not all(ch.isalnum() or ch in "_-." for ch in key):
+                    raise UserError(f"invalid filter key {key!r}: use letters, digits, '_', '-' and '.'")
+                column = "json_extract(d.metadata, ?)"
+                params.append(f'$."{key}"')
+            values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+            if not values:
+                raise UserError(f"filter {key!r} has an empty list of values")
+            for v in values:
+                if not isinstance(v, (str, int, float, bool)) or v is None:
+                    raise UserError(f"filter {key!r}: values must be strings, numbers or booleans, got {v!r}")
+            clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+            params += values
+        return " AND ".join(clauses), params
 
     def hits(self, scored_ids: list[tuple[int, float]]) -> list[Hit]:
         """Turn (chunk id, score) pairs into Hits, keeping their order."""
@@ -592,7 +652,7 @@ class Collection:
             # Spot-check that the indexed vectors are the stored ones.
             sample = stored[np.linspace(0, len(stored) - 1, num=min(len(stored), 64)).astype(int)]
             got = np.vstack([self.index.reconstruct(int(i)) for i in sample])
-            if not np.allclose(got, self._vectors_for(sample), atol=1e-5):
+            if not np.allclose(got, self.vectors_for(sample), atol=1e-5):
                 problems.append("FAISS vectors differ from the stored vectors")
         bad_files = one("SELECT COUNT(*) FROM files f WHERE documents != (SELECT COUNT(*) FROM documents d WHERE d.source = f.path)")
         if bad_files:

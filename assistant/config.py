@@ -50,6 +50,18 @@ class IndexSettings(BaseModel):
     hnsw_ef_search: int = Field(64, ge=8)
 
 
+class RetrievalSettings(BaseModel):
+    mode: Literal["dense", "bm25", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    rrf_k: int = Field(60, ge=1)
+    candidates: int = Field(100, ge=1, le=10_000)
+    mmr_lambda: float | None = Field(None, ge=0.0, le=1.0)
+    # Calibrated on MedQuAD questions vs. off-domain questions (docs/retrieval.md); 0 disables the signal.
+    min_relevance: float = Field(0.0, ge=-1.0, le=1.0)
+    bm25_title_weight: float = Field(1.0, ge=0.0)
+
+
 class IngestSettings(BaseModel):
     max_file_mb: float = Field(100.0, gt=0)
     # Chunks embedded and committed together: one SQLite transaction each, so a crash loses at most one batch.
@@ -65,4 +77,5 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     ingest: IngestSettings = IngestSettings()

@@ -68,3 +68,5 @@ class Hit:
     start: int
     end: int
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Component scores behind `score` (e.g. {"dense": 0.71, "bm25": 12.3}), for display and debugging.
+    scores: dict[str, float] = field(default_factory=dict)

@@ -17,7 +17,7 @@ def test_ingest_search_check_delete_roundtrip(tmp_path, corpus, cli_env):
 
     out = run_cli(["search", "shareholders dividend payout", "--collection", "demo", "-k", "2", "--json"], cli_env)
     assert out.returncode == 0, out.stderr
-    hits = json.loads(out.stdout)
+    hits = json.loads(out.stdout)["hits"]
     assert [h["rank"] for h in hits] == [1, 2]
     assert hits[0]["source"].endswith("dividends.txt") and hits[0]["title"] == "dividends"
     assert {"score", "text", "start", "end", "document_id", "chunk_id"} <= hits[0].keys()

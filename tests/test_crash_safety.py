@@ -90,7 +90,7 @@ def test_sigkill_mid_ingest_then_check_then_resume(tmp_path, cli_env, make_corpu
         assert 0 < report["documents"] < N_FILES  # really killed mid-way
         assert report["indexed_vectors"] == report["chunks"]
         search = run_cli(["search", "revenue region", "-c", "killed", "--json"], env)
-        assert search.returncode == 0 and json.loads(search.stdout)
+        assert search.returncode == 0 and json.loads(search.stdout)["hits"]
 
     resumed = run_cli([*args, "--json"], env)
     assert resumed.returncode == 0, resumed.stderr

@@ -61,7 +61,7 @@ def test_medical_sample_ingests_and_answers_its_own_questions(real_env):
     assert rows
     for doc_id, title in rows:
         topic = title.removeprefix("What are the symptoms of ").rstrip(" ?")
-        hits = json.loads(run_cli(["search", f"symptoms of {topic}", "-c", "medical", "-k", "5", "--json"], real_env).stdout)
+        hits = json.loads(run_cli(["search", f"symptoms of {topic}", "-c", "medical", "-k", "5", "--json"], real_env).stdout)["hits"]
         assert doc_id in [h["document_id"] for h in hits[:3]], (title, [h["title"] for h in hits])
 
     check = run_cli(["check", "-c", "medical", "--json"], real_env)
@@ -76,7 +76,7 @@ def test_finance_sample_tables_keep_their_headers(real_env):
     reports = json.loads(sample.read_text())
     n_paragraphs = sum(len(r["paragraphs"]) for r in reports)
     assert summary["documents_added"] == len(reports) + n_paragraphs
-    hits = json.loads(run_cli(["search", "total revenue 2019", "-c", "finance", "-k", "10", "--json"], real_env).stdout)
+    hits = json.loads(run_cli(["search", "total revenue 2019", "-c", "finance", "-k", "10", "--json"], real_env).stdout)["hits"]
     tables = [h for h in hits if h["metadata"]["kind"] == "table"]
     assert tables, "a table should rank among the top 10 for a revenue question"
     assert any("2019" in h["text"] for h in tables)
