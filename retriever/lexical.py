@@ -17,25 +17,54 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 MAX_TERMS = 64
 
 
-def fts5_query(text: str) -> str | None:
-    """An FTS5 MATCH expression that ORs the query's words, each quoted so that FTS5 operators in user
-    text ("NEAR", "AND", "*", quotes, parentheses, column filters) are plain words. None if no words."""
+def query_terms(text: str) -> list[str]:
+    """The query's distinct words, lower-cased, stop words removed (kept if nothing else is left)."""
     words = [w.lower() for w in _WORD.findall(text)]
-    content = [w for w in words if w not in STOPWORDS] or words  # a query of only stop words keeps them
-    unique = list(dict.fromkeys(content))[:MAX_TERMS]
-    if not unique:
-        return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+    content = [w for w in words if w not in STOPWORDS] or words
+    return list(dict.fromkeys(content))[:MAX_TERMS]
+
+
+def _quote(word: str) -> str:
+    # Quoted, FTS5 operators in user text ("NEAR", "AND", "*", parentheses, "col:") are plain words.
+    return '"' + word.replace('"', '""') + '"'
+
+
+def fts5_query(text: str) -> str | None:
+    """An FTS5 MATCH expression that ORs the query's words, each quoted. None if there are no words."""
+    terms = query_terms(text)
+    return " OR ".join(map(_quote, terms)) if terms else None
 
 
 class BM25Retriever:
     def __init__(self, collection: Collection, *, title_weight: float = 1.0):
         self.collection = collection
         self.title_weight = title_weight
+        self._df: dict[str, int] = {}
+        self._df_generation = -1
+
+    def _common(self, terms: list[str]) -> set[str]:
+        """Terms in at least half of the chunks. FTS5's BM25 clamps their IDF to 1e-6, so they do not change
+        the ranking of chunks that match any other term, yet scanning their postings dominates query time
+        (question words such as "what" appear in most MedQuAD titles). Counts are cached per generation."""
+        generation = self.collection.generation
+        if generation != self._df_generation:
+            self._df, self._df_generation = {}, generation
+        for term in terms:
+            if term not in self._df:
+                if len(self._df) > 50_000:
+                    self._df.clear()
+                self._df[term] = self.collection.db.execute(
+                    "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (_quote(term),)
+                ).fetchone()[0]
+        n_rows = self.collection.index.ntotal or 1
+        return {t for t in terms if self._df[t] >= n_rows / 2}
 
     def scored(self, query: str, k: int, filters: dict | None = None) -> list[tuple[int, float]]:
-        match = fts5_query(query)
-        return self.collection.bm25(match, k, filters, self.title_weight) if match else []
+        terms = query_terms(query)
+        if not terms:
+            return []
+        kept = [t for t in terms if t not in self._common(terms)] or terms
+        return self.collection.bm25(" OR ".join(map(_quote, kept)), k, filters, self.title_weight)
 
     def retrieve(self, query: str, k: int = 5, filters: dict | None = None) -> list[Hit]:
         return self.collection.hits(self.scored(query, k, filters))
