@@ -167,3 +167,20 @@ def test_bad_configuration_is_refused_with_its_reason():
         RetrieverConfig(mode="magic")  # type: ignore[arg-type]
     with pytest.raises(UserError, match="dense_weight"):
         RetrieverConfig(dense_weight=2.0)
+
+
+def test_terms_in_half_the_chunks_are_pruned_without_changing_the_ranking(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    topics = ["asthma inhaler", "asthma attack airways", "diabetes insulin", "revenue growth", "dividend yield", "gout triggers"]
+    for i, topic in enumerate(topics):
+        (folder / f"{i}.txt").write_text(f"What about {topic}? Frequently asked question number {i}.")
+    ingest_once(tmp_path / "c", embedder, [folder])
+    with Collection.open(tmp_path / "c") as c:
+        bm25 = Retriever(c, embedder, RetrieverConfig(mode="bm25")).bm25
+        assert bm25._common(["what", "frequently", "asthma"]) == {"what", "frequently"}
+        pruned = bm25.scored("what frequently asthma", 10)
+        plain = c.bm25('"asthma"', 10)
+        assert [cid for cid, _ in pruned] == [cid for cid, _ in plain]
+        assert len(pruned) == 2
+        assert bm25.scored("what", 10)  # nothing else left: the common term is kept
