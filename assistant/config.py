@@ -57,8 +57,10 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, le=10_000)
     mmr_lambda: float | None = Field(None, ge=0.0, le=1.0)
-    # Calibrated on MedQuAD questions vs. off-domain questions (docs/retrieval.md); 0 disables the signal.
-    min_relevance: float = Field(0.0, ge=-1.0, le=1.0)
+    # Best query-passage cosine under which "the documents do not cover this". 0.337 keeps 95 % of covered
+    # questions with all-MiniLM-L6-v2 (bench/relevance.py, docs/retrieval.md); recalibrate for another
+    # embedder. -1 disables the signal.
+    min_relevance: float = Field(0.337, ge=-1.0, le=1.0)
     bm25_title_weight: float = Field(1.0, ge=0.0)
 
 
