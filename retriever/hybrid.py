@@ -23,13 +23,13 @@ Fusion = Literal["rrf", "weighted"]
 @dataclass(frozen=True)
 class RetrieverConfig:
     mode: Mode = "hybrid"
-    fusion: Fusion = "rrf"
+    fusion: Fusion = "weighted"
     dense_weight: float = 0.5  # weighted fusion: share of the dense score; RRF: weight of the dense list
     rrf_k: int = 60
-    candidates: int = 100  # taken from each retriever before fusion
+    candidates: int = 200  # taken from each retriever before fusion
     mmr_lambda: float | None = None  # None: no diversification; 1.0 is pure relevance
     # Below this cosine between the query and the best passage, the documents are taken not to cover it.
-    min_relevance: float = 0.0
+    min_relevance: float = 0.337  # see RetrievalSettings.min_relevance
     bm25_title_weight: float = 1.0
 
     def __post_init__(self) -> None:

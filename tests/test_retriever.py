@@ -59,7 +59,7 @@ def test_fts5_query_quotes_every_word(text, expected):
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
 def test_each_mode_finds_the_obvious_document(collection, embedder, mode):
-    retriever = Retriever(collection, embedder, RetrieverConfig(mode=mode))
+    retriever = Retriever(collection, embedder, RetrieverConfig(mode=mode, min_relevance=0.0))
     result = retriever.search("inhalers airways asthma attack", k=3)
     assert result.hits[0].source.endswith("asthma.txt")
     assert result.relevant and 0 < result.relevance <= 1.0001
@@ -69,8 +69,17 @@ def test_each_mode_finds_the_obvious_document(collection, embedder, mode):
     assert collection.db.execute("SELECT text FROM chunks WHERE id = ?", (top.chunk_id,)).fetchone()[0] == top.text
 
 
+def test_hybrid_weighted_equals_fusing_the_two_lists_by_hand(collection, embedder):
+    base = Retriever(collection, embedder, RetrieverConfig(mode="hybrid", fusion="weighted", dense_weight=0.7, candidates=50))
+    query = "revenue liability customer"
+    dense = collection.dense(embedder.embed_query(query), 50)
+    bm25 = base.bm25.scored(query, 50)
+    expected = [cid for cid, _ in weighted_fusion({"dense": dense, "bm25": bm25}, {"dense": 0.7, "bm25": 0.3})][:4]
+    assert [h.chunk_id for h in base.retrieve(query, k=4)] == expected
+
+
 def test_hybrid_rrf_equals_fusing_the_two_lists_by_hand(collection, embedder):
-    base = Retriever(collection, embedder, RetrieverConfig(mode="hybrid", candidates=50))
+    base = Retriever(collection, embedder, RetrieverConfig(mode="hybrid", fusion="rrf", candidates=50))
     query = "revenue liability customer"
     dense = collection.dense(embedder.embed_query(query), 50)
     bm25 = base.bm25.scored(query, 50)
