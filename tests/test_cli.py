@@ -107,3 +107,20 @@ def test_interactive_shell_searches_switches_and_quits(tmp_path, corpus, cli_env
 def test_shell_without_collections_says_how_to_make_one(cli_env):
     out = run_cli(["shell"], cli_env, input="")
     assert out.returncode == 2 and "run `assistant ingest PATH --collection NAME` first" in out.stderr
+
+
+def test_search_modes_filters_and_relevance_flag(tmp_path, corpus, cli_env):
+    run_cli(["ingest", str(corpus), "-c", "demo", "-q"], cli_env)
+    for mode in ("dense", "bm25", "hybrid"):
+        out = run_cli(["search", "asthma inhalers", "-c", "demo", "--mode", mode, "-k", "2", "--json"], cli_env)
+        result = json.loads(out.stdout)
+        assert out.returncode == 0 and result["hits"][0]["source"].endswith("asthma.txt"), (mode, out.stderr)
+        assert {"relevant", "relevance", "timings_ms"} <= result.keys()
+    only = str(corpus / "dividends.txt")
+    out = run_cli(["search", "asthma dividend", "-c", "demo", "--filter", f"source={only}", "--json"], cli_env)
+    assert {h["source"] for h in json.loads(out.stdout)["hits"]} == {only}
+    out = run_cli(["search", "asthma", "-c", "demo", "--filter", "nokeyvalue"], cli_env)
+    assert out.returncode == 2 and "expected KEY=VALUE" in out.stderr
+    strict = {**cli_env, "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "0.99"}
+    out = run_cli(["search", "volcano lava", "-c", "demo"], strict)
+    assert out.returncode == 0 and "nothing relevant" in out.stdout
