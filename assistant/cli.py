@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from assistant.config import Settings
-from assistant.errors import AssistantError, CorruptCollection, UserError
+from assistant.errors import AssistantError, CollectionBusy, CorruptCollection, UserError
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -26,39 +26,10 @@ def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
-def _quiet_model_loading() -> None:
-    """Model loading prints progress bars and advice that drown the command's own output."""
-    import logging
-
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)  # e.g. the one-off ONNX export notice
-    logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files instead
-
-
-def _embedder(settings: Settings, model: str | None = None):
-    from assistant.embedding import make_embedder
-
-    if not (model or settings.embedder.model).startswith("hash:"):
-        _quiet_model_loading()
-    cfg = settings.embedder
-    return make_embedder(
-        model or cfg.model, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, cache_dir=cfg.cache_dir
-    )
-
-
-def _index_params(settings: Settings):
-    from assistant.collection import IndexParams
-
-    return IndexParams(**settings.index.model_dump())
-
-
 def _open_readonly(settings: Settings, name: str):
-    from assistant.collection import Collection, collection_path
+    from assistant import compose
 
-    return Collection.open(collection_path(settings.index_dir, name), params=_index_params(settings))
+    return compose.open_collection(settings, name)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,34 +55,22 @@ def cli(ctx: click.Context) -> None:
 @click.pass_obj
 def ingest(settings: Settings, paths: tuple[Path, ...], collection: str, rebuild: bool, as_json: bool, quiet: bool) -> None:
     """Load, chunk, embed and index files and folders into a collection."""
+    from assistant import compose
     from assistant.collection import collection_path, replace_collection
-    from ingest.chunking import Chunker
-    from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
 
     target = collection_path(settings.index_dir, collection)
-    embedder = _embedder(settings)
+    embedder = compose.embedder(settings)
     chunk = settings.chunking
     if chunk.chunk_tokens + 8 > embedder.max_tokens:
         raise UserError(
             f"chunk_tokens={chunk.chunk_tokens} exceeds what {embedder.name} reads ({embedder.max_tokens} tokens); "
             "lower ASSISTANT_CHUNKING__CHUNK_TOKENS"
         )
-    info = chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title)
     where = target.parent / f".{target.name}.rebuild" if rebuild else target
     if rebuild:
         shutil.rmtree(where, ignore_errors=True)
-    store = open_for_ingest(where, embedder, info, _index_params(settings), name=collection)
-    with store:
-        ingestor = Ingestor(
-            store,
-            embedder,
-            chunker=Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
-            embed_title=chunk.embed_title,
-            commit_chunks=settings.ingest.commit_chunks,
-            max_bytes=int(settings.ingest.max_file_mb * 2**20),
-            encoding_fallback=settings.ingest.encoding_fallback,
-            progress=not quiet and not as_json,
-        )
+    ingestor = compose.ingestor(settings, where, embedder, name=collection, progress=not quiet and not as_json)
+    with ingestor.collection as store:
         report = ingestor.ingest(paths)
         totals = store.counts()
     if rebuild and not report.interrupted:
@@ -161,15 +120,14 @@ def _parse_filters(pairs: tuple[str, ...]) -> dict[str, Any] | None:
 
 
 def _retriever(settings: Settings, store, embedders: dict | None = None, **overrides: Any):
-    from retriever.hybrid import Retriever, RetrieverConfig
+    from assistant import compose
 
     # Queries must be embedded by the model the collection was built with, whatever the current setting.
     model = store.manifest.embedder.name
     cache = embedders if embedders is not None else {}
     if model not in cache:
-        cache[model] = _embedder(settings, model)
-    config = {**settings.retrieval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    return Retriever(store, cache[model], RetrieverConfig(**config))
+        cache[model] = compose.embedder(settings, model)
+    return compose.retriever(settings, store, cache[model], **overrides)
 
 
 @cli.command()
@@ -221,10 +179,10 @@ def _print_hits(hits) -> None:
 @click.pass_obj
 def delete(settings: Settings, collection: str, source: Path, as_json: bool) -> None:
     """Remove a source file's documents, chunks, vectors and BM25 rows from a collection."""
-    from assistant.collection import Collection, collection_path
+    from assistant import compose
 
     resolved = str(source.resolve())
-    with Collection.open(collection_path(settings.index_dir, collection), writable=True, params=_index_params(settings)) as store:
+    with compose.open_collection(settings, collection, writable=True) as store:
         matches = [s for s in store.sources() if s == resolved or s.startswith(resolved.rstrip(os.sep) + os.sep)]
         if not matches:
             raise UserError(f"no documents from {source} in collection {collection!r} (see `assistant collections`)")
@@ -247,13 +205,12 @@ def delete(settings: Settings, collection: str, source: Path, as_json: bool) -> 
 @click.pass_obj
 def check(settings: Settings, collection: str, as_json: bool) -> None:
     """Verify a collection: SQLite integrity, FTS5, offsets, vectors, FAISS ids. Repairs a lagging index."""
-    from assistant.collection import Collection, collection_path
+    from assistant import compose
 
-    path = collection_path(settings.index_dir, collection)
     try:
-        store = Collection.open(path, writable=True, params=_index_params(settings))
-    except UserError:  # busy: check what is committed without writing
-        store = Collection.open(path, params=_index_params(settings))
+        store = compose.open_collection(settings, collection, writable=True)
+    except CollectionBusy:  # check what is committed, without writing
+        store = compose.open_collection(settings, collection)
     with store:
         report = store.check()
     if as_json:

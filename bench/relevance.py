@@ -30,11 +30,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from assistant.collection import Collection, IndexParams, collection_path  # noqa: E402
+from assistant import compose  # noqa: E402
+from assistant.collection import Collection, collection_path  # noqa: E402
 from assistant.config import Settings  # noqa: E402
-from assistant.embedding import make_embedder  # noqa: E402
-from ingest.chunking import Chunker  # noqa: E402
-from ingest.pipeline import Ingestor, chunking_info, open_for_ingest  # noqa: E402
 from retriever.hybrid import Retriever, RetrieverConfig  # noqa: E402
 
 PER_SET = 300
@@ -49,10 +47,9 @@ def _evenly(items: list, n: int) -> list:
 
 def _build(index_dir: Path, name: str, paths: list[Path], embedder, settings: Settings) -> Collection:
     path = collection_path(index_dir, name)
-    chunk = settings.chunking
-    store = open_for_ingest(path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), IndexParams())
-    with store:
-        Ingestor(store, embedder, chunker=Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens), progress=True).ingest(paths)
+    ingestor = compose.ingestor(settings, path, embedder, name=name)
+    with ingestor.collection:
+        ingestor.ingest(paths)
     return Collection.open(path)
 
 
@@ -95,7 +92,7 @@ def main() -> None:
         print(f"skipped: shared data not found at {args.data} (pass --data PATH)", file=sys.stderr)
         return
     settings = Settings()
-    embedder = make_embedder(settings.embedder.model, batch_size=settings.embedder.batch_size, backend=settings.embedder.backend)
+    embedder = compose.embedder(settings)
     medical = _build(args.index_dir, "nfcorpus", [args.data / "nfcorpus" / "corpus.jsonl"], embedder, settings)
     finance = _build(args.index_dir, "tatqa", [args.data / "tatqa" / "tatqa_dataset_dev.json"], embedder, settings)
     questions = _questions(args.data)

@@ -178,29 +178,10 @@ def beir_doc_key(metadata: dict) -> str | None:
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _quiet_model_loading() -> None:
-    import logging
-
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-
-
 def load_embedder(name: str, settings):
-    from assistant.embedding import make_embedder
+    from assistant import compose
 
-    if not name.startswith("hash:"):
-        _quiet_model_loading()
-    cfg = settings.embedder
-    return make_embedder(name, batch_size=cfg.batch_size, device=cfg.device, backend="auto", cache_dir=cfg.cache_dir)
-
-
-def _index_params(settings):
-    from assistant.collection import IndexParams
-
-    return IndexParams(**settings.index.model_dump())
+    return compose.embedder(settings, name)
 
 
 def _collection_name(prefix: str, folder: Path) -> str:
@@ -210,24 +191,12 @@ def _collection_name(prefix: str, folder: Path) -> str:
 
 def build_collection(index_dir: Path, name: str, files: list[Path], embedder, settings, progress: bool):
     """Ingest files into index_dir/name with the real pipeline (incremental: unchanged files are skipped)."""
+    from assistant import compose
     from assistant.collection import collection_path
-    from ingest.chunking import Chunker
-    from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
 
-    chunk = settings.chunking
     target = collection_path(index_dir, name)
-    info = chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title)
-    with open_for_ingest(target, embedder, info, _index_params(settings), name=name) as store:
-        ingestor = Ingestor(
-            store,
-            embedder,
-            chunker=Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
-            embed_title=chunk.embed_title,
-            commit_chunks=settings.ingest.commit_chunks,
-            max_bytes=int(settings.ingest.max_file_mb * 2**20),
-            encoding_fallback=settings.ingest.encoding_fallback,
-            progress=progress,
-        )
+    ingestor = compose.ingestor(settings, target, embedder, name=name, progress=progress)
+    with ingestor.collection:
         report = ingestor.ingest(files)
     if report.interrupted:
         raise KeyboardInterrupt
@@ -237,9 +206,10 @@ def build_collection(index_dir: Path, name: str, files: list[Path], embedder, se
 
 
 def open_collection(path: Path, settings):
+    from assistant import compose
     from assistant.collection import Collection
 
-    return Collection.open(path, params=_index_params(settings))
+    return Collection.open(path, params=compose.index_params(settings))
 
 
 def write_if_changed(path: Path, text: str) -> None:

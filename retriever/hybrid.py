@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -74,15 +75,10 @@ class Retriever:
         self.config = config
         self.bm25 = BM25Retriever(collection, title_weight=config.bm25_title_weight)
 
-    def with_config(self, **changes: Any) -> "Retriever":
-        return Retriever(self.collection, self.embedder, replace(self.config, **changes))
-
     def retrieve(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> list[Hit]:
         return self.search(query, k, filters).hits
 
     def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> Retrieval:
-        import time
-
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}")
         query = normalise_query(query)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from assistant.embedding import HashEmbedder
 from assistant.errors import CollectionMismatch
 from ingest.pipeline import expand_paths
 
-from conftest import FIVE_DOCS, ingest_once, make_ingestor
+from conftest import ingest_once, make_ingestor
 
 
 def test_first_ingest_stores_every_document_with_valid_offsets(tmp_path, corpus, embedder):
