@@ -26,12 +26,6 @@ def _emit(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
-def _open_readonly(settings: Settings, name: str):
-    from assistant import compose
-
-    return compose.open_collection(settings, name)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="domain-assistant")
 @click.pass_context
@@ -143,7 +137,9 @@ def _retriever(settings: Settings, store, embedders: dict | None = None, **overr
 @click.pass_obj
 def search(settings: Settings, query: str, collection: str, k: int, mode, fusion, dense_weight, mmr_lambda, filters, as_json: bool) -> None:
     """Top-k passages (hybrid dense + BM25 by default) with scores, titles, sources and snippets."""
-    with _open_readonly(settings, collection) as store:
+    from assistant import compose
+
+    with compose.open_collection(settings, collection) as store:
         retriever = _retriever(settings, store, mode=mode, fusion=fusion, dense_weight=dense_weight, mmr_lambda=mmr_lambda)
         result = retriever.search(query, k, _parse_filters(filters))
     if as_json:
@@ -256,6 +252,7 @@ def collections_cmd(settings: Settings, as_json: bool) -> None:
 @click.pass_obj
 def shell(settings: Settings, collection: str | None, k: int) -> None:
     """Interactive search in the terminal. Commands: :c NAME (switch collection), :k N, :q."""
+    from assistant import compose
     from assistant.collection import list_collections
 
     names = [m.name for m in list_collections(settings.index_dir)]
@@ -288,7 +285,7 @@ def shell(settings: Settings, collection: str | None, k: int) -> None:
                 click.echo("usage: :k NUMBER")
             continue
         try:
-            with _open_readonly(settings, current) as store:
+            with compose.open_collection(settings, current) as store:
                 result = _retriever(settings, store, embedders).search(line, k)
             if not result.relevant:
                 click.echo(f"(nothing relevant: best similarity {result.relevance:.2f} is under the threshold)")

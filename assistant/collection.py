@@ -400,12 +400,9 @@ class Collection:
                 found[h] = np.frombuffer(blob, dtype=np.float32)
         return found
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
-        """Dense top-k by inner product (cosine: vectors are normalised)."""
-        return self.hits(self.dense(query, k))
-
     def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk id, cosine) pairs, best first; ``allowed`` restricts the search to those chunk ids."""
+        """Dense top-k as (chunk id, cosine) pairs, best first (inner product of normalised vectors);
+        ``allowed`` restricts the search to those chunk ids."""
         if k <= 0 or self.index.ntotal == 0 or (allowed is not None and len(allowed) == 0):
             return []
         query = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)

@@ -436,6 +436,15 @@ def print_sweep(rows, split: str) -> None:
 # ---------------------------------------------------------------------------------------------- finance
 
 
+def build_and_evaluate(name: str, files: list[Path], data: EvalSet, args, settings, embedder) -> dict:
+    """Ingest files into collection `name` (incremental) and score every mode on `data`."""
+    path, report = build_collection(args.index_dir, name, files, embedder, settings, not args.json)
+    with open_collection(path, settings) as collection:
+        started = time.perf_counter()
+        results = evaluate_modes(collection, CachedQueryEmbedder(embedder), settings, args, data)
+        return {"results": results, "ingest": ingest_line(report, collection), "seconds": time.perf_counter() - started}
+
+
 def finqa_part(folder: Path, args, settings, embedder) -> dict | None:
     csv_path = folder / "financial-qa-10k" / "Financial-QA-10k.csv"
     if not csv_path.is_file():
@@ -447,12 +456,8 @@ def finqa_part(folder: Path, args, settings, embedder) -> dict | None:
     write_if_changed(corpus, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     chosen = evenly_spaced(questions, args.limit_questions)
     data = EvalSet({q: text for q, text, _ in chosen}, {q: {ctx: 1} for q, _, ctx in chosen}, beir_doc_key, FINQA_METRICS)
-    path, report = build_collection(args.index_dir, "finqa-10k", [corpus], embedder, settings, not args.json)
-    with open_collection(path, settings) as collection:
-        started = time.perf_counter()
-        results = evaluate_modes(collection, CachedQueryEmbedder(embedder), settings, args, data)
-        return {"results": results, "ingest": ingest_line(report, collection), "questions": len(chosen),
-                "of": len(questions), "contexts": len(records), "seconds": time.perf_counter() - started}
+    return {**build_and_evaluate("finqa-10k", [corpus], data, args, settings, embedder),
+            "questions": len(chosen), "of": len(questions), "contexts": len(records)}
 
 
 def tatqa_part(folder: Path, args, settings, embedder) -> dict | None:
@@ -462,12 +467,7 @@ def tatqa_part(folder: Path, args, settings, embedder) -> dict | None:
         return None
     queries, qrels = read_tatqa(dev)
     data = EvalSet(queries, qrels, tatqa_doc_key, TATQA_METRICS)
-    path, report = build_collection(args.index_dir, "tatqa-dev", [dev], embedder, settings, not args.json)
-    with open_collection(path, settings) as collection:
-        started = time.perf_counter()
-        results = evaluate_modes(collection, CachedQueryEmbedder(embedder), settings, args, data)
-        return {"results": results, "ingest": ingest_line(report, collection), "questions": len(queries),
-                "seconds": time.perf_counter() - started}
+    return {**build_and_evaluate("tatqa-dev", [dev], data, args, settings, embedder), "questions": len(queries)}
 
 
 def bench_finance(args, settings) -> dict:

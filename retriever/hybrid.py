@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from assistant.collection import Collection
+from assistant.config import RetrievalSettings
 from assistant.embedding import Embedder
 from assistant.errors import UserError
 from assistant.types import Hit
@@ -17,21 +18,22 @@ from retriever.lexical import BM25Retriever
 from retriever.mmr import mmr
 
 MAX_QUERY_CHARS = 10_000
+_DEFAULTS = RetrievalSettings()
 Mode = Literal["dense", "bm25", "hybrid"]
 Fusion = Literal["rrf", "weighted"]
 
 
 @dataclass(frozen=True)
 class RetrieverConfig:
-    mode: Mode = "hybrid"
-    fusion: Fusion = "weighted"
-    dense_weight: float = 0.5  # weighted fusion: share of the dense score; RRF: weight of the dense list
-    rrf_k: int = 60
-    candidates: int = 200  # taken from each retriever before fusion
-    mmr_lambda: float | None = None  # None: no diversification; 1.0 is pure relevance
-    # Below this cosine between the query and the best passage, the documents are taken not to cover it.
-    min_relevance: float = 0.337  # see RetrievalSettings.min_relevance
-    bm25_title_weight: float = 1.0
+    # Defaults come from RetrievalSettings, where each is explained and its measurement cited.
+    mode: Mode = _DEFAULTS.mode
+    fusion: Fusion = _DEFAULTS.fusion
+    dense_weight: float = _DEFAULTS.dense_weight  # weighted: share of the dense score; RRF: weight of the dense list
+    rrf_k: int = _DEFAULTS.rrf_k
+    candidates: int = _DEFAULTS.candidates  # taken from each retriever before fusion
+    mmr_lambda: float | None = _DEFAULTS.mmr_lambda  # None: no diversification; 1.0 is pure relevance
+    min_relevance: float = _DEFAULTS.min_relevance  # best query-passage cosine under which nothing is relevant
+    bm25_title_weight: float = _DEFAULTS.bm25_title_weight
 
     def __post_init__(self) -> None:
         if self.mode not in ("dense", "bm25", "hybrid"):
@@ -110,10 +112,12 @@ class Retriever:
         candidates = fused[: depth if cfg.mmr_lambda is not None else k]
         ids = np.array([cid for cid, _ in candidates], dtype=np.int64)
         # Cosine of every candidate, from the stored vectors: the relevance signal and MMR's input.
-        vectors = self.collection.vectors_for(ids) if len(ids) else np.zeros((0, self.collection.dim), np.float32)
-        cosines = vectors @ vector if len(ids) else np.zeros(0, np.float32)
-        dense_best = rankings["dense"][0][1] if rankings.get("dense") else None
-        relevance = float(max([*cosines.tolist(), *([dense_best] if dense_best is not None else [])], default=0.0))
+        vectors = self.collection.vectors_for(ids)
+        cosines = vectors @ vector
+        best = [float(cosines.max())] if len(cosines) else []
+        if rankings.get("dense"):
+            best.append(rankings["dense"][0][1])  # the best dense candidate may have been fused out of the top k
+        relevance = max(best, default=0.0)
         if cfg.mmr_lambda is not None and len(candidates) > k:
             order = mmr(vector, vectors, k, cfg.mmr_lambda)
         else:

@@ -36,7 +36,7 @@ def test_first_ingest_stores_every_document_with_valid_offsets(tmp_path, corpus,
 def test_dense_search_finds_the_matching_document(tmp_path, corpus, embedder):
     ingest_once(tmp_path / "c", embedder, [corpus])
     with Collection.open(tmp_path / "c") as c:
-        hits = c.search(embedder.embed_query("dividends payout ratio net income"), 3)
+        hits = c.hits(c.dense(embedder.embed_query("dividends payout ratio net income"), 3))
     assert hits[0].source.endswith("dividends.txt")
     assert hits[0].score > hits[1].score
 
@@ -60,7 +60,7 @@ def test_edited_file_replaces_its_old_chunks(tmp_path, corpus, embedder):
         texts = [r[0] for r in c.db.execute("SELECT text FROM chunks")]
         assert any("salbutamol" in t for t in texts)
         assert not any("corticosteroids" in t for t in texts)
-        hits = c.search(embedder.embed_query("corticosteroids reduce inflammation"), 5)
+        hits = c.hits(c.dense(embedder.embed_query("corticosteroids reduce inflammation"), 5))
         assert all("corticosteroids" not in h.text for h in hits)
         assert c.check().ok
 
@@ -120,7 +120,7 @@ def test_hnsw_index_above_the_size_threshold(tmp_path, corpus, embedder):
     report, counts = ingest_once(tmp_path / "c", embedder, [corpus], params=params)
     with Collection.open(tmp_path / "c", params=params) as c:
         assert c.index_kind == "hnsw" and c.manifest.index.kind == "hnsw"
-        hits = c.search(embedder.embed_query("asthma inhalers airways"), 2)
+        hits = c.hits(c.dense(embedder.embed_query("asthma inhalers airways"), 2))
         assert hits[0].source.endswith("asthma.txt")
     # HNSW cannot remove vectors: deleting rebuilds the index from the stored vectors.
     collection, _ = make_ingestor(tmp_path / "c", embedder, params=params)
