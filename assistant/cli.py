@@ -116,12 +116,7 @@ def _parse_filters(pairs: tuple[str, ...]) -> dict[str, Any] | None:
 def _retriever(settings: Settings, store, embedders: dict | None = None, **overrides: Any):
     from assistant import compose
 
-    # Queries must be embedded by the model the collection was built with, whatever the current setting.
-    model = store.manifest.embedder.name
-    cache = embedders if embedders is not None else {}
-    if model not in cache:
-        cache[model] = compose.embedder(settings, model)
-    return compose.retriever(settings, store, cache[model], **overrides)
+    return compose.retriever_for(settings, store, embedders if embedders is not None else {}, **overrides)
 
 
 @cli.command()
@@ -292,6 +287,112 @@ def shell(settings: Settings, collection: str | None, k: int) -> None:
             _print_hits(result.hits)
         except UserError as exc:
             click.echo(f"error: {exc}")
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--collection", "-c", required=True)
+@click.option("-k", default=5, show_default=True, type=click.IntRange(1, 50), help="Passages retrieved for the prompt.")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="Restrict retrieval, as in `search`.")
+@click.option("--max-tokens", type=click.IntRange(1, 8192), help="Longest answer (default ASSISTANT_GENERATOR__MAX_NEW_TOKENS).")
+@click.option("--temperature", type=click.FloatRange(0, 2), help="0 = greedy (default).")
+@click.option("--no-adapter", is_flag=True, help="Answer with the base model only.")
+@click.option("--stream/--no-stream", default=None, help="Print tokens as they come (default: on, unless --json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole answer with sources, citations and timings.")
+@click.pass_obj
+def ask(settings: Settings, question: str, collection: str, k: int, filters, max_tokens, temperature, no_adapter: bool, stream, as_json: bool) -> None:
+    """Answer QUESTION from a collection's passages, citing them as [n]."""
+    from assistant import compose
+    from assistant.pipeline import Answer, Assistant
+
+    if no_adapter:
+        settings = settings.model_copy(update={"generator": settings.generator.model_copy(update={"adapter": "none"})})
+    options = compose.generation_options(settings, max_new_tokens=max_tokens, temperature=temperature)
+    show_tokens = (not as_json) if stream is None else stream
+    answer = None
+    for item in Assistant(settings).stream(question, collection, k=k, filters=_parse_filters(filters), options=options):
+        if isinstance(item, Answer):
+            answer = item
+        elif show_tokens:
+            click.echo(item, nl=False)
+    assert answer is not None
+    if as_json:
+        if show_tokens:
+            click.echo()
+        _emit(answer.to_dict())
+        return
+    if not show_tokens:
+        click.echo(answer.text, nl=False)
+    click.echo()
+    _print_sources(answer)
+
+
+def _print_sources(answer) -> None:
+    if not answer.relevant:
+        click.echo(f"(nothing clearly relevant was found: best similarity {answer.relevance:.2f})")
+    if answer.invalid_citations:
+        click.echo(f"(the answer cites passages that were not given: {', '.join(f'[{n}]' for n in answer.invalid_citations)})")
+    if not answer.cited and answer.sources:
+        click.echo("(the answer cites no passage)")
+    for source in answer.citations:
+        click.echo(f"[{source.number}] {source.title} - {source.source} (chars {source.start}-{source.end})")
+    timings = answer.timings_ms
+    if "first_token" in timings:
+        click.echo(f"({answer.generator}: first token {timings['first_token'] / 1000:.1f} s, {answer.tokens} tokens in {timings['total'] / 1000:.1f} s)", err=True)
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the adapter (PEFT format, with README.md card).")
+@click.option("--data", "data_dir", default=Path("../shared/data"), show_default=True, type=click.Path(path_type=Path), help="Shared data folder: medquad/, pubmedqa/, tatqa/.")
+@click.option("--medquad", default=180, show_default=True, type=click.IntRange(0), help="MedQuAD examples.")
+@click.option("--pubmedqa", default=100, show_default=True, type=click.IntRange(0), help="PubMedQA examples (non-test PMIDs).")
+@click.option("--tatqa", default=140, show_default=True, type=click.IntRange(0), help="TAT-QA examples (first 80% of dev reports).")
+@click.option("--base", default=None, help="Base model (default: ASSISTANT_GENERATOR__MODEL, the embedded SmolLM2).")
+@click.option("--quantization", type=click.Choice(["4bit", "8bit", "none"]), default="4bit", show_default=True)
+@click.option("--rank", default=16, show_default=True, type=click.IntRange(1, 512))
+@click.option("--alpha", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--dropout", default=0.05, show_default=True, type=click.FloatRange(0, 0.9))
+@click.option("--targets", default="q_proj,k_proj,v_proj,o_proj", show_default=True, help="Comma-separated module names to adapt.")
+@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(0.01, 100))
+@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(1e-7, 1))
+@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 256))
+@click.option("--max-tokens", default=640, show_default=True, type=click.IntRange(64, 32768), help="Longer examples are skipped.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.pass_obj
+def finetune(settings: Settings, out: Path, data_dir: Path, medquad: int, pubmedqa: int, tatqa: int, base, quantization,
+             rank, alpha, dropout, targets, epochs, lr, batch_size, max_tokens, seed) -> None:
+    """Train a QLoRA adapter on grounded, cited answers built from the shared data sets."""
+    import platform
+    from collections import Counter
+
+    from assistant import compose
+    from assistant.trainset import build_examples
+    from generator.finetune import LoraOptions, TrainingExample, train_lora
+    from generator.local import load_model
+
+    options = LoraOptions(rank=rank, alpha=alpha, dropout=dropout, target_modules=tuple(t.strip() for t in targets.split(",") if t.strip()),
+                          epochs=epochs, learning_rate=lr, batch_size=batch_size, max_tokens=max_tokens, seed=seed)
+    click.echo(f"building examples from {data_dir} ...", err=True)
+    examples = build_examples(data_dir, "train", medquad=medquad, pubmedqa=pubmedqa, tatqa=tatqa, seed=seed)
+    counts = dict(Counter(e.source for e in examples))
+    compose.quiet_model_loading()
+    model_name = base or settings.generator.model
+    model, tokenizer, display = load_model(model_name, quantization, settings.generator.cache_dir, settings.generator.device)
+    click.echo(f"training {display} on {len(examples)} examples {counts} ...", err=True)
+    card = {
+        "title": f"Grounded, cited answers for {display.split()[0]}",
+        "description": "Answers questions from numbered passages only, cites them as [n], and says when they do not contain the answer. "
+                       "Trained with `assistant finetune` (QLoRA) on examples built by assistant/trainset.py.",
+        "base_model": display.split()[0] if model_name == "embedded" else model_name,
+        "quantization": quantization,
+        "example_counts": counts,
+        "data": "MedQuAD (CC BY 4.0), PubMedQA PQA-L non-test PMIDs (MIT), TAT-QA dev first 80% of reports (CC BY 4.0); see data/README.md",
+        "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()})",
+        "command": "assistant " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("assistant") else "assistant finetune",
+        "example_ids": sorted(e.id for e in examples),
+    }
+    result = train_lora(model, tokenizer, [TrainingExample(e.id, e.messages(), e.answer) for e in examples], out, options, card=card)
+    click.echo(f"saved {out}: {result.examples} examples, {result.steps} steps, loss {result.first_loss:.3f} -> {result.final_loss:.3f}, {result.wall_s / 60:.1f} min")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from assistant.collection import Collection, IndexParams, collection_path
 from assistant.config import Settings
 from assistant.embedding import Embedder, make_embedder
+from generator.base import GenerationOptions, Generator
 from ingest.chunking import Chunker
 from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
 from retriever.hybrid import Retriever, RetrieverConfig
@@ -20,6 +21,7 @@ def quiet_model_loading() -> None:
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "no `kernels` package": the CPU path works without it
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)  # e.g. the one-off ONNX export notice
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files instead
 
@@ -62,3 +64,39 @@ def retriever(settings: Settings, store: Collection, embedder: Embedder, **overr
     """A Retriever with the configured retrieval settings; ``overrides`` that are not None win."""
     config = {**settings.retrieval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     return Retriever(store, embedder, RetrieverConfig(**config))
+
+
+def retriever_for(settings: Settings, store: Collection, embedders: dict[str, Embedder], **overrides) -> Retriever:
+    """A Retriever whose queries are embedded by the model the collection was built with, whatever the
+    current embedder setting; ``embedders`` caches models by name so each loads once."""
+    model = store.manifest.embedder.name
+    if model not in embedders:
+        embedders[model] = embedder(settings, model)
+    return retriever(settings, store, embedders[model], **overrides)
+
+
+def generator(settings: Settings) -> Generator:
+    """The configured answer generator (loads the model: seconds for the embedded one, once)."""
+    cfg = settings.generator
+    if cfg.backend == "openai":
+        from generator.openai_compat import OpenAIGenerator
+
+        key = cfg.openai_api_key.get_secret_value() if cfg.openai_api_key else None
+        return OpenAIGenerator(cfg.openai_base_url, cfg.openai_model, api_key=key, context_window=cfg.context_tokens)
+    from generator.local import SHIPPED_ADAPTER, LocalGenerator
+
+    quiet_model_loading()
+    adapter: Path | None = None
+    if cfg.adapter == "shipped":
+        # The shipped adapter was trained on the embedded model; on any other base it would be noise.
+        adapter = SHIPPED_ADAPTER if cfg.model == "embedded" else None
+    elif cfg.adapter != "none":
+        adapter = Path(cfg.adapter).expanduser()
+    return LocalGenerator(cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device)
+
+
+def generation_options(settings: Settings, **overrides) -> GenerationOptions:
+    """Generation options from settings; ``overrides`` that are not None win."""
+    cfg = settings.generator
+    base = {"max_new_tokens": cfg.max_new_tokens, "temperature": cfg.temperature, "top_p": cfg.top_p, "timeout_s": cfg.timeout_s}
+    return GenerationOptions(**{**base, **{k: v for k, v in overrides.items() if v is not None}})

