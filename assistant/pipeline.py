@@ -125,10 +125,14 @@ class Assistant:
         generator = self.generator
         answer.generator = generator.name
         budget = min(self.settings.generator.context_tokens, generator.context_window) - options.max_new_tokens
-        prompt = build_prompt(question, [Passage(h.title, h.text) for h in result.hits], count_tokens=generator.prompt_tokens, budget=budget)
+        too_small = f"raise ASSISTANT_GENERATOR__CONTEXT_TOKENS ({self.settings.generator.context_tokens}) or lower max_new_tokens ({options.max_new_tokens})"
+        try:
+            prompt = build_prompt(question, [Passage(h.title, h.text) for h in result.hits], count_tokens=generator.prompt_tokens, budget=budget)
+        except ValueError as exc:
+            raise UserError(f"{exc}; {too_small}") from None
         answer.sources = [_source(n, result.hits[i]) for n, i in enumerate(prompt.included, start=1)]
         if not answer.sources:
-            raise UserError(f"no passage fits the prompt budget of {budget} tokens; raise ASSISTANT_GENERATOR__CONTEXT_TOKENS or lower max_new_tokens")
+            raise UserError(f"no passage fits the prompt budget of {budget} tokens; {too_small}")
         generating = time.perf_counter()
         stream = generator.stream(prompt.messages, options)
         pieces = []

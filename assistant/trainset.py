@@ -43,7 +43,7 @@ BOILERPLATE = ("Human Phenotype Ontology", "These resources address the diagnosi
 
 @dataclass(frozen=True)
 class Example:
-    id: str  # "medquad:<qid>", "pubmedqa:<pmid>", "tatqa:<question uid>"
+    id: str  # "medquad:<folder>/<qid>", "pubmedqa:<pmid>", "tatqa:<question uid>"
     source: str  # medquad | pubmedqa | tatqa
     domain: str  # medical | finance
     question: str
@@ -123,12 +123,12 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
         ingestor = compose.ingestor(settings, Path(tmp) / "pool", compose.embedder(settings), progress=False)
         with ingestor.collection as store:
             ingestor.ingest(pool)
-            docs = store.db.execute("SELECT d.id, d.title, d.metadata FROM documents d").fetchall()
+            docs = store.db.execute("SELECT d.id, d.title, d.metadata, d.source FROM documents d").fetchall()
             first_chunk = dict(store.db.execute("SELECT d.id, c.text FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.ordinal = 0").fetchall())
             retriever = compose.retriever(settings, store, compose.embedder(settings))
             rng.shuffle(docs)
             examples: list[Example] = []
-            for doc_id, title, metadata in docs:
+            for doc_id, title, metadata, source in docs:
                 if len(examples) >= n:
                     break
                 gold_text = first_chunk.get(doc_id, "")
@@ -142,7 +142,8 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
                 distractors = list({h.document_id: h for h in distractors}.values())[:2]
                 if len(distractors) < 2:
                     continue
-                qid = json.loads(metadata or "{}").get("qid") or doc_id
+                # MedQuAD numbers its pairs per source folder, so the folder makes the id unique.
+                qid = f"{Path(source).parent.name}/{json.loads(metadata or '{}').get('qid') or doc_id}"
                 passages = [Passage(h.title, clip(h.text, PASSAGE_WORDS)) for h in distractors]
                 if len(examples) % UNANSWERABLE_EVERY == UNANSWERABLE_EVERY - 1:
                     examples.append(Example(f"medquad:{qid}", "medquad", "medical", title, tuple(passages), NO_ANSWER, NO_ANSWER, ()))

@@ -1,0 +1,132 @@
+"""Assistant.ask / Assistant.stream over a real collection with a queued fake generator, and `assistant ask`
+end to end against a real OpenAI-compatible HTTP server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assistant.config import Settings
+from assistant.embedding import HashEmbedder
+from assistant.errors import CollectionNotFound, UserError
+from assistant.pipeline import Answer, Assistant
+from generator.fake import QueuedGenerator
+from generator.prompt import NO_ANSWER
+from tests.conftest import ingest_once, run_cli
+from tests.fake_openai import running_server
+
+
+@pytest.fixture
+def settings(tmp_path, corpus, embedder):
+    ingest_once(tmp_path / "indexes" / "docs", embedder, [corpus])
+    return Settings(index_dir=tmp_path / "indexes", embedder={"model": "hash:64"}, retrieval={"min_relevance": 0.2})
+
+
+def assistant_with(settings, *replies, **kwargs) -> tuple[Assistant, QueuedGenerator]:
+    gen = QueuedGenerator(list(replies), **kwargs)
+    return Assistant(settings, generator=gen, embedders={"hash:64": HashEmbedder(64)}), gen
+
+
+def test_ask_answers_from_numbered_passages_with_citations(settings):
+    assistant, gen = assistant_with(settings, "Metformin is a first-line medicine for type 2 diabetes [1]. It is cheap [9].")
+    answer = assistant.ask("What is metformin used for?", "docs", k=3)
+    assert answer.text.startswith("Metformin is a first-line medicine")
+    assert [s.number for s in answer.sources] == [1, 2, 3]
+    assert answer.sources[0].title == "Metformin" and answer.sources[0].source.endswith("metformin.md")
+    assert answer.cited == [1] and answer.invalid_citations == [9]
+    assert answer.citations[0].document_id == answer.sources[0].document_id
+    assert answer.finish_reason == "stop" and answer.tokens > 0 and answer.generator == "queued"
+    assert answer.collection == "docs" and answer.collection_version >= 1
+    assert {"retrieve", "first_token", "generate", "total"} <= set(answer.timings_ms)
+    # The model got the rules, the numbered passages as quoted text, and the question.
+    system, user = gen.calls[0]
+    assert "[1] Metformin\n> # Metformin\n> Metformin is a first-line medicine" in user["content"]
+    assert user["content"].endswith("Question: What is metformin used for?")
+    assert "square brackets" in system["content"]
+
+
+def test_stream_yields_text_then_the_answer(settings):
+    assistant, _ = assistant_with(settings, "Inhalers reduce inflammation [1].")
+    items = list(assistant.stream("How do asthma inhalers work?", "docs", k=2))
+    *pieces, answer = items
+    assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces) and len(pieces) > 1
+    assert "".join(pieces).strip() == answer.text
+    data = answer.to_dict()
+    assert data["citations"][0]["title"] == answer.sources[0].title
+    assert {"document_id", "source", "start", "end", "score", "text"} <= set(data["citations"][0])
+    json.dumps(data)  # serialisable as is
+
+
+def test_nothing_retrieved_gives_the_no_answer_reply_without_generating(settings):
+    assistant, gen = assistant_with(settings, "should not be used")
+    answer = assistant.ask("metformin", "docs", filters={"source": "/nowhere.txt"})
+    assert answer.text == NO_ANSWER and answer.finish_reason == "no_passages" and answer.sources == []
+    assert gen.calls == []
+
+
+def test_passages_that_overflow_the_budget_are_dropped_whole(settings):
+    small = settings.model_copy(update={"generator": settings.generator.model_copy(update={"context_tokens": 256, "max_new_tokens": 100})})
+    assistant, gen = assistant_with(small, "ok [1].")
+    answer = assistant.ask("metformin diabetes glucose", "docs", k=5, options=None)
+    assert 1 <= len(answer.sources) < 5
+    assert gen.prompt_tokens(gen.calls[0]) <= 256 - small.generator.max_new_tokens
+
+
+def test_no_room_for_any_passage_is_a_clear_error(settings):
+    for max_new_tokens in (170, 200):  # room for the question but no passage; no room even for the question
+        tight = settings.model_copy(update={"generator": settings.generator.model_copy(update={"context_tokens": 256, "max_new_tokens": max_new_tokens})})
+        assistant, _ = assistant_with(tight, "ok")
+        with pytest.raises(UserError, match="CONTEXT_TOKENS"):
+            assistant.ask("metformin", "docs")
+
+
+def test_bad_requests_are_user_errors(settings):
+    assistant, _ = assistant_with(settings, "ok")
+    with pytest.raises(UserError, match="empty"):
+        assistant.ask("   ", "docs")
+    with pytest.raises(UserError, match="k must be"):
+        assistant.ask("metformin", "docs", k=0)
+    with pytest.raises(CollectionNotFound):
+        assistant.ask("metformin", "nope")
+
+
+@pytest.fixture
+def served_env(cli_env, corpus):
+    assert run_cli(["ingest", str(corpus), "--collection", "docs", "-q"], cli_env).returncode == 0
+    with running_server() as server:
+        yield server, {**cli_env, "ASSISTANT_GENERATOR__BACKEND": "openai", "ASSISTANT_GENERATOR__OPENAI_BASE_URL": server.url,
+                       "ASSISTANT_GENERATOR__OPENAI_MODEL": "smol"}
+
+
+def test_cli_ask_json_through_an_openai_compatible_server(served_env):
+    server, env = served_env
+    server.reply(text="A dividend is a distribution of profits to shareholders [1].")
+    result = run_cli(["ask", "What is a dividend?", "--collection", "docs", "-k", "2", "--json", "--max-tokens", "50"], env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["text"] == "A dividend is a distribution of profits to shareholders [1]."
+    assert data["citations"][0]["title"] == data["sources"][0]["title"] and data["cited"] == [1]
+    assert data["generator"] == f"smol @ {server.url}"
+    body = server.requests[0]["body"]
+    assert body["max_tokens"] == 50 and body["model"] == "smol" and body["stream"] is True
+    assert "Question: What is a dividend?" in body["messages"][1]["content"]
+
+
+def test_cli_ask_streams_text_then_lists_cited_sources(served_env):
+    server, env = served_env
+    server.reply(text="High blood pressure raises stroke risk [1].")
+    result = run_cli(["ask", "Why treat hypertension?", "--collection", "docs"], env)
+    assert result.returncode == 0, result.stderr
+    first, *rest = result.stdout.splitlines()
+    assert first == "High blood pressure raises stroke risk [1]."
+    sources = [line for line in rest if line.startswith("[")]
+    assert len(sources) == 1 and sources[0].startswith("[1] ") and "hypertension.txt" in sources[0]
+
+
+def test_cli_ask_unreachable_server_is_a_one_line_error(cli_env, corpus):
+    assert run_cli(["ingest", str(corpus), "--collection", "docs", "-q"], cli_env).returncode == 0
+    env = {**cli_env, "ASSISTANT_GENERATOR__BACKEND": "openai", "ASSISTANT_GENERATOR__OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    result = run_cli(["ask", "What is a dividend?", "--collection", "docs"], env)
+    assert result.returncode == 2
+    assert "ASSISTANT_GENERATOR__OPENAI_BASE_URL" in result.stderr and "Traceback" not in result.stderr

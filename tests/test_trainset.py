@@ -1,0 +1,76 @@
+"""The fine-tuning data: text helpers, the fixed train / held-out split, and the shipped adapter's
+training data never touching a held-out item (which the fine-tuning bench and the eval sets rely on)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from assistant.trainset import SAMPLE_MEDQUAD, TATQA_TRAIN_SHARE, build_examples, cite, clip, sentences
+from generator.local import SHIPPED_ADAPTER
+from tests.conftest import REPO, SHARED_DATA
+
+needs_shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not found")
+
+
+def test_sentences_clip_and_cite():
+    text = "Metformin lowers glucose. It costs 1.5 dollars! Is it safe? Yes."
+    assert sentences(text) == ["Metformin lowers glucose.", "It costs 1.5 dollars!", "Is it safe?", "Yes."]
+    assert clip(text, 7) == "Metformin lowers glucose. It costs 1.5 dollars!"
+    assert clip("one " * 100, 10).split() == ["one"] * 15  # one endless sentence is cut at 1.5x
+    assert cite("Metformin lowers glucose.", [2]) == "Metformin lowers glucose [2]."
+    assert cite("365,607 thousand", [1, 3]) == "365,607 thousand [1][3]"
+
+
+def heldout_ids_in_repo() -> set[str]:
+    """Ids of every item the split holds out that the repository itself can list: the MedQuAD pairs of the
+    sample collection and the TAT-QA questions of the finance sample (both from the held-out parts)."""
+    ids = set()
+    for path in SAMPLE_MEDQUAD.rglob("*.xml"):
+        ids |= {f"medquad:{path.parent.name}/{qid}" for qid in re.findall(r'<Question qid="([^"]+)"', path.read_text())}
+    for report in json.loads((REPO / "data/samples/finance/tatqa_sample.json").read_text()):
+        ids |= {f"tatqa:{q['uid']}" for q in report["questions"]}
+    return ids
+
+
+def shipped_training_ids() -> set[str]:
+    return set(json.loads((SHIPPED_ADAPTER / "training.json").read_text())["example_ids"])
+
+
+def test_shipped_adapter_lists_its_training_data_and_none_is_held_out():
+    trained = shipped_training_ids()
+    assert len(trained) > 300
+    assert {i.split(":")[0] for i in trained} == {"medquad", "pubmedqa", "tatqa"}
+    assert not trained & heldout_ids_in_repo()
+
+
+@needs_shared
+def test_shipped_adapter_never_saw_a_pubmedqa_test_pmid_or_a_late_tatqa_report():
+    trained = shipped_training_ids()
+    test_pmids = set(json.loads((SHARED_DATA / "pubmedqa/test_ground_truth.json").read_text()))
+    assert not {f"pubmedqa:{p}" for p in test_pmids} & trained
+    reports = json.loads((SHARED_DATA / "tatqa/tatqa_dataset_dev.json").read_text())
+    late = reports[int(len(reports) * TATQA_TRAIN_SHARE):]
+    assert not {f"tatqa:{q['uid']}" for r in late for q in r["questions"]} & trained
+
+
+@needs_shared
+def test_split_rules_hold_for_freshly_built_examples():
+    train = build_examples(SHARED_DATA, "train", medquad=16, pubmedqa=8, tatqa=8, seed=3)
+    heldout = build_examples(SHARED_DATA, "heldout", medquad=16, pubmedqa=8, tatqa=8, seed=3)
+    assert not {e.id for e in train} & {e.id for e in heldout}
+    in_repo = heldout_ids_in_repo()
+    assert all(e.id in in_repo for e in heldout if e.source == "medquad")
+    assert not any(e.id in in_repo for e in train)
+    reports = json.loads((SHARED_DATA / "tatqa/tatqa_dataset_dev.json").read_text())
+    late = {f"tatqa:{q['uid']}" for r in reports[int(len(reports) * TATQA_TRAIN_SHARE):] for q in r["questions"]}
+    assert all((e.id in late) == (e in heldout) for e in train + heldout if e.source == "tatqa")
+    test_pmids = set(json.loads((SHARED_DATA / "pubmedqa/test_ground_truth.json").read_text()))
+    assert all((e.id.split(":")[1] in test_pmids) == (e in heldout) for e in train + heldout if e.source == "pubmedqa")
+    for e in train + heldout:
+        numbers = {int(n) for n in re.findall(r"\[(\d+)\]", e.answer)}
+        assert numbers == set(e.gold) and all(1 <= n <= len(e.passages) for n in numbers)
+        assert e.messages()[1]["content"].endswith(f"Question: {e.question}")
+    assert any(not e.gold and e.answer == "The passages do not contain the answer." for e in train)
