@@ -36,7 +36,7 @@ $(ASSISTANT_INDEX_DIR)/finance/manifest.json: | $(STAMP)
 collections: $(ASSISTANT_INDEX_DIR)/medical/manifest.json $(ASSISTANT_INDEX_DIR)/finance/manifest.json
 
 run: install collections
-	$(BIN)/assistant shell --collection medical
+	$(BIN)/assistant shell --answer --collection medical
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -244,17 +244,21 @@ def collections_cmd(settings: Settings, as_json: bool) -> None:
 @cli.command()
 @click.option("--collection", "-c", default=None, help="Collection to start with (default: the first one).")
 @click.option("-k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--answer", is_flag=True, help="Answer each question with the generator (streamed, cited) instead of listing passages.")
 @click.pass_obj
-def shell(settings: Settings, collection: str | None, k: int) -> None:
-    """Interactive search in the terminal. Commands: :c NAME (switch collection), :k N, :q."""
+def shell(settings: Settings, collection: str | None, k: int, answer: bool) -> None:
+    """Interactive search (or, with --answer, question answering) in the terminal. Commands: :c NAME
+    (switch collection), :k N, :q."""
     from assistant import compose
     from assistant.collection import list_collections
+    from assistant.pipeline import Answer, Assistant
 
     names = [m.name for m in list_collections(settings.index_dir)]
     if not names:
         raise UserError(f"no collections under {settings.index_dir}; run `assistant ingest PATH --collection NAME` first")
     current = collection or names[0]
     embedders: dict[str, Any] = {}
+    assistant = Assistant(settings, embedders=embedders) if answer else None
     click.echo(f"collections: {', '.join(names)}. Type a question; ':c NAME' switches, ':k N' sets k, ':q' quits.")
     while True:
         try:
@@ -280,6 +284,14 @@ def shell(settings: Settings, collection: str | None, k: int) -> None:
                 click.echo("usage: :k NUMBER")
             continue
         try:
+            if assistant is not None:
+                for item in assistant.stream(line, current, k=min(k, 50)):
+                    if isinstance(item, Answer):
+                        click.echo()
+                        _print_sources(item)
+                    else:
+                        click.echo(item, nl=False)
+                continue
             with compose.open_collection(settings, current) as store:
                 result = _retriever(settings, store, embedders).search(line, k)
             if not result.relevant:

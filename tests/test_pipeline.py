@@ -130,3 +130,13 @@ def test_cli_ask_unreachable_server_is_a_one_line_error(cli_env, corpus):
     result = run_cli(["ask", "What is a dividend?", "--collection", "docs"], env)
     assert result.returncode == 2
     assert "ASSISTANT_GENERATOR__OPENAI_BASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_shell_answer_mode_streams_answers_and_switches_collections(served_env):
+    server, env = served_env
+    server.reply(text="A dividend is a distribution of profits [1].")
+    result = run_cli(["shell", "--answer", "--collection", "docs"], env, input="What is a dividend?\n:c nope\n:q\n")
+    assert result.returncode == 0, result.stderr
+    assert "A dividend is a distribution of profits [1]." in result.stdout
+    assert "dividends.txt" in result.stdout  # the cited source listed under the answer
+    assert "unknown collection 'nope'" in result.stdout

@@ -1,0 +1,85 @@
+"""The real embedded generator: SmolLM2-135M-Instruct in 4-bit (bitsandbytes NF4 on the CPU) with the
+shipped LoRA adapter. Slow: loads the model (converting the GGUF once into the user cache)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from assistant.config import Settings
+from generator.base import GenerationOptions
+from generator.citations import cited_numbers
+from generator.local import SHIPPED_ADAPTER, LocalGenerator
+from generator.prompt import Passage, build_prompt
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+CACHE = Settings().generator.cache_dir
+
+PASSAGES = [
+    Passage("Revenue recognition", "Revenue is recognised when control of goods passes to the customer."),
+    Passage("What is glaucoma?", "Glaucoma is a group of diseases that can damage the eye's optic nerve and result in vision loss and blindness."),
+    Passage("Dividends", "A dividend is a distribution of profits to shareholders."),
+]
+
+
+@pytest.fixture(scope="module")
+def tuned() -> LocalGenerator:
+    return LocalGenerator("embedded", quantization="4bit", adapter=SHIPPED_ADAPTER, cache_dir=CACHE)
+
+
+def prompt_for(generator, question: str):
+    return build_prompt(question, PASSAGES, count_tokens=generator.prompt_tokens, budget=1024).messages
+
+
+def test_loads_in_4bit_with_the_adapter_at_a_fraction_of_float32(tuned):
+    assert tuned.name == "SmolLM2-135M-Instruct 4bit + LoRA"
+    assert tuned.context_window == 8192
+    full = LocalGenerator("embedded", quantization="none", cache_dir=CACHE)
+    assert tuned.memory_bytes() < 0.5 * full.memory_bytes()
+
+
+def test_answers_from_the_right_passage_and_cites_it(tuned):
+    answer = tuned.generate(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=60))
+    assert "optic nerve" in answer.lower()
+    assert cited_numbers(answer, len(PASSAGES)) == [2], answer
+
+
+def test_streams_token_pieces_and_stops_at_the_token_limit(tuned):
+    stream = tuned.stream(prompt_for(tuned, "What is a dividend?"), GenerationOptions(max_new_tokens=6))
+    pieces = list(stream)
+    assert len(pieces) >= 2 and stream.tokens == 6 and stream.finish_reason == "length"
+
+
+def test_timeout_returns_what_was_generated_so_far(tuned):
+    started = time.monotonic()
+    stream = tuned.stream(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=2000, timeout_s=0.5))
+    text = stream.text()
+    assert stream.finish_reason == "timeout" and time.monotonic() - started < 5
+    assert stream.tokens < 2000 and isinstance(text, str)
+
+
+def test_cancelling_mid_stream_stops_generation(tuned):
+    stream = tuned.stream(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=2000))
+    it = iter(stream)
+    next(it)
+    started = time.monotonic()
+    it.close()  # what an API does when its client disconnects
+    assert stream.finish_reason == "cancelled" and time.monotonic() - started < 5
+    # the model is free again at once
+    assert tuned.generate(prompt_for(tuned, "What is a dividend?"), GenerationOptions(max_new_tokens=3))
+
+
+def test_cli_ask_over_the_sample_collection_end_to_end(tmp_path):
+    env = {"ASSISTANT_INDEX_DIR": str(tmp_path / "indexes"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path.parent.parent),
+           "ASSISTANT_GENERATOR__CACHE_DIR": str(CACHE), "TOKENIZERS_PARALLELISM": "false"}
+    sample = REPO / "data/samples/medical/medquad/4_MPlus_Health_Topics_QA"
+    assert run_cli(["ingest", str(sample), "--collection", "med", "-q"], env).returncode == 0
+    result = run_cli(["ask", "What is atrial fibrillation?", "--collection", "med", "--json", "--max-tokens", "80"], env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["generator"] == "SmolLM2-135M-Instruct 4bit + LoRA"
+    assert data["cited"] and not data["invalid_citations"], data["text"]
+    assert any("atrial fibrillation" in c["title"].lower() for c in data["citations"]), data["citations"]
