@@ -26,6 +26,15 @@ def _umask() -> int:
     return mask
 
 
+def make_shareable(folder: Path) -> None:
+    """Give a folder built in a private temporary directory (mkdtemp: 0700) and its files the permissions
+    any new folder and file would get, before it is renamed into place."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

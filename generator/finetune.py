@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from assistant.storage import make_shareable
 from generator.base import Message
 
 IGNORE = -100  # label value the loss skips
@@ -155,6 +156,7 @@ def train_lora(model, tokenizer, examples: Sequence[TrainingExample], out: Path,
         (work / "training.json").write_text(json.dumps({"options": asdict(options), "result": {k: v for k, v in asdict(result).items() if k != "losses"},
                                                         **(card or {})}, indent=2) + "\n")
         (work / "README.md").write_text(model_card(options, result, card or {}))
+        make_shareable(work)
         if out.exists():
             shutil.rmtree(out)
         os.rename(work, out)
