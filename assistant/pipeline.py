@@ -17,7 +17,7 @@ from assistant.embedding import Embedder
 from assistant.errors import UserError
 from assistant.types import Hit
 from generator.base import GenerationOptions, Generator
-from generator.citations import cited_numbers, invalid_numbers
+from assistant.citations import cited_numbers, invalid_numbers
 from generator.prompt import NO_ANSWER, Passage, build_prompt
 
 

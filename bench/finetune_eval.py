@@ -10,6 +10,7 @@ prompts (the production system prompt and passage layout), greedy decoding, the 
 Metrics (eval/metrics.py):
 - token F1 against the reference answer (all examples; a refusal's reference is the refusal sentence);
 - valid citation: share of answerable examples whose answer cites at least one given passage;
+- cites gold: share of answerable examples whose answer cites a passage that holds the answer;
 - supported: share of answer sentences (answerable examples) that cite a passage and whose content words
   are mostly found in the passages they cite;
 - refusal accuracy on the MedQuAD items whose passages hold no answer.
@@ -32,6 +33,7 @@ from assistant.config import Settings  # noqa: E402
 from assistant.trainset import Example, build_examples  # noqa: E402
 from eval.metrics import has_valid_citation, supported_share, token_f1  # noqa: E402
 from generator.base import GenerationOptions  # noqa: E402
+from assistant.citations import cited_numbers  # noqa: E402
 from generator.local import SHIPPED_ADAPTER, LocalGenerator  # noqa: E402
 from generator.prompt import NO_ANSWER  # noqa: E402
 
@@ -51,6 +53,7 @@ def score(example: Example, answer: str) -> dict:
     if example.gold:
         passages = [p.text for p in example.passages]
         row["valid_citation"] = float(has_valid_citation(answer, len(passages)))
+        row["gold_citation"] = float(bool(set(cited_numbers(answer, len(passages))) & set(example.gold)))
         row["supported"] = supported_share(answer, passages)
     else:
         row["refused"] = float(is_refusal(answer))
@@ -101,15 +104,15 @@ def main() -> None:
     counts = {s: sum(e.source == s for e in examples) for s in ("medquad", "pubmedqa", "tatqa")}
     unanswerable = sum(not e.gold for e in examples)
     print(f"\nheld-out examples: {len(examples)} {counts}, {unanswerable} without an answer in the passages; greedy, max {args.max_new_tokens} new tokens\n")
-    header = f"{'model':<20} {'token F1':>9} {'valid citation':>15} {'supported':>10} {'refusal acc.':>13}"
+    header = f"{'model':<20} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
     print(header)
     print("-" * len(header))
     summary = {}
     for label, rows in results.items():
-        summary[label] = {key: mean(rows, key) for key in ("f1", "valid_citation", "supported", "refused")}
+        summary[label] = {key: mean(rows, key) for key in ("f1", "valid_citation", "gold_citation", "supported", "refused")}
         s = summary[label]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{label:<20} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['supported']):>10} {fmt(s['refused']):>13}")
+        print(f"{label:<20} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}")
     print("\nper source, token F1:")
     for label, rows in results.items():
         print(f"  {label:<20} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))

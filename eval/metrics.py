@@ -11,17 +11,11 @@ import string
 from collections import Counter
 from typing import Sequence
 
-from generator.citations import MARKER, find_markers, sentences_with_citations
+from assistant.citations import MARKER, find_markers
+from guardrails.output_checks import lexical_support, sentence_spans, unsupported_sentences  # noqa: F401 (re-exported)
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
-# Words that carry no claim: a sentence is judged by its content words only.
-STOPWORDS = frozenset(
-    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
-    "those which who whom what when where why how there their they them he she his her we our you your i can may might "
-    "will would should could do does did not no so than then also such into about over under more most other some any "
-    "each all both has have had".split()
-)
 
 
 def normalise_tokens(text: str) -> list[str]:
@@ -44,20 +38,11 @@ def has_valid_citation(answer: str, n_passages: int) -> bool:
     return any(m.valid for m in find_markers(answer, n_passages))
 
 
-def lexical_support(sentence: str, passages: Sequence[str]) -> float:
-    """Share of the sentence's content words found in the passages (1.0 for a sentence with none)."""
-    words = [w for w in normalise_tokens(sentence) if w not in STOPWORDS]
-    if not words:
-        return 1.0
-    vocabulary = set(normalise_tokens(" ".join(passages)))
-    return sum(w in vocabulary for w in words) / len(words)
-
-
-def supported_share(answer: str, passages: Sequence[str], threshold: float = 0.6) -> float:
+def supported_share(answer: str, passages: Sequence[str]) -> float:
     """Share of the answer's sentences that cite at least one given passage and whose content words are
-    mostly (``threshold``) found in the passages they cite. An answer with no sentences scores 0."""
-    sentences = sentences_with_citations(answer, len(passages))
+    mostly found in the passages they cite (the guardrails' lexical grounding check). An answer with no
+    sentences scores 0."""
+    sentences = sentence_spans(answer)
     if not sentences:
         return 0.0
-    supported = sum(bool(cited) and lexical_support(text, [passages[n - 1] for n in cited]) >= threshold for text, cited in sentences)
-    return supported / len(sentences)
+    return 1 - len(unsupported_sentences(answer, {"passages": list(passages)})) / len(sentences)

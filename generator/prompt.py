@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from assistant.citations import NO_ANSWER
 from generator.base import Message
 
 SYSTEM_PROMPT = (
@@ -18,7 +19,6 @@ SYSTEM_PROMPT = (
     "sentence with its number in square brackets, like [1]. If the passages do not contain the answer, say "
     '"The passages do not contain the answer." and nothing else. Do not use outside knowledge.'
 )
-NO_ANSWER = "The passages do not contain the answer."
 
 
 @dataclass(frozen=True)

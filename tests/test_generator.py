@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from generator.base import GenerationOptions, Generator, held_back, stop_filtered, TextStream
-from generator.citations import cited_numbers, find_markers, invalid_numbers, sentences_with_citations, split_sentences
+from assistant.citations import cited_numbers, find_markers, invalid_numbers, sentences_with_citations, split_sentences
 from generator.fake import QueuedGenerator
 from generator.prompt import NO_ANSWER, SYSTEM_PROMPT, Passage, build_prompt, render_passage
 

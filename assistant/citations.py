@@ -1,10 +1,15 @@
-"""Citation markers in an answer: ``[1]``, ``[2, 3]``, ``[1][4]``, mapped back to the numbered passages."""
+"""Citation markers in an answer: ``[1]``, ``[2, 3]``, ``[1][4]``, mapped back to the numbered passages,
+and the fixed sentence an answer uses when the passages do not hold the answer.
+
+In the bottom layer because the generator (writes them), the guardrails (check them) and the evaluation
+(scores them) all read answers the same way."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+NO_ANSWER = "The passages do not contain the answer."
 MARKER = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 
 
