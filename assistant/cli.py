@@ -287,7 +287,7 @@ def shell(settings: Settings, collection: str | None, k: int, answer: bool) -> N
             if assistant is not None:
                 for item in assistant.stream(line, current, k=min(k, 50)):
                     if isinstance(item, Answer):
-                        click.echo()
+                        _print_checked(item, streamed=True)
                         _print_sources(item)
                     else:
                         click.echo(item, nl=False)
@@ -333,10 +333,21 @@ def ask(settings: Settings, question: str, collection: str, k: int, filters, max
             click.echo()
         _emit(answer.to_dict())
         return
-    if not show_tokens:
-        click.echo(answer.text, nl=False)
-    click.echo()
+    _print_checked(answer, streamed=show_tokens)
     _print_sources(answer)
+
+
+def _print_checked(answer, *, streamed: bool) -> None:
+    """After a streamed answer, what the output rails changed: usually a disclaimer or note appended (shown
+    as such); when they rewrote the text, the checked answer in full."""
+    if not streamed:
+        click.echo(answer.text)
+        return
+    if answer.text.startswith(answer.raw_text):
+        click.echo(answer.text[len(answer.raw_text):])
+        return
+    click.echo("\n--- checked answer (the guardrails changed the text above) ---")
+    click.echo(answer.text)
 
 
 def _print_sources(answer) -> None:

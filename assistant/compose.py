@@ -95,6 +95,33 @@ def generator(settings: Settings) -> Generator:
     return LocalGenerator(cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device)
 
 
+def audit_log(settings: Settings):
+    """The guardrails' audit log (one per process: guards of all collections share it), or None."""
+    from guardrails.audit import AuditLog
+
+    cfg = settings.guardrails
+    if not cfg.enabled or not cfg.audit_log:
+        return None
+    return AuditLog(cfg.audit_log, max_bytes=int(cfg.audit_max_mb * 2**20), backups=cfg.audit_backups)
+
+
+def guard(settings: Settings, collection: str, audit=None):
+    """The guard for a collection: its rule packs (settings.guardrails.packs, else the defaults), with the
+    grounding setting applied and ``audit`` attached; None when guardrails are disabled."""
+    from guardrails.engine import Guard
+    from guardrails.packs import load_pack
+
+    cfg = settings.guardrails
+    if not cfg.enabled:
+        return None
+    packs = [load_pack(name) for name in cfg.packs.get(collection, cfg.default_packs)]
+    if cfg.grounding == "mark":
+        marked = {"action": "rewrite", "replacement": "{text} [not supported by the cited passages]",
+                  "message": "A sentence not supported by the passages it cites is marked."}
+        packs = [p.model_copy(update={"rules": tuple(r.model_copy(update=marked) if r.validator == "grounding" else r for r in p.rules)}) for p in packs]
+    return Guard(packs, audit=audit)
+
+
 def generation_options(settings: Settings, **overrides) -> GenerationOptions:
     """Generation options from settings; ``overrides`` that are not None win."""
     cfg = settings.generator

@@ -99,6 +99,20 @@ class GeneratorSettings(BaseModel):
     openai_model: str = "default"
 
 
+class GuardrailSettings(BaseModel):
+    enabled: bool = True
+    # Rule packs per collection (built-in names or YAML paths); collections not listed get default_packs.
+    # From the environment as JSON: ASSISTANT_GUARDRAILS__PACKS='{"trials": ["common", "medical"]}'.
+    packs: dict[str, list[str]] = {"medical": ["common", "medical"], "finance": ["common", "finance"]}
+    default_packs: list[str] = ["common"]
+    # What happens to an answer sentence its cited passages do not support: removed, or kept and marked.
+    grounding: Literal["remove", "mark"] = "remove"
+    # JSON lines, rotated; holds rule ids, actions and spans, never the checked text. Empty: no log.
+    audit_log: Path | None = Path("logs") / "guard-audit.jsonl"
+    audit_max_mb: float = Field(10.0, gt=0)
+    audit_backups: int = Field(5, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore")
 
@@ -109,3 +123,4 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = RetrievalSettings()
     ingest: IngestSettings = IngestSettings()
     generator: GeneratorSettings = GeneratorSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()

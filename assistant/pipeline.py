@@ -1,7 +1,14 @@
 """``Assistant``: question -> retrieval -> grounded prompt -> streamed answer with citations.
 
-The one way in for the CLI, the API, the UI and the evaluation suite. Built from Settings by
-``Assistant.from_settings``; tests pass a fake generator and embedder instead.
+The one way in for the CLI, the API, the UI and the evaluation suite. Built from Settings; tests pass
+a fake generator and embedder instead.
+
+With guardrails on (the default), the question passes the input rails first (a blocked question gets the
+rail's fixed reply and nothing else runs; personal data is redacted before retrieval, generation and
+logging), a question the retriever finds nothing relevant for is answered "not covered" without
+generating, and the generated answer passes the output rails (invalid citations and unsupported sentences
+removed, numbers checked, disclaimers appended) before it becomes ``Answer.text``. Tokens are streamed as
+generated; the checked text arrives with the final ``Answer``, which callers show in place of the stream.
 """
 
 from __future__ import annotations
@@ -46,12 +53,16 @@ class Answer:
     invalid_citations: list[int]  # numbers cited that match no passage (reported, never silently kept)
     relevant: bool  # the retriever's "something relevant was found" signal
     relevance: float
-    finish_reason: str  # stop, length, timeout, cancelled, or no_passages (nothing was retrieved)
+    # stop, length, timeout, cancelled; no_passages (nothing retrieved), blocked (an input rail refused),
+    # not_covered (the retriever found nothing relevant enough to answer from)
+    finish_reason: str
     tokens: int
     generator: str
     collection_version: int  # the collection's generation counter when the question was answered
     timings_ms: dict[str, float] = field(default_factory=dict)
-    guard_events: list[dict[str, Any]] = field(default_factory=list)
+    guard_events: list[dict[str, Any]] = field(default_factory=list)  # input, then output rail decisions
+    blocked: bool = False  # an input rail refused the question; ``text`` is its fixed reply
+    raw_text: str = ""  # the text as generated, before the output rails (what was streamed)
 
     @property
     def citations(self) -> list[Source]:
@@ -70,6 +81,8 @@ class Assistant:
         self._generator = generator
         self._embedders = embedders if embedders is not None else {}
         self._retrievers: dict[str, Any] = {}
+        self._guards: dict[str, Any] = {}
+        self._audit = None
         self._lock = threading.Lock()
 
     @property
@@ -87,10 +100,21 @@ class Assistant:
             store = self._retrievers[collection]
             return compose.retriever_for(self.settings, store, self._embedders, **overrides)
 
+    def guard(self, collection: str):
+        """The collection's guard (its rule packs), or None with guardrails disabled."""
+        with self._lock:
+            if collection not in self._guards:
+                if self._audit is None:
+                    self._audit = compose.audit_log(self.settings)
+                self._guards[collection] = compose.guard(self.settings, collection, self._audit)
+            return self._guards[collection]
+
     def close(self) -> None:
         for store in self._retrievers.values():
             store.close()
         self._retrievers.clear()
+        if self._audit is not None:
+            self._audit.close()
 
     def ask(self, question: str, collection: str, **kwargs: Any) -> Answer:
         for item in self.stream(question, collection, **kwargs):
@@ -109,19 +133,37 @@ class Assistant:
         options = options or compose.generation_options(self.settings)
         started = time.perf_counter()
         retriever = self.retriever(collection, **retrieval)
-        result = retriever.search(question, k, filters)
-        timings = {"retrieve": (time.perf_counter() - started) * 1000}
+        guard = self.guard(collection)
         answer = Answer(
             question=question, collection=collection, text="", sources=[], cited=[], invalid_citations=[],
-            relevant=result.relevant, relevance=result.relevance, finish_reason="no_passages", tokens=0,
-            generator="", collection_version=retriever.collection.generation, timings_ms=timings,
+            relevant=False, relevance=0.0, finish_reason="", tokens=0, generator="",
+            collection_version=retriever.collection.generation, timings_ms={},
         )
+        context = {"collection": collection}
+        notes: list[str] = []
+        if guard is not None:
+            checked = guard.check(question, "input", context)
+            answer.guard_events += [e.to_dict() for e in checked.events]
+            if checked.blocked:
+                yield from self._finish(answer, checked.reply, "blocked", started, blocked=True)
+                return
+            question = checked.text  # personal data redacted from here on
+            answer.question = question
+            notes = list(dict.fromkeys(e.message for e in checked.events if e.action == "annotate"))
+
+        result = retriever.search(question, k, filters)
+        answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
+        answer.relevant, answer.relevance = result.relevant, result.relevance
         if not result.hits:
-            answer.text = NO_ANSWER
-            yield answer.text
-            answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
-            yield answer
+            yield from self._finish(answer, NO_ANSWER, "no_passages", started)
             return
+        if guard is not None:
+            covered = guard.check(question, "input", {**context, "relevant": float(result.relevant), "relevance": result.relevance}, kinds={"threshold"})
+            answer.guard_events += [e.to_dict() for e in covered.events]
+            if covered.blocked:
+                yield from self._finish(answer, covered.reply, "not_covered", started)
+                return
+
         generator = self.generator
         answer.generator = generator.name
         budget = min(self.settings.generator.context_tokens, generator.context_window) - options.max_new_tokens
@@ -138,15 +180,40 @@ class Assistant:
         pieces = []
         for piece in stream:
             if not pieces:
-                timings["first_token"] = (time.perf_counter() - started) * 1000
+                answer.timings_ms["first_token"] = (time.perf_counter() - started) * 1000
             pieces.append(piece)
             yield piece
-        answer.text = "".join(pieces).strip()
-        answer.finish_reason, answer.tokens = stream.finish_reason or "stop", stream.tokens
-        answer.cited = cited_numbers(answer.text, len(answer.sources))
-        answer.invalid_citations = invalid_numbers(answer.text, len(answer.sources))
-        timings["generate"] = (time.perf_counter() - generating) * 1000
-        timings["total"] = (time.perf_counter() - started) * 1000
+        answer.raw_text = "".join(pieces).strip()
+        answer.tokens = stream.tokens
+        answer.timings_ms["generate"] = (time.perf_counter() - generating) * 1000
+        text = answer.raw_text
+        if guard is not None:
+            passages = [s.text for s in answer.sources]
+            checked = guard.check(text, "output", {**context, "question": question, "passages": passages,
+                                                   "support": self._support(retriever.embedder)})
+            answer.guard_events += [e.to_dict() for e in checked.events]
+            text = checked.text
+        if notes:
+            text = text.rstrip() + "\n\n" + "\n".join(notes)
+        answer.cited = cited_numbers(text, len(answer.sources))
+        answer.invalid_citations = invalid_numbers(answer.raw_text, len(answer.sources))
+        yield from self._finish(answer, text, stream.finish_reason or "stop", started, streamed=True)
+
+    @staticmethod
+    def _support(embedder: Embedder):
+        """Embedding support for the grounding rail: the best cosine between a sentence and the passages."""
+        def support(sentence: str, passages: list[str]) -> float:
+            vectors = embedder.embed_passages([sentence, *passages])
+            return float((vectors[1:] @ vectors[0]).max())
+        return support
+
+    @staticmethod
+    def _finish(answer: Answer, text: str, reason: str, started: float, *, blocked: bool = False, streamed: bool = False) -> Iterator[str | Answer]:
+        answer.text, answer.finish_reason, answer.blocked = text, reason, blocked
+        if not streamed:  # a fixed reply is streamed too, so a caller showing the stream shows it
+            answer.raw_text = text
+            yield text
+        answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         yield answer
 
 

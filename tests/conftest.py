@@ -74,6 +74,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         ASSISTANT_CHUNKING__CHUNK_TOKENS="40",
         ASSISTANT_CHUNKING__OVERLAP_TOKENS="8",
         ASSISTANT_INGEST__COMMIT_CHUNKS="4",
+        ASSISTANT_GUARDRAILS__AUDIT_LOG=str(tmp_path / "guard-audit.jsonl"),
     )
     return env
 

@@ -20,7 +20,8 @@ from tests.fake_openai import running_server
 @pytest.fixture
 def settings(tmp_path, corpus, embedder):
     ingest_once(tmp_path / "indexes" / "docs", embedder, [corpus])
-    return Settings(index_dir=tmp_path / "indexes", embedder={"model": "hash:64"}, retrieval={"min_relevance": 0.2})
+    return Settings(index_dir=tmp_path / "indexes", embedder={"model": "hash:64"}, retrieval={"min_relevance": 0.2},
+                    guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", "medical"]}})
 
 
 def assistant_with(settings, *replies, **kwargs) -> tuple[Assistant, QueuedGenerator]:
@@ -51,7 +52,8 @@ def test_stream_yields_text_then_the_answer(settings):
     items = list(assistant.stream("How do asthma inhalers work?", "docs", k=2))
     *pieces, answer = items
     assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces) and len(pieces) > 1
-    assert "".join(pieces).strip() == answer.text
+    assert "".join(pieces).strip() == answer.raw_text
+    assert answer.text.startswith(answer.raw_text)  # the output rails appended the disclaimer
     data = answer.to_dict()
     assert data["citations"][0]["title"] == answer.sources[0].title
     assert {"document_id", "source", "start", "end", "score", "text"} <= set(data["citations"][0])
@@ -96,7 +98,7 @@ def served_env(cli_env, corpus):
     assert run_cli(["ingest", str(corpus), "--collection", "docs", "-q"], cli_env).returncode == 0
     with running_server() as server:
         yield server, {**cli_env, "ASSISTANT_GENERATOR__BACKEND": "openai", "ASSISTANT_GENERATOR__OPENAI_BASE_URL": server.url,
-                       "ASSISTANT_GENERATOR__OPENAI_MODEL": "smol"}
+                       "ASSISTANT_GENERATOR__OPENAI_MODEL": "smol", "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "-1"}
 
 
 def test_cli_ask_json_through_an_openai_compatible_server(served_env):
@@ -140,3 +142,65 @@ def test_shell_answer_mode_streams_answers_and_switches_collections(served_env):
     assert "A dividend is a distribution of profits [1]." in result.stdout
     assert "dividends.txt" in result.stdout  # the cited source listed under the answer
     assert "unknown collection 'nope'" in result.stdout
+
+
+# --- with the guardrails (common + medical packs on the "docs" collection) ---------------------------------
+
+
+def test_emergency_is_answered_at_once_without_retrieval_or_generation(settings):
+    assistant, gen = assistant_with(settings, "should not be used")
+    answer = assistant.ask("My father collapsed and is not breathing, what do I do right now?", "docs")
+    assert answer.blocked and answer.finish_reason == "blocked" and gen.calls == []
+    assert "emergency number" in answer.text and answer.sources == []
+    assert answer.guard_events[0]["rule_id"] == "medical.emergency"
+
+
+def test_personal_data_is_redacted_before_retrieval_generation_and_logging(settings, tmp_path):
+    assistant, gen = assistant_with(settings, "Metformin is a first-line medicine for type 2 diabetes [1].")
+    answer = assistant.ask("I am jane.doe@example.com, is metformin a first-line medicine for diabetes?", "docs")
+    assert "jane.doe@example.com" not in gen.calls[0][1]["content"] and "[EMAIL]" in gen.calls[0][1]["content"]
+    assert answer.question.startswith("I am [EMAIL],")
+    assert any(e["rule_id"] == "pii.email" for e in answer.guard_events)
+    log = (tmp_path / "audit.jsonl").read_text()
+    assert "pii.email" in log and "jane.doe" not in log
+
+
+def test_dosing_question_gets_the_answer_plus_ask_your_clinician(settings):
+    assistant, _ = assistant_with(settings, "Metformin is a first-line medicine for type 2 diabetes [1].")
+    answer = assistant.ask("Should I double my metformin dose for diabetes?", "docs")
+    assert answer.text.startswith("Metformin is a first-line medicine for type 2 diabetes [1].")
+    assert "ask your clinician" in answer.text and "not a diagnosis" in answer.text  # note + disclaimer
+    assert {"medical.dosing", "medical.disclaimer"} <= {e["rule_id"] for e in answer.guard_events}
+
+
+def test_unsupported_sentences_and_bad_citations_are_removed(settings):
+    assistant, _ = assistant_with(settings, "Metformin is a first-line medicine for type 2 diabetes [1]. It cures asthma overnight [1]. See [9].")
+    answer = assistant.ask("What is metformin used for?", "docs")
+    assert answer.raw_text.endswith("See [9].")
+    first = answer.text.split("\n\n")[0]
+    assert first.startswith("Metformin is a first-line medicine for type 2 diabetes [1].")
+    assert "asthma overnight" not in answer.text and "[9]" not in answer.text
+    rules = [e["rule_id"] for e in answer.guard_events]
+    assert "output.grounding" in rules and "output.citation_invalid" in rules
+    assert answer.invalid_citations == [9] and answer.cited == [1]
+
+
+def test_nothing_supported_falls_back_to_quoting_the_passages(settings):
+    assistant, _ = assistant_with(settings, "Metformin makes you fly [1].")
+    answer = assistant.ask("What is metformin used for?", "docs")
+    assert answer.text.startswith('"') and "[1]" in answer.text and "fly" not in answer.text
+    assert "output.grounding_fallback" in [e["rule_id"] for e in answer.guard_events]
+
+
+def test_questions_the_documents_do_not_cover_are_not_answered(settings):
+    strict = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.99})})
+    assistant, gen = assistant_with(strict, "should not be used")
+    answer = assistant.ask("Who won the football world cup in 1954?", "docs")
+    assert answer.finish_reason == "not_covered" and "do not cover" in answer.text and gen.calls == []
+
+
+def test_guardrails_can_be_switched_off(settings):
+    off = settings.model_copy(update={"guardrails": settings.guardrails.model_copy(update={"enabled": False})})
+    assistant, _ = assistant_with(off, "It cures asthma overnight [1].")
+    answer = assistant.ask("My email is jane.doe@example.com; what is metformin?", "docs")
+    assert answer.text == "It cures asthma overnight [1]." and answer.guard_events == []

@@ -1,0 +1,139 @@
+"""Validators for answers: citations, grounding, numbers. They read what the caller passes in the context:
+``passages`` (the texts numbered [1], [2], ... in the prompt), optionally ``support`` (a function scoring a
+sentence against passages with embeddings, 0..1) and ``question``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Mapping, Sequence
+
+from assistant.citations import MARKER, NO_ANSWER, find_markers, split_sentences
+
+Span = tuple[int, int]
+# A sentence counts as supported when this share of its content words is in the passages it cites ...
+LEXICAL_SUPPORT = 0.6
+# ... or when its embedding is this close to one of the cited passages' sentences.
+EMBEDDING_SUPPORT = 0.75
+_WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset(
+    "a an the and or but if of to in on at by for with from as is are was were be been being it its this that these "
+    "those which who whom what when where why how there their they them he she his her we our you your i can may might "
+    "will would should could do does did not no so than then also such into about over under more most other some any "
+    "each all both has have had".split()
+)
+
+
+def _passages(context: Mapping[str, Any]) -> list[str]:
+    return [str(p) for p in context.get("passages") or []]
+
+
+def is_refusal(text: str) -> bool:
+    return NO_ANSWER.lower().rstrip(".") in text.lower()
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in _WORD.findall(MARKER.sub(" ", text.lower())) if w not in STOPWORDS]
+
+
+def lexical_support(sentence: str, passages: Sequence[str]) -> float:
+    words = content_words(sentence)
+    if not words:
+        return 1.0
+    vocabulary = set(_WORD.findall(" ".join(passages).lower()))
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def sentence_spans(text: str) -> list[tuple[Span, str]]:
+    """Sentences of ``text`` with their spans (split like assistant.citations.split_sentences)."""
+    out, pos = [], 0
+    for sentence in split_sentences(text):
+        start = text.find(sentence, pos)
+        if start < 0:
+            continue
+        out.append(((start, start + len(sentence)), sentence))
+        pos = start + len(sentence)
+    return out
+
+
+def missing_citation(text: str, context: Mapping[str, Any]) -> list[Span | None]:
+    """The whole answer, when it cites no given passage (a refusal needs no citation)."""
+    if is_refusal(text) or not text.strip():
+        return []
+    return [] if any(m.valid for m in find_markers(text, len(_passages(context)))) else [None]
+
+
+def invalid_citations(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Markers naming a passage that was not given (``[7]`` with five passages)."""
+    return list(dict.fromkeys((m.start, m.end) for m in find_markers(text, len(_passages(context))) if not m.valid))
+
+
+def unsupported_sentences(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Sentences that cite no valid passage, or whose cited passages do not support them, lexically or
+    (when the context carries a ``support`` scorer) by embedding similarity."""
+    passages = _passages(context)
+    support: Callable[[str, list[str]], float] | None = context.get("support")
+    spans = []
+    for span, sentence in sentence_spans(text):
+        if is_refusal(sentence):
+            continue
+        cited = [m.number for m in find_markers(sentence, len(passages)) if m.valid]
+        sources = [passages[n - 1] for n in dict.fromkeys(cited)]
+        if sources and lexical_support(sentence, sources) >= LEXICAL_SUPPORT:
+            continue
+        if sources and support is not None and support(MARKER.sub("", sentence), sources) >= EMBEDDING_SUPPORT:
+            continue
+        spans.append(span)
+    return spans
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+
+
+def _canonical(number: str) -> str:
+    digits = number.strip("+-$%").replace(",", "")
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
+
+
+def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Numbers (doses, amounts, percentages) in the answer that appear in none of the passages. Citation
+    markers and list numbering are not numbers."""
+    passages = " ".join(_passages(context))
+    known = {_canonical(m.group(0)) for m in _NUMBER.finditer(passages)}
+    spans = []
+    for match in _NUMBER.finditer(text):
+        before = text[: match.start()]
+        if before.endswith("[") or before.endswith(", ") and re.search(r"\[[\d,\s]*$", before):
+            continue  # inside a citation marker
+        if _canonical(match.group(0)) not in known:
+            spans.append(match.span())
+    return spans
+
+
+def quote_fallback(question: str, passages: Sequence[str], k: int = 2) -> str:
+    """The passages' sentences that share most content words with the question, as cited quotations: the
+    answer when grounding removed everything else, so the user still gets something true."""
+    wanted = set(content_words(question))
+    scored = []
+    for number, passage in enumerate(passages, start=1):
+        for sentence in split_sentences(passage):
+            overlap = len(wanted & set(content_words(sentence)))
+            if overlap:
+                scored.append((overlap, -number, sentence, number))
+    if not scored:
+        return NO_ANSWER
+    best = sorted(scored, reverse=True)[:k]
+    return "\n".join(f'"{sentence.strip()}" [{number}]' for _, _, sentence, number in best)
+
+
+def always(text: str, context: Mapping[str, Any]) -> list[Span | None]:
+    """Fires on any non-empty text: for disclaimers."""
+    return [None] if text.strip() else []
+
+
+VALIDATORS = {
+    "always": always,
+    "citations.missing": missing_citation,
+    "citations.invalid": invalid_citations,
+    "grounding": unsupported_sentences,
+    "numbers": unsupported_numbers,
+}
