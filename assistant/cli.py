@@ -365,6 +365,45 @@ def _print_sources(answer) -> None:
 
 
 @cli.command()
+@click.argument("text", required=False)
+@click.option("--stage", type=click.Choice(["input", "ingest", "output"]), default="input", show_default=True)
+@click.option("--pack", "packs", multiple=True, default=("common",), show_default=True, help="Built-in pack name or YAML file; repeat to combine.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help='JSON lines, one {"text": ...} per line (output stage: optionally "passages" and "question"); one JSON result per line.')
+@click.option("--passage", "passages", multiple=True, help="Output stage: a passage the answer may cite, numbered in order.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def guard(settings: Settings, text: str | None, stage: str, packs: tuple[str, ...], file: Path | None, passages: tuple[str, ...], as_json: bool) -> None:
+    """Run the guardrail rules of one stage over TEXT (or every line of --file) and print what fires."""
+    from guardrails.engine import Guard
+
+    if (text is None) == (file is None):
+        raise UserError("give either TEXT or --file FILE.jsonl")
+    checker = Guard.from_packs(list(packs))
+    if file is None:
+        result = checker.check(text, stage, {"passages": list(passages), "question": ""})
+        if as_json:
+            _emit(result.to_dict())
+            return
+        click.echo(f"{'BLOCKED' if result.blocked else 'allowed'}: {result.reply or result.text}")
+        for event in result.events:
+            where = f" at {event.span[0]}-{event.span[1]}" if event.span else ""
+            click.echo(f"  {event.rule_id} [{event.category}] {event.action}{where}{': ' + event.message if event.message else ''}")
+        return
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise ValueError('expected an object with a "text" string')
+        except ValueError as exc:
+            raise UserError(f"{file}:{number}: {exc}") from None
+        context = {"passages": item.get("passages") or list(passages), "question": item.get("question", "")}
+        click.echo(json.dumps({"line": number, **checker.check(item["text"], stage, context).to_dict()}, ensure_ascii=False))
+
+
+@cli.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the adapter (PEFT format, with README.md card).")
 @click.option("--data", "data_dir", default=Path("../shared/data"), show_default=True, type=click.Path(path_type=Path), help="Shared data folder: medquad/, pubmedqa/, tatqa/.")
 @click.option("--medquad", default=180, show_default=True, type=click.IntRange(0), help="MedQuAD examples.")

@@ -75,6 +75,19 @@ CREATE INDEX chunks_by_embed_hash ON chunks (embed_hash);
 CREATE VIRTUAL TABLE chunks_fts USING fts5 (title, text, tokenize = 'porter unicode61 remove_diacritics 2');
 INSERT INTO meta (key, value) VALUES ('generation', '0');
 """
+# Chunks the ingest rail flagged (e.g. text addressed to an AI model: indirect prompt injection), with the
+# rule ids that fired. Added after format 1 shipped, so it is created on demand: a collection built before
+# it simply has no flags until it is next written.
+_FLAGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunk_flags (
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE,
+    rules TEXT NOT NULL                     -- JSON list of rule ids
+);
+"""
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 def _now() -> str:
@@ -208,7 +221,7 @@ class Collection:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
         db = sqlite3.connect(staging / DATABASE)
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + _FLAGS_SCHEMA)
         db.commit()
         db.close()
         index = _new_index("flat", embedder.dim, params)
@@ -252,6 +265,7 @@ class Collection:
                 # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
                 db.execute("PRAGMA journal_mode = WAL")
                 db.execute("PRAGMA synchronous = NORMAL")
+                db.executescript(_FLAGS_SCHEMA)
             db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         except sqlite3.DatabaseError as exc:
             if lock:
@@ -481,6 +495,9 @@ class Collection:
             return []
         ids = [cid for cid, _ in scored_ids]
         marks = ",".join("?" * len(ids))
+        flags: dict[int, tuple[str, ...]] = {}
+        if _has_table(self.db, "chunk_flags"):
+            flags = {r[0]: tuple(json.loads(r[1])) for r in self.db.execute(f"SELECT chunk_id, rules FROM chunk_flags WHERE chunk_id IN ({marks})", ids)}
         rows = {
             r["id"]: r
             for r in self.db.execute(
@@ -500,6 +517,7 @@ class Collection:
                 start=rows[cid]["start_char"],
                 end=rows[cid]["end_char"],
                 metadata=json.loads(rows[cid]["metadata"]),
+                flags=flags.get(cid, ()),
             )
             for cid, score in scored_ids
             if cid in rows  # a chunk deleted between the index search and this read is dropped
@@ -550,6 +568,8 @@ class Collection:
                         (doc_pk, chunk.ordinal, chunk.start, chunk.end, chunk.text, chunk.n_tokens, h, vec.astype(np.float32).tobytes()),
                     ).lastrowid
                     db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)", (cid, doc.title, chunk.text))
+                    if chunk.flags:
+                        db.execute("INSERT INTO chunk_flags (chunk_id, rules) VALUES (?, ?)", (cid, json.dumps(list(chunk.flags))))
                     added_ids.append(cid)
                     added_vecs.append(vec)
             for record in finished_files:
@@ -580,6 +600,8 @@ class Collection:
         for pk in doc_pks:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_pk = ?", (pk,))]
             db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+            if _has_table(db, "chunk_flags"):  # foreign keys cascade, but only where the table exists
+                db.executemany("DELETE FROM chunk_flags WHERE chunk_id = ?", [(i,) for i in ids])
             db.execute("DELETE FROM chunks WHERE doc_pk = ?", (pk,))
             db.execute("DELETE FROM documents WHERE pk = ?", (pk,))
             removed += ids

@@ -48,6 +48,11 @@ def ingestor(settings: Settings, path: Path, embedder: Embedder, *, name: str | 
     The caller closes ``ingestor.collection``."""
     chunk = settings.chunking
     store = open_for_ingest(path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), index_params(settings), name=name)
+    rail = guard(settings, name or path.name)
+    flagger = None
+    if rail is not None and rail.rules["ingest"]:
+        def flagger(text: str) -> list[str]:
+            return [e.rule_id for e in rail.check(text, "ingest").events]
     return Ingestor(
         store,
         embedder,
@@ -57,6 +62,7 @@ def ingestor(settings: Settings, path: Path, embedder: Embedder, *, name: str | 
         max_bytes=int(settings.ingest.max_file_mb * 2**20),
         encoding_fallback=settings.ingest.encoding_fallback,
         progress=progress,
+        flagger=flagger,
     )
 
 

@@ -41,6 +41,7 @@ class Source:
     end: int
     score: float
     text: str
+    flags: tuple[str, ...] = ()  # ingest-rail rules that flagged the passage (it addresses the model)
 
 
 @dataclass
@@ -169,7 +170,7 @@ class Assistant:
         budget = min(self.settings.generator.context_tokens, generator.context_window) - options.max_new_tokens
         too_small = f"raise ASSISTANT_GENERATOR__CONTEXT_TOKENS ({self.settings.generator.context_tokens}) or lower max_new_tokens ({options.max_new_tokens})"
         try:
-            prompt = build_prompt(question, [Passage(h.title, h.text) for h in result.hits], count_tokens=generator.prompt_tokens, budget=budget)
+            prompt = build_prompt(question, [Passage(h.title, h.text, flagged=bool(h.flags)) for h in result.hits], count_tokens=generator.prompt_tokens, budget=budget)
         except ValueError as exc:
             raise UserError(f"{exc}; {too_small}") from None
         answer.sources = [_source(n, result.hits[i]) for n, i in enumerate(prompt.included, start=1)]
@@ -218,4 +219,4 @@ class Assistant:
 
 
 def _source(number: int, hit: Hit) -> Source:
-    return Source(number, hit.chunk_id, hit.document_id, hit.title, hit.source, hit.start, hit.end, hit.score, hit.text)
+    return Source(number, hit.chunk_id, hit.document_id, hit.title, hit.source, hit.start, hit.end, hit.score, hit.text, hit.flags)

@@ -53,6 +53,7 @@ class Chunk:
     end: int
     text: str
     n_tokens: int
+    flags: tuple[str, ...] = ()  # ids of ingest-rail rules that fired on the text (e.g. indirect injection)
 
 
 @dataclass(frozen=True)
@@ -70,3 +71,4 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     # Component scores behind `score` (e.g. {"dense": 0.71, "bm25": 12.3}), for display and debugging.
     scores: dict[str, float] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()  # ingest-rail rules that flagged this chunk (its text addresses the model)

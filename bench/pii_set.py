@@ -93,15 +93,13 @@ def _card_digits(rng: random.Random) -> str:
     return luhn_complete(body)
 
 
+CARD_GROUPS = {13: (4, 4, 5), 15: (4, 6, 5), 16: (4, 4, 4, 4), 19: (4, 4, 4, 4, 3)}  # as printed on cards
+
+
 def _group_card(digits: str, rng: random.Random) -> str:
     sep = rng.choice([" ", " ", "-", ""])
-    if not sep:
-        return digits
-    sizes = [4, 6, 5] if len(digits) == 15 else [4] * (len(digits) // 4) + ([len(digits) % 4] if len(digits) % 4 else [])
-    if len(digits) == 13:
-        sizes = [4, 4, 5]
     out, pos = [], 0
-    for size in sizes:
+    for size in CARD_GROUPS[len(digits)]:
         out.append(digits[pos : pos + size])
         pos += size
     return sep.join(out)
@@ -143,11 +141,15 @@ MONTH_NAMES = ["January", "February", "March", "April", "May", "June", "July", "
                "November", "December"]  # fmt: skip
 
 
+def _ordinal(d: int) -> str:
+    return f"{d}{'th' if 10 <= d <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(d % 10, 'th')}"
+
+
 def _date(rng: random.Random, year_range: tuple[int, int] = (1930, 2015)) -> str:
     y, m, d = rng.randint(*year_range), rng.randint(1, 12), rng.randint(1, 28)
     forms = [f"{m:02d}/{d:02d}/{y}", f"{m}/{d}/{y}", f"{d:02d}.{m:02d}.{y}", f"{y}-{m:02d}-{d:02d}",
              f"{d} {MONTH_NAMES[m - 1]} {y}", f"{MONTH_NAMES[m - 1]} {d}, {y}", f"{MONTH_NAMES[m - 1][:3]} {d} {y}",
-             f"{d:02d}-{m:02d}-{y}", f"{d}th of {MONTH_NAMES[m - 1]} {y}", f"{m:02d}/{d:02d}/{y % 100:02d}"]  # fmt: skip
+             f"{d:02d}-{m:02d}-{y}", f"{_ordinal(d)} of {MONTH_NAMES[m - 1]} {y}", f"{m:02d}/{d:02d}/{y % 100:02d}"]  # fmt: skip
     return rng.choice(forms)
 
 
@@ -264,34 +266,36 @@ def _positive(kind: str, rng: random.Random) -> dict:
 
 
 def _neg_email(rng: random.Random) -> str:
+    n = rng.randint
     return rng.choice([
-        f"Follow @{rng.choice(LAST)}_clinic for updates on the {rng.randint(2019, 2024)} trial.",
-        f"Buy {rng.randint(10, 500)} shares @ ${rng.randint(10, 300)}.{rng.randint(10, 99)} each?",
-        f"The file Q{rng.randint(1, 4)}_results.v{rng.randint(2, 9)}.pdf shows revenue up {rng.randint(2, 30)}%.",
-        f"See https://www.sec.gov/cgi-bin/browse-edgar?CIK={rng.randint(100000, 999999)} for the filing.",
-        f"Email the billing team about invoice {rng.randint(10000, 99999)}.",
-        f"Rate was {rng.randint(1, 9)}.{rng.randint(0, 9)}% @ {rng.randint(1, 30)}y fixed.",
+        f"Follow @{rng.choice(LAST)}_clinic for updates on the {n(2019, 2024)} trial.",
+        f"Buy {n(10, 500)} shares @ ${n(10, 300)}.{n(10, 99)} each?",
+        f"The file Q{n(1, 4)}_results.v{n(2, 9)}.pdf shows revenue up {n(2, 30)}%.",
+        f"See https://www.sec.gov/cgi-bin/browse-edgar?CIK={n(100000, 999999)} for the filing.",
+        f"Email the billing team about invoice {n(10000, 99999)}.",
+        f"Rate was {n(1, 9)}.{n(0, 9)}% @ {n(1, 30)}y fixed.",
         f"Use the #{rng.choice(['diabetes', 'cardio', 'earnings'])} channel @ noon.",
     ])  # fmt: skip
 
 
 def _neg_phone(rng: random.Random) -> str:
+    n = rng.randint
     return rng.choice([
-        f"Revenue of ${rng.randint(1, 999)},{rng.randint(100, 999)},{rng.randint(100, 999)} in {rng.randint(2010, 2024)}.",
-        f"Take {rng.choice([250, 500, 850, 1000])} mg twice daily for {rng.randint(5, 14)} days.",
-        f"The ratio was {rng.randint(1, 9)}.{rng.randint(100, 999)}.{rng.randint(100, 999)} in the report.",
-        f"Call 911 if the chest pain lasts more than {rng.randint(5, 20)} minutes.",
-        f"Table: {rng.randint(10, 99)},{rng.randint(100, 999)} | {rng.randint(10, 99)},{rng.randint(100, 999)} | "
-        f"{rng.randint(10, 99)},{rng.randint(100, 999)}",
-        f"Order {rng.randint(2000000000, 9999999999)} shipped on {rng.randint(2020, 2024)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}.",
-        f"ISBN 978-{rng.randint(0, 9)}-{rng.randint(10, 99)}-{rng.randint(100000, 999999)}-{rng.randint(0, 9)} covers it.",
-        f"Shares moved +{rng.randint(1, 40)}.{rng.randint(0, 9)}% after the 10-K.",
-        f"Glucose {rng.randint(70, 300)} mg/dL at {rng.randint(10, 12)}:{rng.randint(10, 59)}-{rng.randint(13, 23)}:{rng.randint(10, 59)}.",
-        f"ZIP {rng.randint(10000, 99999)}-{rng.randint(1000, 9999)}, account ending {rng.randint(1000, 9999)}.",
-        f"Net change +{rng.randint(1000, 9999)}.{rng.randint(10, 99)} vs prior year.",
-        f"Population {rng.randint(100, 999)} {rng.randint(100, 999)} {rng.randint(100, 999)} in {rng.randint(2000, 2023)}.",
-        f"Budget: {rng.randint(200, 999)}.{rng.randint(100, 999)}.{rng.randint(100, 999)} EUR",
-        f"Version {rng.randint(1, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 99)} of the dosing app.",
+        f"Revenue of ${n(1, 999)},{n(100, 999)},{n(100, 999)} in {n(2010, 2024)}.",
+        f"Take {rng.choice([250, 500, 850, 1000])} mg twice daily for {n(5, 14)} days.",
+        f"The ratio was {n(1, 9)}.{n(100, 999)}.{n(100, 999)} in the report.",
+        f"Call 911 if the chest pain lasts more than {n(5, 20)} minutes.",
+        f"Table: {n(10, 99)},{n(100, 999)} | {n(10, 99)},{n(100, 999)} | "
+        f"{n(10, 99)},{n(100, 999)}",
+        f"Order {n(2000000000, 9999999999)} shipped on {n(2020, 2024)}-0{n(1, 9)}-1{n(0, 9)}.",
+        f"ISBN 978-{n(0, 9)}-{n(10, 99)}-{n(100000, 999999)}-{n(0, 9)} covers it.",
+        f"Shares moved +{n(1, 40)}.{n(0, 9)}% after the 10-K.",
+        f"Glucose {n(70, 300)} mg/dL at {n(10, 12)}:{n(10, 59)}-{n(13, 23)}:{n(10, 59)}.",
+        f"ZIP {n(10000, 99999)}-{n(1000, 9999)}, account ending {n(1000, 9999)}.",
+        f"Net change +{n(1000, 9999)}.{n(10, 99)} vs prior year.",
+        f"Population {n(100, 999)} {n(100, 999)} {n(100, 999)} in {n(2000, 2023)}.",
+        f"Budget: {n(200, 999)}.{n(100, 999)}.{n(100, 999)} EUR",
+        f"Version {n(1, 9)}.{n(0, 20)}.{n(0, 99)} of the dosing app.",
     ])  # fmt: skip
 
 
@@ -313,14 +317,15 @@ def _impossible_ssn(rng: random.Random) -> str:
 
 
 def _neg_ssn(rng: random.Random) -> str:
+    n = rng.randint
     return rng.choice([
         f"My SSN is {_impossible_ssn(rng)}, is that valid?",
         f"The form example shows {_impossible_ssn(rng)} as the SSN.",
-        f"Invoice {rng.randint(100000000, 999999999)} was paid late.",
-        f"Routing number {rng.randint(10000000, 399999999):09d} for the wire.",
-        f"Claim {rng.randint(100, 999)}-{rng.randint(100, 999)}-{rng.randint(100, 999)} is pending.",
-        f"Lot {rng.randint(10, 99)}-{rng.randint(100, 999)}-{rng.randint(1000, 9999)} of the vaccine was recalled.",
-        f"CUSIP {rng.randint(100000000, 999999999)} matured in {rng.randint(2015, 2024)}.",
+        f"Invoice {n(100000000, 999999999)} was paid late.",
+        f"Routing number {n(10000000, 399999999):09d} for the wire.",
+        f"Claim {n(100, 999)}-{n(100, 999)}-{n(100, 999)} is pending.",
+        f"Lot {n(10, 99)}-{n(100, 999)}-{n(1000, 9999)} of the vaccine was recalled.",
+        f"CUSIP {n(100000000, 999999999)} matured in {n(2015, 2024)}.",
     ])  # fmt: skip
 
 
@@ -332,14 +337,15 @@ def _luhn_failing_card(rng: random.Random) -> str:
 
 
 def _neg_card(rng: random.Random) -> str:
+    n = rng.randint
     unknown_iin = luhn_complete(rng.choice("1789") + "".join(rng.choice(string.digits) for _ in range(14)))
     return rng.choice([
         f"Charge card {_luhn_failing_card(rng)} for the copay.",
         f"I paid with {_luhn_failing_card(rng)} but it was declined.",
         f"Tracking number {unknown_iin} for the test kit.",
-        f"Account {rng.randint(10 ** 11, 10 ** 12 - 1)} holds ${rng.randint(1, 99)},{rng.randint(100, 999)}.",
-        f"Order {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} ships Monday.",
-        f"Market cap grew from {rng.randint(100, 999)},{rng.randint(100, 999)},{rng.randint(100, 999)},{rng.randint(100, 999)} to more.",
+        f"Account {n(10 ** 11, 10 ** 12 - 1)} holds ${n(1, 99)},{n(100, 999)}.",
+        f"Order {n(1000, 9999)} {n(1000, 9999)} {n(1000, 9999)} ships Monday.",
+        f"Market cap grew from {n(100, 999)},{n(100, 999)},{n(100, 999)},{n(100, 999)} to more.",
         f"Reference {_luhn_failing_card(rng).replace(' ', '').replace('-', '')} on the statement.",
     ])  # fmt: skip
 
@@ -357,42 +363,45 @@ def _bad_iban(rng: random.Random) -> str:
 
 
 def _neg_iban(rng: random.Random) -> str:
+    n = rng.randint
     return rng.choice([
         f"Please send the refund to IBAN {_bad_iban(rng)}.",
         f"My account is {_bad_iban(rng)}, why did the transfer bounce?",
-        f"ISIN US{rng.randint(100000000, 999999999)}{rng.randint(0, 9)} is the bond in question.",
+        f"ISIN US{n(100000000, 999999999)}{n(0, 9)} is the bond in question.",
         f"SWIFT code {rng.choice(['DEUTDEFF', 'COBADEFFXXX', 'BNPAFRPP'])} for the wire.",
-        f"Diagnosis ICD-10 E{rng.randint(10, 14)}.{rng.randint(0, 9)} and I{rng.randint(10, 99)}.{rng.randint(0, 9)}.",
-        f"Part number AB{rng.randint(10, 99)} {rng.randint(1000, 9999)} {rng.randint(1000, 9999)} {rng.randint(10, 99)}.",
-        f"Form DE{rng.randint(10, 99)} {rng.randint(1000, 9999)} filed for tax year {rng.randint(2018, 2023)}.",
+        f"Diagnosis ICD-10 E{n(10, 14)}.{n(0, 9)} and I{n(10, 99)}.{n(0, 9)}.",
+        f"Part number AB{n(10, 99)} {n(1000, 9999)} {n(1000, 9999)} {n(10, 99)}.",
+        f"Form DE{n(10, 99)} {n(1000, 9999)} filed for tax year {n(2018, 2023)}.",
     ])  # fmt: skip
 
 
 def _neg_dob(rng: random.Random) -> str:
+    n = rng.randint
     d, recent = _date(rng), _date(rng, (2015, 2024))
     return rng.choice([
         f"Admitted on {recent} with ICD-10 E11.9.",
         f"The 10-K filed {recent} shows revenue of $1,234,567.",
         f"Next appointment: {recent}, take 500 mg twice daily.",
         f"The fund launched on {d} and returned 7% a year.",
-        f"Born in {rng.randint(1940, 2000)}, admitted {recent} for pneumonia.",
+        f"Born in {n(1940, 2000)}, admitted {recent} for pneumonia.",
         f"Lab drawn {recent}: HbA1c 7.1%, LDL 130 mg/dL.",
-        f"Date of service {recent}; invoice ${rng.randint(100, 999)}.00.",
+        f"Date of service {recent}; invoice ${n(100, 999)}.00.",
         f"The patient was born prematurely. Follow-up visit on {recent} went well.",
         f"Dividend record date {recent}, payable {_date(rng, (2015, 2024))}.",
     ])  # fmt: skip
 
 
 def _neg_mrn(rng: random.Random) -> str:
+    n = rng.randint
     return rng.choice([
-        f"MRN pending, lab drawn {rng.randint(2019, 2024)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}.",
+        f"MRN pending, lab drawn {n(2019, 2024)}-0{n(1, 9)}-1{n(0, 9)}.",
         "Patient ID was verified at the front desk.",
-        f"Patient number {rng.randint(1, 40)} in the trial had nausea.",
-        f"Lot number AB{rng.randint(10000, 99999)} of the vaccine was recalled.",
-        f"Room {rng.randint(100, 999)}, bed {rng.randint(1, 4)}; weight {rng.randint(50, 120)} kg.",
-        f"The medical record shows BP {rng.randint(110, 160)}/{rng.randint(60, 100)} on {rng.randint(2019, 2024)}-0{rng.randint(1, 9)}-0{rng.randint(1, 9)}.",
+        f"Patient number {n(1, 40)} in the trial had nausea.",
+        f"Lot number AB{n(10000, 99999)} of the vaccine was recalled.",
+        f"Room {n(100, 999)}, bed {n(1, 4)}; weight {n(50, 120)} kg.",
+        f"The medical record shows BP {n(110, 160)}/{n(60, 100)} on {n(2019, 2024)}-0{n(1, 9)}-0{n(1, 9)}.",
         "The MRN field was left blank on the referral.",
-        f"Claim reference CLM{rng.randint(10000, 99999)} for ${rng.randint(100, 999)}.",
+        f"Claim reference CLM{n(10000, 99999)} for ${n(100, 999)}.",
     ])  # fmt: skip
 
 

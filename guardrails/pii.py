@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 KINDS = ("email", "phone", "ssn", "credit_card", "iban", "date_of_birth", "mrn")
@@ -120,7 +121,7 @@ _PHONE_US = re.compile(
     r"(?:\([2-9]\d{2}\)[ ]?\d{3}[ .-]\d{4}|[2-9]\d{2}(?P<sep>[ .-])\d{3}(?P=sep)\d{4})"
     r"(?![\w%]|[.,/-]\d)"
 )
-# International: a leading "+" and country code, then either 7-14 more digits in one run or groups separated
+# International: a leading "+", then either 8-15 digits in one run or a country code and groups separated
 # by space, dot or dash (an optional "(0)" or "(20)" area group); 8 to 15 digits in all (E.164).
 _PHONE_INTL = re.compile(
     r"(?<![\w+])\+(?:\d{8,15}|\d{1,3}(?:[ .-]?\(\d{1,4}\)[ .-]?\d{1,8})?(?:[ .-]\d{1,8}){0,6})(?![\d%]|[.,/-]\d)"
@@ -298,7 +299,7 @@ def _find_dobs(text: str) -> Iterable[tuple[int, int]]:
 
 
 _MRN = re.compile(
-    r"(?i)(?<![\w])(?:mrn|medical[ -]record(?:s)?[ -]?(?:number|num\.?|no\.?|nr\.?|#|id)|med\.?[ -]?rec\.?[ -]?(?:no\.?|#)"
+    r"(?i)(?<![\w])(?:mrn|medical[ -]records?[ -]?(?:number|num\.?|no\.?|nr\.?|#|id)|med\.?[ -]?rec\.?[ -]?(?:no\.?|#)"
     r"|patient[ -]?(?:id|identifier|number|no\.?|nr\.?|#)|patientennummer|patienten-?id|patienten-?nr\.?)"
     r"(?:[\s:#=.-]|\bis\b|\bwas\b|\bof\b){0,5}"
     r"(?<![\w])(?P<id>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){4,15})(?![\w]|-\w|[.,]\d)"
@@ -364,12 +365,18 @@ def find_pii(text: str, kinds: Iterable[str] | None = None) -> list[PiiMatch]:
     unknown = wanted - set(KINDS)
     if unknown:
         raise ValueError(f"unknown PII kind(s): {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}")
+    return [m for m in _resolved(text) if m.kind in wanted]
+
+
+# The rule engine asks each of the seven validators about the same text in turn: scan it once.
+@lru_cache(maxsize=32)
+def _resolved(text: str) -> tuple[PiiMatch, ...]:
     candidates = {PiiMatch(kind, s, e) for kind, finder in _FINDERS.items() for s, e in finder(text) if e > s}
     chosen: list[PiiMatch] = []
     for cand in sorted(candidates, key=lambda m: (-(m.end - m.start), _SPECIFICITY[m.kind], m.start)):
         if all(cand.end <= c.start or cand.start >= c.end for c in chosen):
             chosen.append(cand)
-    return sorted((m for m in chosen if m.kind in wanted), key=lambda m: m.start)
+    return tuple(sorted(chosen, key=lambda m: m.start))
 
 
 def redact(text: str, matches: Sequence[PiiMatch]) -> str:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -55,6 +55,7 @@ class IngestReport:
     chunks_added: int = 0
     chunks_removed: int = 0
     chunks_embedded: int = 0  # newly embedded; the rest of chunks_added reused stored vectors
+    chunks_flagged: int = 0  # chunks the ingest rail marked (text addressed to the model)
     files_read: int = 0
     files_unchanged: int = 0
     skipped: list[Skipped] = field(default_factory=list)
@@ -147,7 +148,9 @@ class Ingestor:
         max_bytes: int = 100 * 2**20,
         encoding_fallback: str | None = None,
         progress: bool = True,
+        flagger: Callable[[str], list[str]] | None = None,
     ):
+        """``flagger(chunk_text) -> rule ids``: the ingest rail; flagged chunks are marked in the store."""
         if embedder.dim != collection.dim:
             raise ValueError(f"embedder dimension {embedder.dim} != collection dimension {collection.dim}")
         self.collection = collection
@@ -158,6 +161,7 @@ class Ingestor:
         self.max_bytes = max_bytes
         self.encoding_fallback = encoding_fallback
         self.progress = progress
+        self.flagger = flagger
         self._bar = tqdm(disable=True)
 
     def ingest(self, paths: Iterable[Path]) -> IngestReport:
@@ -219,6 +223,9 @@ class Ingestor:
             if doc.id in stored:
                 continue
             chunks = self.chunker.split(doc)
+            if self.flagger is not None:
+                chunks = [replace(c, flags=tuple(self.flagger(c.text))) for c in chunks]
+                report.chunks_flagged += sum(bool(c.flags) for c in chunks)
             self._bar.total += len(chunks)
             pending.documents.append(doc)
             pending.chunks.append(chunks)
