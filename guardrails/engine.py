@@ -15,9 +15,9 @@ from typing import Any, Mapping, Sequence
 from assistant.citations import MARKER
 from guardrails.audit import AuditLog
 from guardrails.events import GuardEvent, GuardResult, Stage
-from guardrails.normalize import Normalised, normalise
+from guardrails.normalize import Normalised, normalise, strip_accents
 from guardrails.output_checks import quote_fallback
-from guardrails.packs import Pack, Rule, load_pack
+from guardrails.packs import Pack, PackError, Rule, load_pack
 from guardrails.validators import VALIDATORS
 
 Span = tuple[int, int]
@@ -25,7 +25,7 @@ Span = tuple[int, int]
 
 def _keyword_regex(keywords: Sequence[str]) -> re.Pattern:
     # Keywords are normalised like the text, matched as whole words, any whitespace between their words.
-    alternatives = sorted({r"\s+".join(map(re.escape, normalise(k, leet=False).text.split())) for k in keywords}, key=len, reverse=True)
+    alternatives = sorted({r"\s+".join(map(re.escape, normalise(k).text.split())) for k in keywords}, key=len, reverse=True)
     return re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
 
 
@@ -38,12 +38,13 @@ class CompiledRule:
     @classmethod
     def of(cls, rule: Rule) -> "CompiledRule":
         if rule.kind == "pattern":
-            regexes = tuple(re.compile(p, re.IGNORECASE) for p in rule.patterns)
+            # Patterns are written with accents ("möchte"); the normalised text has none.
+            regexes = tuple(re.compile(strip_accents(p), re.IGNORECASE) for p in rule.patterns)
         elif rule.kind == "keywords":
             regexes = (_keyword_regex(rule.keywords),)
         else:
             regexes = ()
-        return cls(rule, regexes, tuple(re.compile(p, re.IGNORECASE) for p in rule.requires))
+        return cls(rule, regexes, tuple(re.compile(strip_accents(p), re.IGNORECASE) for p in rule.requires))
 
     def spans(self, text: str, norm: Normalised, context: Mapping[str, Any]) -> list[Span | None]:
         rule = self.rule
@@ -78,7 +79,7 @@ class Guard:
         for pack in self.packs:
             for rule in pack.rules:
                 if rule.id in seen:
-                    raise ValueError(f"rule {rule.id!r} is in both pack {seen[rule.id]!r} and pack {pack.name!r}")
+                    raise PackError(f"rule {rule.id!r} is in both pack {seen[rule.id]!r} and pack {pack.name!r}")
                 seen[rule.id] = pack.name
                 self.rules[rule.stage].append(CompiledRule.of(rule))
 
@@ -119,8 +120,12 @@ class Guard:
             if rule.action == "disclaimer" and rule.message not in disclaimers:
                 disclaimers.append(rule.message)
         out = _replace(text, replacements)
+        if any(new == "" for _, new in replacements):  # removed sentences or markers leave gaps behind
+            out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
         if stage == "output" and any(e.category == "grounding" for e in events) and not re.search(r"[^\W_]", MARKER.sub("", out)):
             out = quote_fallback(str(context.get("question", "")), [str(p) for p in context.get("passages") or []])
+            # The quotation carries its own citations: a "cites nothing" note about the replaced text would mislead.
+            events = [e for e in events if not (e.category == "citation" and e.action == "annotate")]
             events.append(GuardEvent("output.grounding_fallback", stage, "rewrite", "grounding",
                                      "No sentence of the answer was supported by its passages; the most relevant passage sentences are quoted instead."))
         if disclaimers:

@@ -115,14 +115,14 @@ def quote_fallback(question: str, passages: Sequence[str], k: int = 2) -> str:
     wanted = set(content_words(question))
     scored = []
     for number, passage in enumerate(passages, start=1):
-        for sentence in split_sentences(passage):
+        for position, sentence in enumerate(split_sentences(passage)):
             overlap = len(wanted & set(content_words(sentence)))
             if overlap:
-                scored.append((overlap, -number, sentence, number))
+                scored.append((-overlap, number, position, sentence))
     if not scored:
         return NO_ANSWER
-    best = sorted(scored, reverse=True)[:k]
-    return "\n".join(f'"{sentence.strip()}" [{number}]' for _, _, sentence, number in best)
+    best = sorted(scored)[:k]  # most overlap first; ties go to the higher-ranked passage, then earlier sentences
+    return "\n".join(f'"{sentence.strip()}" [{number}]' for _, number, _, sentence in best)
 
 
 def always(text: str, context: Mapping[str, Any]) -> list[Span | None]:
