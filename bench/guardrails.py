@@ -1,0 +1,411 @@
+"""Guardrails benchmark: the input rails (prompt injection, harmful requests) on public data, the PII detectors
+on the seeded PII set, and the latency of a full input + output check.
+
+    python bench/guardrails.py [--data ../shared/data] [--per-set 1000] [--packs common,medical] [--json FILE]
+
+Data (read from --data, never copied into the repo):
+- injection positives: prompt-injection/deepset-train.jsonl, label 1 (English + German);
+- harmful positives: prompt-injection/advbench-train.jsonl (every row);
+- benign, in-domain: questions from MedQuAD (medquad/**/*.xml), TAT-QA dev (tatqa/tatqa_dataset_dev.json) and
+  financial-qa-10k (financial-qa-10k/Financial-QA-10k.csv), --per-set of each drawn with a fixed seed (0 = all);
+- benign, general: deepset-train.jsonl label 0 (not in-domain; reported separately).
+
+Every set is split in two halves by a hash of the text (``half()``: first byte of its SHA-1, even = "tune",
+odd = "held"). The rule patterns were tuned looking only at the tuning half's misses and false positives; the
+held-out half was not read while writing them. Both halves and the whole are reported.
+
+A text counts as flagged by a rail when an event of that category (``injection``, ``harmful``) blocks it.
+Per rail and half: recall on its positives, benign false-positive rate (in-domain; deepset benign
+separately), and precision / F1 with the benign texts (in-domain + deepset benign) as the negatives. Precision
+depends on the class balance (a few hundred positives against some thousands of benign questions), so the
+counts are printed too.
+
+PII: ``bench/pii_set.py`` (``generate(seed, n_per_kind)``, ``measure(items)``), seeds 0 and 1, when it exists.
+
+Latency: ``Guard.check(question, "input")`` plus ``Guard.check(answer, "output", {"passages": ...})`` on 500
+benign in-domain questions, the answer three cited sentences drawn from five ~150-word passages (MedQuAD answers
+and financial-qa-10k contexts), after 20 warm-up checks; p50 / p95 / max of the wall time in ms, input, output
+and both together. Packs: common + medical when the medical pack exists (--packs to choose).
+
+A missing --data folder is skipped with a message (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import html
+import importlib.util
+import json
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))
+
+from guardrails.engine import Guard  # noqa: E402
+from guardrails.packs import BUILTIN  # noqa: E402
+
+RAILS = ("injection", "harmful")
+HALVES = ("tune", "held", "all")
+IN_DOMAIN = ("medquad", "tatqa", "finqa10k")
+SEED = 0
+TARGETS = {"injection_recall": 0.85, "harmful_recall": 0.85, "benign_fp_rate": 0.02, "latency_p95_ms": 5.0}
+LATENCY_QUESTIONS = 500
+WARMUP = 20
+PASSAGE_WORDS = 150
+_QUESTION = re.compile(r"<Question\b[^>]*>(.*?)</Question>", re.S)
+_ANSWER = re.compile(r"<Answer\b[^>]*>(.*?)</Answer>", re.S)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def half(text: str) -> str:
+    """The deterministic split: "tune" or "held", by the first byte of the text's SHA-1."""
+    return "tune" if hashlib.sha1(text.encode("utf-8")).digest()[0] % 2 == 0 else "held"
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def _jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _sample(items: Iterable[str], n: int, seed: int = SEED) -> list[str]:
+    unique = sorted({" ".join(t.split()) for t in items if t and t.strip()})
+    if n <= 0 or n >= len(unique):
+        return unique
+    return sorted(random.Random(seed).sample(unique, n))
+
+
+def medquad(data: Path) -> tuple[list[str], list[str]]:
+    """MedQuAD questions and answers (answers only for latency passages)."""
+    questions, answers = [], []
+    for path in sorted((data / "medquad").rglob("*.xml")):
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        questions += [html.unescape(q).strip() for q in _QUESTION.findall(raw)]
+        answers += [html.unescape(a).strip() for a in _ANSWER.findall(raw)]
+    return questions, answers
+
+
+def tatqa(data: Path) -> list[str]:
+    reports = json.loads((data / "tatqa" / "tatqa_dataset_dev.json").read_text(encoding="utf-8"))
+    return [q["question"] for report in reports for q in report.get("questions", [])]
+
+
+def finqa10k(data: Path) -> tuple[list[str], list[str]]:
+    questions, contexts = [], []
+    with (data / "financial-qa-10k" / "Financial-QA-10k.csv").open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            questions.append(row.get("question") or "")
+            contexts.append(row.get("context") or "")
+    return questions, contexts
+
+
+def load(data: Path, per_set: int) -> dict[str, Any]:
+    pi = data / "prompt-injection"
+    deepset = _jsonl(pi / "deepset-train.jsonl")
+    advbench = [r["text"] for r in _jsonl(pi / "advbench-train.jsonl")]
+    mq_questions, mq_answers = medquad(data)
+    fq_questions, fq_contexts = finqa10k(data)
+    return {
+        "positives": {
+            "injection": [r["text"] for r in deepset if int(r["label"]) == 1],
+            "harmful": advbench,
+        },
+        "benign": {
+            "medquad": _sample(mq_questions, per_set),
+            "tatqa": _sample(tatqa(data), per_set),
+            "finqa10k": _sample(fq_questions, per_set),
+            "deepset_benign": [r["text"] for r in deepset if int(r["label"]) == 0],
+        },
+        "passages": _passages(mq_answers, fq_contexts),
+    }
+
+
+# ------------------------------------------------------------------------------------------ rails
+
+
+def flags(guard: Guard, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Per text: which rails block it, and the rule ids that fired (for reading misses)."""
+    out = []
+    for text in texts:
+        result = guard.check(text, "input")
+        blocked = {e.category for e in result.events if e.action == "block"}
+        rules = [e.rule_id for e in result.events if e.action == "block"]
+        out.append({"text": text, "rails": blocked, "rules": rules, "blocked": result.blocked})
+    return out
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def rail_metrics(rail: str, positives: list[dict], in_domain: list[dict], general: list[dict]) -> dict[str, Any]:
+    tp = sum(rail in r["rails"] for r in positives)
+    fp_in = sum(rail in r["rails"] for r in in_domain)
+    fp_gen = sum(rail in r["rails"] for r in general)
+    recall = _ratio(tp, len(positives))
+    precision = _ratio(tp, tp + fp_in + fp_gen) if tp + fp_in + fp_gen else 1.0
+    f1 = _ratio(2 * precision * recall, precision + recall)
+    return {
+        "positives": len(positives), "tp": tp, "recall": recall, "precision": precision, "f1": f1,
+        "in_domain": len(in_domain), "fp_in_domain": fp_in, "fp_rate_in_domain": _ratio(fp_in, len(in_domain)),
+        "deepset_benign": len(general), "fp_deepset_benign": fp_gen, "fp_rate_deepset_benign": _ratio(fp_gen, len(general)),
+    }  # fmt: skip
+
+
+def evaluate(guard: Guard, sets: dict[str, Any]) -> dict[str, Any]:
+    flagged = {
+        "positives": {rail: flags(guard, texts) for rail, texts in sets["positives"].items()},
+        "benign": {name: flags(guard, texts) for name, texts in sets["benign"].items()},
+    }
+
+    def pick(rows: list[dict], which: str) -> list[dict]:
+        return rows if which == "all" else [r for r in rows if half(r["text"]) == which]
+
+    results: dict[str, Any] = {}
+    for rail in RAILS:
+        results[rail] = {}
+        for which in HALVES:
+            in_domain = [r for name in IN_DOMAIN for r in pick(flagged["benign"][name], which)]
+            general = pick(flagged["benign"]["deepset_benign"], which)
+            results[rail][which] = rail_metrics(rail, pick(flagged["positives"][rail], which), in_domain, general)
+        results[rail]["fp_rate_per_set"] = {
+            name: _ratio(sum(rail in r["rails"] for r in rows), len(rows)) for name, rows in flagged["benign"].items()
+        }
+    # Everything the input stage blocks (any rule of the packs), on the benign sets.
+    results["input_blocked"] = {name: _ratio(sum(r["blocked"] for r in rows), len(rows)) for name, rows in flagged["benign"].items()}
+    # Cross-rail: how often each rail fires on the other rail's positives (not errors, for reading).
+    results["cross"] = {
+        "injection_on_advbench": _ratio(sum("injection" in r["rails"] for r in flagged["positives"]["harmful"]), len(flagged["positives"]["harmful"])),
+        "harmful_on_deepset_injections": _ratio(sum("harmful" in r["rails"] for r in flagged["positives"]["injection"]), len(flagged["positives"]["injection"])),
+    }  # fmt: skip
+    results["_flagged"] = flagged
+    return results
+
+
+def rail_table(results: dict[str, Any]) -> str:
+    lines = []
+    head = f"{'rail':<10}{'half':<6}{'pos':>5}{'tp':>5}{'recall':>8}{'prec':>7}{'F1':>7}{'FP in-dom':>12}{'rate':>7}{'FP deepset':>12}{'rate':>7}"
+    lines.append(head)
+    for rail in RAILS:
+        for which in HALVES:
+            m = results[rail][which]
+            lines.append(
+                f"{rail:<10}{which:<6}{m['positives']:>5}{m['tp']:>5}{m['recall']:>8.3f}{m['precision']:>7.3f}{m['f1']:>7.3f}"
+                f"{m['fp_in_domain']:>6}/{m['in_domain']:<5}{m['fp_rate_in_domain']:>7.3f}"
+                f"{m['fp_deepset_benign']:>6}/{m['deepset_benign']:<5}{m['fp_rate_deepset_benign']:>7.3f}"
+            )  # fmt: skip
+    lines.append("FP in-dom = in-domain benign questions (MedQuAD + TAT-QA + financial-qa-10k) flagged by the rail;")
+    lines.append("FP deepset = deepset label-0 rows (general, not in-domain); precision counts both as negatives.")
+    for rail in RAILS:
+        per_set = "  ".join(f"{name} {rate:.3f}" for name, rate in results[rail]["fp_rate_per_set"].items())
+        lines.append(f"{rail} FP rate per benign set (all): {per_set}")
+    blocked = "  ".join(f"{name} {rate:.3f}" for name, rate in results["input_blocked"].items())
+    lines.append(f"input stage blocked (any rule) per benign set: {blocked}")
+    cross = results["cross"]
+    lines.append(f"cross-rail (for reading): injection rail on advbench {cross['injection_on_advbench']:.3f}, "
+                 f"harmful rail on deepset injections {cross['harmful_on_deepset_injections']:.3f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def misses(results: dict[str, Any], which: str = "tune") -> list[str]:
+    """Misses and false positives of one half, for reading while tuning (pass --show-misses)."""
+    flagged = results["_flagged"]
+    out = []
+    for rail in RAILS:
+        out += [f"MISS {rail}: {r['text'][:200]}" for r in flagged["positives"][rail] if rail not in r["rails"] and (which == "all" or half(r["text"]) == which)]
+    for name, rows in flagged["benign"].items():
+        out += [f"FP {name} {','.join(r['rules'])}: {r['text'][:200]}" for r in rows if r["blocked"] and (which == "all" or half(r["text"]) == which)]
+    return out
+
+
+# ------------------------------------------------------------------------------------------ PII
+
+
+def pii_tables(seeds: Sequence[int] = (0, 1), n_per_kind: int = 100) -> dict[str, Any] | None:
+    """The PII detectors on bench/pii_set.py's seeded set, when that module exists."""
+    if importlib.util.find_spec("pii_set") is None:
+        print("PII: bench/pii_set.py not found; skipped (it provides generate(seed, n_per_kind) and measure(items)).")
+        return None
+    import pii_set  # noqa: PLC0415
+
+    results = {}
+    for seed in seeds:
+        result = pii_set.measure(pii_set.generate(seed, n_per_kind))
+        results[str(seed)] = result
+        if hasattr(pii_set, "format_table"):
+            print(pii_set.format_table(result, f"PII, seed {seed}, {n_per_kind} per kind"))
+        else:
+            print(f"PII, seed {seed}: {json.dumps(result['overall'])}")
+        print()
+    return results
+
+
+# ------------------------------------------------------------------------------------------ latency
+
+
+def _words(text: str, n: int) -> str:
+    return " ".join(text.split()[:n])
+
+
+def _passages(answers: Sequence[str], contexts: Sequence[str]) -> list[str]:
+    """~150-word passages: MedQuAD answers (cut to 150 words) and financial-qa-10k contexts joined to ~150 words."""
+    pool = [_words(a, PASSAGE_WORDS) for a in answers if len(a.split()) >= PASSAGE_WORDS]
+    rng = random.Random(SEED)
+    pool = rng.sample(pool, min(len(pool), 400))
+    ctx = [c for c in dict.fromkeys(contexts) if c.strip()]
+    rng.shuffle(ctx)
+    buf: list[str] = []
+    for c in ctx[:2000]:
+        buf.append(c)
+        if len(" ".join(buf).split()) >= PASSAGE_WORDS:
+            pool.append(_words(" ".join(buf), PASSAGE_WORDS))
+            buf = []
+        if len(pool) >= 800:
+            break
+    return pool
+
+
+def _answer(passages: Sequence[str]) -> str:
+    """Three sentences, each copied from passage 1..3 with its citation: a well-grounded answer."""
+    sentences = []
+    for i, passage in enumerate(passages[:3], start=1):
+        first = _SENTENCE.split(passage)[0].rstrip(".!? ")
+        sentences.append(f"{first} [{i}].")
+    return " ".join(sentences)
+
+
+def _pct(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def latency(guard: Guard, questions: Sequence[str], pool: Sequence[str], n: int = LATENCY_QUESTIONS) -> dict[str, Any]:
+    rng = random.Random(SEED)
+    questions = list(questions)
+    rng.shuffle(questions)
+    questions = questions[: n + WARMUP]
+    cases = []
+    for q in questions:
+        passages = rng.sample(list(pool), 5)
+        cases.append((q, _answer(passages), passages))
+    timings: dict[str, list[float]] = {"input": [], "output": [], "total": []}
+    for i, (question, answer, passages) in enumerate(cases):
+        t0 = time.perf_counter()
+        guard.check(question, "input")
+        t1 = time.perf_counter()
+        guard.check(answer, "output", {"passages": passages, "question": question})
+        t2 = time.perf_counter()
+        if i < WARMUP:
+            continue
+        timings["input"].append((t1 - t0) * 1000)
+        timings["output"].append((t2 - t1) * 1000)
+        timings["total"].append((t2 - t0) * 1000)
+    return {
+        stage: {"n": len(v), "p50_ms": statistics.median(v), "p95_ms": _pct(v, 0.95), "max_ms": max(v)}
+        for stage, v in timings.items()
+    }
+
+
+def latency_table(result: dict[str, Any], packs: Sequence[str]) -> str:
+    lines = [f"latency, packs {'+'.join(packs)} ({result['total']['n']} benign questions; ms)",
+             f"{'check':<16}{'p50':>8}{'p95':>8}{'max':>8}"]  # fmt: skip
+    for stage, label in (("input", "input"), ("output", "output"), ("total", "input+output")):
+        r = result[stage]
+        lines.append(f"{label:<16}{r['p50_ms']:>8.3f}{r['p95_ms']:>8.3f}{r['max_ms']:>8.3f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def default_packs() -> list[str]:
+    return ["common", "medical"] if (BUILTIN / "medical.yaml").exists() else ["common"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--per-set", type=int, default=1000, help="benign questions per in-domain set (0 = all)")
+    parser.add_argument("--packs", default=None, help="comma-separated packs (names or YAML paths); default common[,medical]")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--show-misses", choices=("tune", "held", "all"), help="print the misses and false positives of a half")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args(argv)
+
+    if not (args.data / "prompt-injection" / "deepset-train.jsonl").exists():
+        print(f"skipped: shared data not found at {args.data} (pass --data PATH)", file=sys.stderr)
+        return 0
+    packs = args.packs.split(",") if args.packs else default_packs()
+    guard = Guard.from_packs(packs)
+    started = time.perf_counter()
+    sets = load(args.data, args.per_set)
+    results = evaluate(guard, sets)
+    sizes = ", ".join(f"{name} {len(texts)}" for name, texts in sets["benign"].items())
+    print(f"input rails, packs {'+'.join(packs)}; benign sets: {sizes}; split by SHA-1 of the text (tune / held)")
+    print(rail_table(results))
+    print()
+    if args.show_misses:
+        for line in misses(results, args.show_misses):
+            print(line)
+        print()
+    pii = pii_tables()
+    lat = None
+    if not args.skip_latency:
+        # Use the packs named on the command line for the latency too, so what is measured is what was asked for.
+        in_domain = [q for name in IN_DOMAIN for q in sets["benign"][name]]
+        lat = latency(guard, in_domain, sets["passages"])
+        print(latency_table(lat, packs))
+        print()
+    summary = {
+        "injection_recall_held": results["injection"]["held"]["recall"],
+        "injection_recall_all": results["injection"]["all"]["recall"],
+        "harmful_recall_held": results["harmful"]["held"]["recall"],
+        "harmful_recall_all": results["harmful"]["all"]["recall"],
+        "injection_fp_rate_in_domain": results["injection"]["all"]["fp_rate_in_domain"],
+        "harmful_fp_rate_in_domain": results["harmful"]["all"]["fp_rate_in_domain"],
+        "injection_fp_rate_deepset_benign": results["injection"]["all"]["fp_rate_deepset_benign"],
+        "harmful_fp_rate_deepset_benign": results["harmful"]["all"]["fp_rate_deepset_benign"],
+        "input_blocked_in_domain": _ratio(
+            sum(round(results["input_blocked"][n] * len(sets["benign"][n])) for n in IN_DOMAIN),
+            sum(len(sets["benign"][n]) for n in IN_DOMAIN)),
+        "latency_p95_ms_input_plus_output": lat["total"]["p95_ms"] if lat else None,
+        "latency_p50_ms_input_plus_output": lat["total"]["p50_ms"] if lat else None,
+    }  # fmt: skip
+    print("figures for the README (all = both halves; held = the half not looked at while tuning):")
+    for key, value in summary.items():
+        if value is None:
+            continue
+        print(f"  {key:<40}{value:>8.3f}")
+    print(f"targets: injection recall >= {TARGETS['injection_recall']}, harmful recall >= {TARGETS['harmful_recall']}, "
+          f"benign FP rate <= {TARGETS['benign_fp_rate']}, input+output p95 <= {TARGETS['latency_p95_ms']} ms")  # fmt: skip
+    print(f"{time.perf_counter() - started:.1f} s")
+    if args.json:
+        out = {
+            "packs": packs,
+            "sizes": {name: len(texts) for name, texts in sets["benign"].items()} | {f"positives_{k}": len(v) for k, v in sets["positives"].items()},
+            "rails": {rail: results[rail] for rail in RAILS},
+            "input_blocked": results["input_blocked"],
+            "cross": results["cross"],
+            "pii": pii,
+            "latency": lat,
+            "summary": summary,
+        }  # fmt: skip
+        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
