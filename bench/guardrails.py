@@ -11,8 +11,10 @@ Data (read from --data, never copied into the repo):
 - benign, general: deepset-train.jsonl label 0 (not in-domain; reported separately).
 
 Every set is split in two halves by a hash of the text (``half()``: first byte of its SHA-1, even = "tune",
-odd = "held"). The rule patterns were tuned looking only at the tuning half's misses and false positives; the
-held-out half was not read while writing them. Both halves and the whole are reported.
+odd = "held"). The rule patterns were written looking only at the tuning half's misses and false positives;
+no held-out text was read while writing them (its aggregate figures were printed along the way, so it is not
+a pristine test set, and AdvBench and deepset are public and widely known). Both halves and the whole are
+reported; quote the held-out half as the estimate for unseen phrasing.
 
 A text counts as flagged by a rail when an event of that category (``injection``, ``harmful``) blocks it.
 Per rail and half: recall on its positives, benign false-positive rate (in-domain; deepset benign
@@ -47,10 +49,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-if str(REPO / "bench") not in sys.path:
-    sys.path.insert(0, str(REPO / "bench"))
+# This file is named like the package it measures: take its own folder off the path, the repository first.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(REPO))
+PII_SET = REPO / "bench" / "pii_set.py"
 
 from guardrails.engine import Guard  # noqa: E402
 from guardrails.packs import BUILTIN  # noqa: E402
@@ -236,10 +239,14 @@ def misses(results: dict[str, Any], which: str = "tune") -> list[str]:
 
 def pii_tables(seeds: Sequence[int] = (0, 1), n_per_kind: int = 100) -> dict[str, Any] | None:
     """The PII detectors on bench/pii_set.py's seeded set, when that module exists."""
-    if importlib.util.find_spec("pii_set") is None:
-        print("PII: bench/pii_set.py not found; skipped (it provides generate(seed, n_per_kind) and measure(items)).")
+    if not PII_SET.exists():
+        # bench/pii_set.py provides generate(seed, n_per_kind) and measure(items); this runs once it exists.
+        print("PII: bench/pii_set.py not found; skipped.")
         return None
-    import pii_set  # noqa: PLC0415
+    spec = importlib.util.spec_from_file_location("bench_pii_set", PII_SET)
+    pii_set = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = pii_set
+    spec.loader.exec_module(pii_set)
 
     results = {}
     for seed in seeds:
@@ -384,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency_p95_ms_input_plus_output": lat["total"]["p95_ms"] if lat else None,
         "latency_p50_ms_input_plus_output": lat["total"]["p50_ms"] if lat else None,
     }  # fmt: skip
-    print("figures for the README (all = both halves; held = the half not looked at while tuning):")
+    print("figures for the README (all = both halves; held = the half whose texts were not read while tuning):")
     for key, value in summary.items():
         if value is None:
             continue

