@@ -68,7 +68,7 @@ def mean(rows: list[dict], key: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--adapter", type=Path, default=SHIPPED_ADAPTER)
+    parser.add_argument("--adapter", type=Path, action="append", help="an adapter to compare with the base (repeatable; default: the shipped one)")
     parser.add_argument("--medquad", type=int, default=20)
     parser.add_argument("--pubmedqa", type=int, default=15)
     parser.add_argument("--tatqa", type=int, default=15)
@@ -78,18 +78,22 @@ def main() -> None:
     args = parser.parse_args()
     if not args.data.exists():
         sys.exit(f"skipped: {args.data} not found (the shared data folder with medquad/, pubmedqa/, tatqa/)")
-    if not (args.adapter / "adapter_config.json").exists():
-        sys.exit(f"no adapter at {args.adapter}; train one with `assistant finetune --out {args.adapter}`")
+    adapters = args.adapter or [SHIPPED_ADAPTER]
+    for adapter in adapters:
+        if not (adapter / "adapter_config.json").exists():
+            sys.exit(f"no adapter at {adapter}; train one with `assistant finetune --out {adapter}`")
 
     examples = build_examples(args.data, "heldout", medquad=args.medquad, pubmedqa=args.pubmedqa, tatqa=args.tatqa, seed=args.seed)
-    leaked = training_ids(args.adapter) & {e.id for e in examples}
-    if leaked:
-        sys.exit(f"refusing to evaluate: {len(leaked)} held-out examples were used in training, e.g. {sorted(leaked)[:3]}")
+    for adapter in adapters:
+        leaked = training_ids(adapter) & {e.id for e in examples}
+        if leaked:
+            sys.exit(f"refusing to evaluate: {len(leaked)} held-out examples were used to train {adapter}, e.g. {sorted(leaked)[:3]}")
     settings = Settings()
     compose.quiet_model_loading()
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, timeout_s=600)
     results: dict[str, list[dict]] = {}
-    for label, adapter in (("base 4-bit", None), ("base 4-bit + LoRA", args.adapter)):
+    configs = [("base 4-bit", None)] + [(f"+ LoRA {a.name}" if len(adapters) > 1 else "base 4-bit + LoRA", a) for a in adapters]
+    for label, adapter in configs:
         generator = LocalGenerator(settings.generator.model, quantization="4bit", adapter=adapter, cache_dir=settings.generator.cache_dir)
         rows = []
         started = time.perf_counter()
@@ -104,7 +108,7 @@ def main() -> None:
     counts = {s: sum(e.source == s for e in examples) for s in ("medquad", "pubmedqa", "tatqa")}
     unanswerable = sum(not e.gold for e in examples)
     print(f"\nheld-out examples: {len(examples)} {counts}, {unanswerable} without an answer in the passages; greedy, max {args.max_new_tokens} new tokens\n")
-    header = f"{'model':<20} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
+    header = f"{'model':<26} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
     print(header)
     print("-" * len(header))
     summary = {}
@@ -112,10 +116,10 @@ def main() -> None:
         summary[label] = {key: mean(rows, key) for key in ("f1", "valid_citation", "gold_citation", "supported", "refused")}
         s = summary[label]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{label:<20} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}")
+        print(f"{label:<26} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}")
     print("\nper source, token F1:")
     for label, rows in results.items():
-        print(f"  {label:<20} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))
+        print(f"  {label:<26} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))
     if args.json:
         args.json.write_text(json.dumps({"examples": counts, "max_new_tokens": args.max_new_tokens, "summary": summary, "results": results}, indent=2))
 
