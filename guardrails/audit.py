@@ -26,7 +26,7 @@ class AuditLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.only_events = only_events
-        self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+        self._handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
         self._lock = threading.Lock()
 
     def record(self, stage: str, result: GuardResult, *, elapsed_ms: float, context: Mapping[str, Any] | None = None) -> None:
