@@ -51,13 +51,3 @@ def split_sentences(answer: str) -> list[str]:
         start = match.end()
     parts.append(answer[start:])
     return [p.strip() for p in parts if any(c.isalnum() for c in MARKER.sub("", p))]
-
-
-def sentences_with_citations(answer: str, n_passages: int) -> list[tuple[str, list[int]]]:
-    """Each answer sentence (markers removed) with the valid passage numbers cited in it."""
-    out = []
-    for sentence in split_sentences(answer):
-        numbers = list(dict.fromkeys(m.number for m in find_markers(sentence, n_passages) if m.valid))
-        text = re.sub(r"\s+([.!?,;:])", r"\1", " ".join(MARKER.sub("", sentence).split()))
-        out.append((text, numbers))
-    return out

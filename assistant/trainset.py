@@ -20,9 +20,9 @@ import json
 import random
 import re
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from assistant.config import Settings
 from assistant.errors import UserError
@@ -56,12 +56,6 @@ class Example:
         rendered = [render_passage(n, p) for n, p in enumerate(self.passages, start=1)]
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(self.question, rendered)}]
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Example":
-        return cls(**{**data, "passages": tuple(Passage(**p) for p in data["passages"]), "gold": tuple(data["gold"])})
 
 
 # --- text helpers ---------------------------------------------------------------------------------------
@@ -244,13 +238,3 @@ def build_examples(data_dir: Path, split: Split, *, medquad: int, pubmedqa: int,
         examples += tatqa_examples(paths["tatqa"], split, tatqa, seed)
     random.Random(seed).shuffle(examples)
     return examples
-
-
-def write_jsonl(examples: list[Example], path: Path) -> None:
-    path.write_text("".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in examples))
-
-
-def read_jsonl(path: Path) -> Iterator[Example]:
-    for line in path.read_text().splitlines():
-        if line.strip():
-            yield Example.from_dict(json.loads(line))

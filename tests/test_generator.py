@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from generator.base import GenerationOptions, Generator, held_back, stop_filtered, TextStream
-from assistant.citations import cited_numbers, find_markers, invalid_numbers, sentences_with_citations, split_sentences
+from assistant.citations import cited_numbers, find_markers, invalid_numbers, split_sentences
 from generator.fake import QueuedGenerator
 from generator.prompt import NO_ANSWER, SYSTEM_PROMPT, Passage, build_prompt, render_passage
 
@@ -107,4 +107,3 @@ def test_citation_markers_valid_invalid_and_grouped():
 def test_sentences_keep_their_own_citations_and_decimals():
     answer = "Revenue grew 12.5% in 2019 [2]. Margins fell.[1] Nothing cited here"
     assert split_sentences(answer) == ["Revenue grew 12.5% in 2019 [2].", "Margins fell.[1]", "Nothing cited here"]
-    assert sentences_with_citations(answer, 2) == [("Revenue grew 12.5% in 2019.", [2]), ("Margins fell.", [1]), ("Nothing cited here", [])]
