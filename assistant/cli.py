@@ -18,6 +18,9 @@ import click
 
 from assistant.config import Settings
 from assistant.errors import AssistantError, CollectionBusy, CorruptCollection, UserError
+from generator.finetune import LoraOptions
+
+LORA = LoraOptions()  # the fine-tuning defaults shown by `assistant finetune --help`
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -406,20 +409,21 @@ def guard(settings: Settings, text: str | None, stage: str, packs: tuple[str, ..
 @cli.command()
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the adapter (PEFT format, with README.md card).")
 @click.option("--data", "data_dir", default=Path("../shared/data"), show_default=True, type=click.Path(path_type=Path), help="Shared data folder: medquad/, pubmedqa/, tatqa/.")
-@click.option("--medquad", default=180, show_default=True, type=click.IntRange(0), help="MedQuAD examples.")
-@click.option("--pubmedqa", default=100, show_default=True, type=click.IntRange(0), help="PubMedQA examples (non-test PMIDs).")
-@click.option("--tatqa", default=140, show_default=True, type=click.IntRange(0), help="TAT-QA examples (first 80% of dev reports).")
+@click.option("--medquad", default=300, show_default=True, type=click.IntRange(0), help="MedQuAD examples.")
+@click.option("--pubmedqa", default=150, show_default=True, type=click.IntRange(0), help="PubMedQA examples (non-test PMIDs).")
+@click.option("--tatqa", default=200, show_default=True, type=click.IntRange(0), help="TAT-QA examples (first 80% of dev reports).")
 @click.option("--base", default=None, help="Base model (default: ASSISTANT_GENERATOR__MODEL, the embedded SmolLM2).")
 @click.option("--quantization", type=click.Choice(["4bit", "8bit", "none"]), default="4bit", show_default=True)
-@click.option("--rank", default=16, show_default=True, type=click.IntRange(1, 512))
-@click.option("--alpha", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--dropout", default=0.05, show_default=True, type=click.FloatRange(0, 0.9))
-@click.option("--targets", default="q_proj,k_proj,v_proj,o_proj", show_default=True, help="Comma-separated module names to adapt.")
-@click.option("--epochs", default=1.0, show_default=True, type=click.FloatRange(0.01, 100))
-@click.option("--lr", default=2e-4, show_default=True, type=click.FloatRange(1e-7, 1))
-@click.option("--batch-size", default=4, show_default=True, type=click.IntRange(1, 256))
-@click.option("--max-tokens", default=640, show_default=True, type=click.IntRange(64, 32768), help="Longer examples are skipped.")
-@click.option("--seed", default=0, show_default=True, type=int)
+# Defaults come from LoraOptions: the shipped adapter's recipe.
+@click.option("--rank", default=LORA.rank, show_default=True, type=click.IntRange(1, 512))
+@click.option("--alpha", default=LORA.alpha, show_default=True, type=click.IntRange(1))
+@click.option("--dropout", default=LORA.dropout, show_default=True, type=click.FloatRange(0, 0.9))
+@click.option("--targets", default=",".join(LORA.target_modules), show_default=True, help="Comma-separated module names to adapt.")
+@click.option("--epochs", default=LORA.epochs, show_default=True, type=click.FloatRange(0.01, 100))
+@click.option("--lr", default=LORA.learning_rate, show_default=True, type=click.FloatRange(1e-7, 1))
+@click.option("--batch-size", default=LORA.batch_size, show_default=True, type=click.IntRange(1, 256))
+@click.option("--max-tokens", default=LORA.max_tokens, show_default=True, type=click.IntRange(64, 32768), help="Longer examples are skipped.")
+@click.option("--seed", default=LORA.seed, show_default=True, type=int)
 @click.pass_obj
 def finetune(settings: Settings, out: Path, data_dir: Path, medquad: int, pubmedqa: int, tatqa: int, base, quantization,
              rank, alpha, dropout, targets, epochs, lr, batch_size, max_tokens, seed) -> None:
@@ -429,7 +433,7 @@ def finetune(settings: Settings, out: Path, data_dir: Path, medquad: int, pubmed
 
     from assistant import compose
     from assistant.trainset import build_examples
-    from generator.finetune import LoraOptions, TrainingExample, train_lora
+    from generator.finetune import TrainingExample, train_lora
     from generator.local import load_model
 
     options = LoraOptions(rank=rank, alpha=alpha, dropout=dropout, target_modules=tuple(t.strip() for t in targets.split(",") if t.strip()),

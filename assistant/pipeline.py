@@ -81,7 +81,8 @@ class Assistant:
         self.settings = settings
         self._generator = generator
         self._embedders = embedders if embedders is not None else {}
-        self._retrievers: dict[str, Any] = {}
+        self._stores: dict[str, Any] = {}  # collection name -> Collection, opened once
+        self._retrievers: dict[tuple, Any] = {}  # (collection, overrides) -> Retriever
         self._guards: dict[str, Any] = {}
         self._audit = None
         self._lock = threading.Lock()
@@ -94,12 +95,16 @@ class Assistant:
             return self._generator
 
     def retriever(self, collection: str, **overrides: Any):
-        """A retriever over the named collection (opened read-only once, then kept)."""
+        """A retriever over the named collection, opened read-only once and kept per set of overrides: a
+        Retriever caches BM25 term statistics, which rebuilding it for every question would throw away."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        key = (collection, tuple(sorted(overrides.items())))
         with self._lock:
-            if collection not in self._retrievers:
-                self._retrievers[collection] = compose.open_collection(self.settings, collection)
-            store = self._retrievers[collection]
-            return compose.retriever_for(self.settings, store, self._embedders, **overrides)
+            if key not in self._retrievers:
+                if collection not in self._stores:
+                    self._stores[collection] = compose.open_collection(self.settings, collection)
+                self._retrievers[key] = compose.retriever_for(self.settings, self._stores[collection], self._embedders, **overrides)
+            return self._retrievers[key]
 
     def guard(self, collection: str):
         """The collection's guard (its rule packs), or None with guardrails disabled."""
@@ -111,8 +116,9 @@ class Assistant:
             return self._guards[collection]
 
     def close(self) -> None:
-        for store in self._retrievers.values():
+        for store in self._stores.values():
             store.close()
+        self._stores.clear()
         self._retrievers.clear()
         if self._audit is not None:
             self._audit.close()
@@ -202,10 +208,16 @@ class Assistant:
 
     @staticmethod
     def _support(embedder: Embedder):
-        """Embedding support for the grounding rail: the best cosine between a sentence and the passages."""
+        """Embedding support for the grounding rail: the best cosine between a sentence and the passages.
+        Only sentences the lexical check rejects get here; each passage is embedded once per answer."""
+        passage_vectors: dict[str, Any] = {}
+
         def support(sentence: str, passages: list[str]) -> float:
-            vectors = embedder.embed_passages([sentence, *passages])
-            return float((vectors[1:] @ vectors[0]).max())
+            missing = [p for p in dict.fromkeys(passages) if p not in passage_vectors]
+            if missing:
+                passage_vectors.update(zip(missing, embedder.embed_passages(missing)))
+            query = embedder.embed_query(sentence)
+            return float(max(passage_vectors[p] @ query for p in passages))
         return support
 
     @staticmethod

@@ -114,12 +114,13 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
         retrieval={"mode": "bm25", "min_relevance": -1},
     )
     with tempfile.TemporaryDirectory(prefix="trainset-") as tmp:
-        ingestor = compose.ingestor(settings, Path(tmp) / "pool", compose.embedder(settings), progress=False)
+        hashed = compose.embedder(settings)
+        ingestor = compose.ingestor(settings, Path(tmp) / "pool", hashed, progress=False)
         with ingestor.collection as store:
             ingestor.ingest(pool)
             docs = store.db.execute("SELECT d.id, d.title, d.metadata, d.source FROM documents d").fetchall()
             first_chunk = dict(store.db.execute("SELECT d.id, c.text FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.ordinal = 0").fetchall())
-            retriever = compose.retriever(settings, store, compose.embedder(settings))
+            retriever = compose.retriever(settings, store, hashed)
             rng.shuffle(docs)
             examples: list[Example] = []
             for doc_id, title, metadata, source in docs:

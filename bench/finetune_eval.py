@@ -35,16 +35,12 @@ from eval.metrics import has_valid_citation, supported_share, token_f1  # noqa: 
 from generator.base import GenerationOptions  # noqa: E402
 from assistant.citations import cited_numbers  # noqa: E402
 from generator.local import SHIPPED_ADAPTER, LocalGenerator  # noqa: E402
-from generator.prompt import NO_ANSWER  # noqa: E402
+from guardrails.output_checks import is_refusal  # noqa: E402
 
 
 def training_ids(adapter: Path) -> set[str]:
     card = adapter / "training.json"
     return set(json.loads(card.read_text()).get("example_ids", [])) if card.exists() else set()
-
-
-def is_refusal(answer: str) -> bool:
-    return "do not contain the answer" in answer.lower()
 
 
 def score(example: Example, answer: str) -> dict:

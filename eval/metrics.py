@@ -11,8 +11,8 @@ import string
 from collections import Counter
 from typing import Sequence
 
-from assistant.citations import MARKER, find_markers
-from guardrails.output_checks import lexical_support, sentence_spans, unsupported_sentences  # noqa: F401 (re-exported)
+from assistant.citations import MARKER, cited_numbers
+from guardrails.output_checks import sentence_spans, unsupported_sentences
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
@@ -35,7 +35,7 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def has_valid_citation(answer: str, n_passages: int) -> bool:
-    return any(m.valid for m in find_markers(answer, n_passages))
+    return bool(cited_numbers(answer, n_passages))
 
 
 def supported_share(answer: str, passages: Sequence[str]) -> float:

@@ -124,7 +124,7 @@ class LocalGenerator:
                     out = self.model.generate(
                         **inputs, **sampling, max_new_tokens=options.max_new_tokens, streamer=streamer,
                         stopping_criteria=StoppingCriteriaList([_Cancelled(stream, deadline)]),
-                        pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                        pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
                     )
                     result["tokens"] = int(out.shape[1] - n_prompt)
                     result["last"] = int(out[0, -1])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eval.metrics import has_valid_citation, lexical_support, normalise_tokens, supported_share, token_f1
+from eval.metrics import has_valid_citation, normalise_tokens, supported_share, token_f1
+from guardrails.output_checks import lexical_support
 
 
 def test_normalise_drops_case_punctuation_articles_and_markers():

@@ -204,3 +204,29 @@ def test_guardrails_can_be_switched_off(settings):
     assistant, _ = assistant_with(off, "It cures asthma overnight [1].")
     answer = assistant.ask("My email is jane.doe@example.com; what is metformin?", "docs")
     assert answer.text == "It cures asthma overnight [1]." and answer.guard_events == []
+
+
+def test_retrievers_are_kept_between_questions(settings):
+    # A Retriever caches BM25 term statistics; rebuilding it per question would redo that work every time.
+    assistant, _ = assistant_with(settings, "ok [1].")
+    first = assistant.retriever("docs")
+    assert assistant.retriever("docs") is first
+    other = assistant.retriever("docs", mode="bm25")
+    assert other is not first and other.collection is first.collection  # one open collection
+    assistant.close()
+
+
+def test_embedding_support_embeds_each_passage_once_per_answer():
+    calls: list[list[str]] = []
+
+    class Counting(HashEmbedder):
+        def embed_passages(self, texts):
+            calls.append(list(texts))
+            return super().embed_passages(texts)
+
+    support = Assistant._support(Counting(64))
+    passages = ["Metformin lowers blood glucose.", "Dividends are paid from profits."]
+    exact = support("Metformin lowers blood glucose.", passages[:1])
+    support("Something else entirely.", passages)
+    assert exact == pytest.approx(1.0, abs=1e-5)  # the same text: cosine 1
+    assert calls == [[passages[0]], [passages[1]]]  # each passage embedded once, only when first needed
