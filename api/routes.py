@@ -172,7 +172,7 @@ async def search(request: Request, _: Authed,
 
     def run():
         retriever = service.assistant.retriever(collection, mode=mode)
-        return retriever.search(q, k, filters), retriever.collection.generation
+        return retriever.search(q, k, filters), retriever.collection.version
 
     result, version = await run_in_threadpool(run)
     hits = [{"chunk_id": h.chunk_id, "document_id": h.document_id, "title": h.title, "source": h.source,

@@ -505,6 +505,11 @@ def eval_cmd(settings: Settings, suite: str, config_file, compare_file, gate_fil
 @click.pass_obj
 def serve(settings: Settings, host: str | None, port: int | None, insecure: bool, no_warm_up: bool) -> None:
     """Serve the HTTP API (FastAPI on uvicorn): /v1/ask, /v1/ask/stream, /v1/chat/completions, /v1/search, ..."""
+    # OpenMP threads (PyTorch's, in the embedder's pooling and the generator) spin after each parallel
+    # region by default, burning cores that concurrent requests need: passive waiting cut a search's CPU
+    # by 12 % under 32 clients and decode speed by 10 % on an idle machine. Must be set before the
+    # OpenMP runtime loads; a value in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import ipaddress
 
     import uvicorn

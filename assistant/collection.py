@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,6 +38,15 @@ MANIFEST = "manifest.json"
 DATABASE = "docs.sqlite"
 VECTORS = "vectors.faiss"
 LOCK = ".write.lock"
+# How often a read-only handle asks the database whether another process has committed since it loaded.
+# Asking on every search (one SQL read) cost ~10 % of a search under load; commits made by this process
+# are seen at once (see _commits_here).
+STALE_CHECK_INTERVAL_S = 0.25
+_commits_here: dict[Path, int] = {}  # commits made through this process's writable handles, per collection folder
+_commits_guard = threading.Lock()
+# FAISS's OpenMP team: one thread for a search (see Collection.dense), the default for adding vectors.
+_OMP_DEFAULT = faiss.omp_get_max_threads()
+_omp = threading.local()
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -84,6 +95,13 @@ CREATE TABLE IF NOT EXISTS chunk_flags (
     rules TEXT NOT NULL                     -- JSON list of rule ids
 );
 """
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path / DATABASE, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
@@ -180,6 +198,26 @@ def _new_index(kind: str, dim: int, params: IndexParams) -> faiss.Index:
     return faiss.IndexIDMap2(inner)
 
 
+def _search_threads() -> None:
+    """One OpenMP thread for this thread's searches. Set once per thread, not around every search: under
+    load the two calls (each a GIL release) showed as 5 % of a search's samples."""
+    if not getattr(_omp, "single", False):
+        faiss.omp_set_num_threads(1)
+        _omp.single = True
+
+
+@contextmanager
+def _build_threads() -> Iterator[None]:
+    """Every core for adding vectors (an HNSW graph builds in parallel); searches on this thread go back
+    to one afterwards."""
+    faiss.omp_set_num_threads(_OMP_DEFAULT)
+    _omp.single = False
+    try:
+        yield
+    finally:
+        _search_threads()
+
+
 def _index_ids(index: faiss.Index) -> np.ndarray:
     return faiss.vector_to_array(index.id_map).astype(np.int64)
 
@@ -190,12 +228,23 @@ class Collection:
     def __init__(self, path: Path, manifest: Manifest, db: sqlite3.Connection, params: IndexParams, lock: FileLock | None):
         self.path = path
         self.manifest = manifest
-        self.db = db
+        self._db: sqlite3.Connection | None = db
+        # A read-only handle gives every thread its own connection: one connection serialises its queries
+        # (SQLite's per-connection mutex), and BM25 queries from concurrent API searches queued on it for
+        # 20 ms on average. WAL lets the readers run beside a writer.
+        self._thread_db = threading.local()
+        self._thread_dbs: list[sqlite3.Connection] = []
+        self._thread_dbs_guard = threading.Lock()
+        self._has_flags: bool | None = None
         self.params = params
         self._lock = lock
         self.index: faiss.Index = _new_index("flat", manifest.embedder.dim, params)
         self._index_needs_rebuild = False
         self.repaired: list[str] = []
+        self._key = path.resolve()
+        self._seen_here = _commits_here.get(self._key, 0)
+        self._next_check = 0.0
+        self._found_stale = False
 
     # ------------------------------------------------------------------ opening
 
@@ -258,9 +307,7 @@ class Collection:
                     f"collection {path.name!r} is being written by another process; wait for it to finish"
                 ) from None
         try:
-            db = sqlite3.connect(path / DATABASE, timeout=30, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA foreign_keys = ON")
+            db = _connect(path)
             if writable:
                 # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
                 db.execute("PRAGMA journal_mode = WAL")
@@ -275,10 +322,27 @@ class Collection:
         collection._load_index()
         return collection
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection: the one connection of a writer, a connection per thread for a reader."""
+        if self._db is None:
+            raise RuntimeError("collection closed")
+        if self._lock is not None:
+            return self._db
+        db = getattr(self._thread_db, "db", None)
+        if db is None:
+            db = self._thread_db.db = _connect(self.path)
+            with self._thread_dbs_guard:
+                self._thread_dbs.append(db)
+        return db
+
     def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
-            self.db = None  # type: ignore[assignment]
+        if self._db is not None:
+            with self._thread_dbs_guard:
+                for db in [self._db, *self._thread_dbs]:
+                    db.close()
+                self._thread_dbs.clear()
+            self._db = None
         if self._lock is not None:
             self._lock.release()
             self._lock = None
@@ -324,9 +388,23 @@ class Collection:
         self.loaded_generation = self.generation
 
     @property
+    def version(self) -> int:
+        """The generation searches on this handle reflect: the one its index was loaded at for a read-only
+        handle (its owner reopens it when stale), the live one for the writer. Reads no SQL for a reader."""
+        return self.generation if self.writable else self.loaded_generation
+
+    @property
     def stale(self) -> bool:
-        """A read-only handle whose index predates a commit made since (by this process or another)."""
-        return not self.writable and self.generation != self.loaded_generation
+        """A read-only handle whose index predates a commit made since: by this process, seen at once; by
+        another, seen within STALE_CHECK_INTERVAL_S."""
+        if self.writable:
+            return False
+        if not self._found_stale:
+            here, now = _commits_here.get(self._key, 0), time.monotonic()
+            if here != self._seen_here or now >= self._next_check:
+                self._seen_here, self._next_check = here, now + STALE_CHECK_INTERVAL_S
+                self._found_stale = self.generation != self.loaded_generation
+        return self._found_stale
 
     def _set_search_params(self) -> None:
         inner = faiss.downcast_index(self.index.index)
@@ -368,13 +446,15 @@ class Collection:
             ids.append(cid)
             vecs.append(np.frombuffer(blob, dtype=np.float32))
         if ids:
-            index.add_with_ids(np.vstack(vecs), np.array(ids, dtype=np.int64))
+            with _build_threads():
+                index.add_with_ids(np.vstack(vecs), np.array(ids, dtype=np.int64))
         self.index = index
         self._set_search_params()
         self._index_needs_rebuild = False
 
     def _add_to_index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+        with _build_threads():
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
     def _remove_from_index(self, ids: np.ndarray) -> None:
         if self.index_kind == "hnsw":
@@ -439,12 +519,8 @@ class Collection:
                 params = faiss.SearchParameters(sel=selector)
         # One query is a memory-bound scan: FAISS's default of one OpenMP thread per core made it 7x slower
         # on 2 cores (15.7 vs 2.1 ms on 35k chunks) and starved the query embedding running beside it.
-        threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            scores, ids = self.index.search(query, min(k, self.index.ntotal), params=params)
-        finally:
-            faiss.omp_set_num_threads(threads)
+        _search_threads()
+        scores, ids = self.index.search(query, min(k, self.index.ntotal), params=params)
         del selector  # only now may it be freed
         return [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i >= 0]  # tolist: 10x faster than numpy scalars
 
@@ -502,7 +578,9 @@ class Collection:
         ids = [cid for cid, _ in scored_ids]
         marks = ",".join("?" * len(ids))
         flags: dict[int, tuple[str, ...]] = {}
-        if _has_table(self.db, "chunk_flags"):
+        if self._has_flags is None or self.writable:  # a reader asks once (a writer creates the table on open)
+            self._has_flags = _has_table(self.db, "chunk_flags")
+        if self._has_flags:
             flags = {r[0]: tuple(json.loads(r[1])) for r in self.db.execute(f"SELECT chunk_id, rules FROM chunk_flags WHERE chunk_id IN ({marks})", ids)}
         rows = {
             r["id"]: r
@@ -543,6 +621,8 @@ class Collection:
             yield self.db
             self.db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             self.db.execute("COMMIT")
+            with _commits_guard:
+                _commits_here[self._key] = _commits_here.get(self._key, 0) + 1
         except BaseException:
             self.db.execute("ROLLBACK")
             raise

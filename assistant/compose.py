@@ -32,7 +32,8 @@ def embedder(settings: Settings, model: str | None = None) -> Embedder:
     name = model or cfg.model
     if not name.startswith("hash:"):
         quiet_model_loading()
-    return make_embedder(name, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, cache_dir=cfg.cache_dir)
+    return make_embedder(name, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, cache_dir=cfg.cache_dir,
+                         quantize_queries=cfg.quantize_queries)
 
 
 def index_params(settings: Settings) -> IndexParams:

@@ -182,7 +182,7 @@ class Assistant:
         answer = Answer(
             question=question, collection=collection, text="", sources=[], cited=[], invalid_citations=[],
             relevant=False, relevance=0.0, finish_reason="", tokens=0, generator="",
-            collection_version=retriever.collection.generation, timings_ms={},
+            collection_version=retriever.collection.version, timings_ms={},
         )
         context = {"collection": collection}
         notes: list[str] = []

@@ -46,7 +46,7 @@ class BM25Retriever:
         """Terms in at least half of the chunks. FTS5's BM25 clamps their IDF to 1e-6, so they do not change
         the ranking of chunks that match any other term, yet scanning their postings dominates query time
         (question words such as "what" appear in most MedQuAD titles). Counts are cached per generation."""
-        generation = self.collection.generation
+        generation = self.collection.version
         if generation != self._df_generation:
             self._df, self._df_generation = {}, generation
         for term in terms:
@@ -63,7 +63,8 @@ class BM25Retriever:
         terms = query_terms(query)
         if not terms:
             return []
-        kept = [t for t in terms if t not in self._common(terms)] or terms
+        common = self._common(terms)
+        kept = [t for t in terms if t not in common] or terms
         return self.collection.bm25(" OR ".join(map(_quote, kept)), k, filters, self.title_weight)
 
     def retrieve(self, query: str, k: int = 5, filters: dict | None = None) -> list[Hit]:
