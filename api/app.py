@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, generator: Generator | None 
         else:
             service.readiness.ready = True
         yield
-        service.assistant.close()
+        service.close()
 
     app = FastAPI(
         title="Domain assistant API",

@@ -23,6 +23,7 @@ from generator.base import Generator
 from generator.bounded import BoundedGenerator
 from api.auth import KeyStore, RateLimiter
 from api.metrics import Metrics
+from api.search_worker import SearchWorker
 
 log = logging.getLogger("assistant.api")
 _END = object()
@@ -47,6 +48,8 @@ class Service:
         self.assistant = Assistant(settings, generator=generator, embedders=embedders,
                                    wrap_generator=self._bound, wrap_embedder=self._batch)
         self.readiness = Readiness()
+        self.searches = SearchWorker(self.assistant.retriever, threads=api.search_threads, max_batch=api.search_batch_max,
+                                     on_batch=self.metrics.embed_batch.observe)
         self._upload_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -84,6 +87,10 @@ class Service:
         except Exception as exc:  # reported by /readyz; requests still try (and fail with their own error)
             log.exception("warm-up failed")
             self.readiness.error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> None:
+        self.searches.close()
+        self.assistant.close()
 
     def refresh_gauges(self) -> None:
         if self.bounded is not None:

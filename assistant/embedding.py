@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import re
 import shutil
 import tempfile
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 @runtime_checkable
 class Embedder(Protocol):
+    """Safe to call from several threads at once: the API and the chat embed questions while an upload is
+    being ingested."""
+
     name: str  # stable name recorded in a collection's manifest
     dim: int
     max_tokens: int  # longest input the model reads; longer inputs are truncated
@@ -175,8 +179,12 @@ class SentenceTransformerEmbedder:
         source = _embedded_model_path(model) or model
         from sentence_transformers import SentenceTransformer  # heavy import: only when a real model is asked for
 
-        self.query_precision = "float32"  # or qint8_<preset>: a quantized copy embeds the questions
-        self._query_model = None
+        self.query_precision = "float32"  # or qint8_<preset>: quantized copies embed the questions
+        # Thread-safe: a Hugging Face fast tokenizer fails ("Already borrowed") when two threads use it at
+        # once, so the model serves one call at a time (the lock), and questions go to a pool of int8
+        # replicas when there is one, so concurrent batches of questions run on separate cores.
+        self._lock = threading.Lock()
+        self._query_models: queue.SimpleQueue | None = None
 
         self.backend = self._pick_backend(backend, device)
         try:
@@ -187,10 +195,13 @@ class SentenceTransformerEmbedder:
                                                   model_kwargs={"session_options": _onnx_session_options()})
                 int8 = _int8_copy(self._model, folder, cache) if quantize_queries else None
                 if int8 is not None:
-                    # One thread: questions come in small batches, where a second thread added 15 % CPU
-                    # for 30 % less wall time, and a server has other requests to run on that core.
-                    self._query_model = SentenceTransformer(folder, backend="onnx", device="cpu", model_kwargs={
-                        "file_name": int8, "session_options": _onnx_session_options(threads=1)})
+                    # One ONNX thread each and one replica per core (at most 4; 23 MB each for MiniLM): a
+                    # second thread inside one call added 15 % CPU for 30 % less wall time, and two
+                    # replicas side by side use both cores without that overhead.
+                    self._query_models = queue.SimpleQueue()
+                    for _ in range(min(4, os.cpu_count() or 1)):
+                        self._query_models.put(SentenceTransformer(folder, backend="onnx", device="cpu", model_kwargs={
+                            "file_name": int8, "session_options": _onnx_session_options(threads=1)}))
                     self.query_precision = Path(int8).stem.removeprefix("model_")
             else:
                 self._model = SentenceTransformer(source, device=device)
@@ -199,7 +210,6 @@ class SentenceTransformerEmbedder:
                 f"cannot load embedding model {model!r}: {exc}. "
                 "Set ASSISTANT_EMBEDDER__MODEL to a local sentence-transformers folder or an installed model name."
             ) from exc
-        self._query_model = self._query_model or self._model
         self.name = model
         dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         self.dim = int(dim())
@@ -224,22 +234,33 @@ class SentenceTransformerEmbedder:
         return "onnx" if _onnx_available() else "torch"
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
+        with self._lock:
+            return len(self._tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"])
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # encode_document applies the model's own passage prompt (e5/bge-style models define one).
-        vectors = self._model.encode_document(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        with self._lock:
+            vectors = self._model.encode_document(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        vectors = self._query_model.encode_query(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        options = dict(batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        if self._query_models is None:
+            with self._lock:
+                vectors = self._model.encode_query(texts, **options)
+        else:
+            model = self._query_models.get()  # waits while every replica is busy
+            try:
+                vectors = model.encode_query(texts, **options)
+            finally:
+                self._query_models.put(model)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
@@ -312,24 +333,18 @@ class BatchingEmbedder:
         self.name, self.dim, self.max_tokens = inner.name, inner.dim, inner.max_tokens
         self.max_wait_s, self.max_batch = max_wait_s, max_batch
         self._lock = threading.Lock()
-        # One model call at a time: Hugging Face fast tokenizers fail ("Already borrowed") when two threads
-        # use one at once, e.g. an upload being ingested while questions are embedded.
-        self._model_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._leading = False
         self.batches: list[int] = []  # sizes of the recent batches (bounded), for metrics and tests
 
     def count_tokens(self, text: str) -> int:
-        with self._model_lock:
-            return self.inner.count_tokens(text)
+        return self.inner.count_tokens(text)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
-        with self._model_lock:
-            return self.inner.embed_passages(texts)
+        return self.inner.embed_passages(texts)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
-        with self._model_lock:
-            return _embed_queries(self.inner, texts)
+        return _embed_queries(self.inner, texts)
 
     def embed_query(self, text: str) -> np.ndarray:
         request = _Pending(text)

@@ -80,15 +80,19 @@ class Retriever:
     def retrieve(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> list[Hit]:
         return self.search(query, k, filters).hits
 
-    def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> Retrieval:
+    def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None, *,
+               vector: np.ndarray | None = None, embed_ms: float = 0.0) -> Retrieval:
+        """The best ``k`` passages. ``vector``: the query's embedding when the caller embedded it already
+        (the API embeds concurrent questions in one model call), with the time that took as ``embed_ms``."""
         if k < 1:
             raise UserError(f"k must be at least 1, got {k}")
         query = normalise_query(query)
         cfg = self.config
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        vector = self.embedder.embed_query(query)
-        timings["embed"] = (time.perf_counter() - started) * 1000
+        if vector is None:
+            vector = self.embedder.embed_query(query)
+        timings["embed"] = (time.perf_counter() - started) * 1000 + embed_ms
         allowed = self.collection.chunk_ids_matching(filters) if filters else None
         depth = max(cfg.candidates, k)
         rankings: dict[str, list[tuple[int, float]]] = {}
@@ -130,5 +134,5 @@ class Retriever:
             replace(h, scores={**{n: c[h.chunk_id] for n, c in components.items() if h.chunk_id in c}, "cosine": cosine_of[h.chunk_id]})
             for h in hits
         ]
-        timings["total"] = (time.perf_counter() - started) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000 + embed_ms
         return Retrieval(hits=hits, relevance=relevance, relevant=relevance >= cfg.min_relevance, timings_ms=timings)
