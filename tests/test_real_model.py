@@ -43,6 +43,54 @@ def test_onnx_backend_gives_the_same_vectors_as_pytorch(model_cache):
     assert onnx.count_tokens("hypertension") == torch.count_tokens("hypertension") > 0
 
 
+def test_questions_are_embedded_by_a_cached_int8_copy_close_to_float32(model_cache):
+    import threading
+
+    from assistant.embedding import make_embedder
+
+    exact = make_embedder(MODEL, backend="onnx", cache_dir=model_cache)
+    quick = make_embedder(MODEL, backend="onnx", cache_dir=model_cache, quantize_queries=True)
+    assert exact.query_precision == "float32" and quick.query_precision.startswith("qint8_")
+    copies = sorted(model_cache.rglob("model_qint8_*.onnx"))
+    assert len(copies) == 1
+    stamp = copies[0].stat().st_mtime_ns
+    assert make_embedder(MODEL, backend="onnx", cache_dir=model_cache, quantize_queries=True).query_precision == quick.query_precision
+    assert copies[0].stat().st_mtime_ns == stamp  # quantized once, then reused
+
+    passages = ["Metformin lowers blood glucose in type 2 diabetes.", "Inhaled corticosteroids control asthma.",
+                "Deferred revenue is recorded as a liability.", "The dividend payout ratio divides dividends by net income.",
+                "High blood pressure raises the risk of stroke."]
+    questions = ["What is metformin used for?", "How is asthma treated?", "What is deferred revenue?",
+                 "How is the payout ratio computed?", "Why is hypertension dangerous?"]
+    np.testing.assert_array_equal(quick.embed_passages(passages), exact.embed_passages(passages))  # passages stay float32
+    q8, q32 = quick.embed_queries(questions), exact.embed_queries(questions)
+    assert np.allclose(np.linalg.norm(q8, axis=1), 1.0, atol=1e-5)
+    assert (q8 * q32).sum(axis=1).min() > 0.97
+    docs = exact.embed_passages(passages)
+    assert list((q8 @ docs.T).argmax(axis=1)) == list((q32 @ docs.T).argmax(axis=1)) == [0, 1, 2, 3, 4]
+
+    # Thread-safe: questions on several threads while passages are embedded (a tokenizer shared unguarded
+    # fails with "Already borrowed").
+    errors: list[BaseException] = []
+    results: dict[int, np.ndarray] = {}
+
+    def run(i):
+        try:
+            for _ in range(5):
+                results[i] = quick.embed_passages(passages) if i == 0 else quick.embed_queries(questions)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for i in range(1, 5):
+        np.testing.assert_allclose(results[i], q8, atol=1e-6)
+
+
 def test_medical_sample_ingests_and_answers_its_own_questions(real_env):
     samples = REPO / "data" / "samples" / "medical" / "medquad"
     out = run_cli(["ingest", str(samples), "-c", "medical", "--json"], real_env)

@@ -193,3 +193,14 @@ def test_terms_in_half_the_chunks_are_pruned_without_changing_the_ranking(tmp_pa
         assert [cid for cid, _ in pruned] == [cid for cid, _ in plain]
         assert len(pruned) == 2
         assert bm25.scored("what", 10)  # nothing else left: the common term is kept
+
+
+def test_a_vector_embedded_by_the_caller_gives_the_same_result(collection, embedder):
+    retriever = Retriever(collection, embedder)
+    query = "asthma inhalers airways"
+    own = retriever.search(query, 3)
+    given = retriever.search(query, 3, vector=embedder.embed_query(query), embed_ms=7.5)
+    assert [h.chunk_id for h in given.hits] == [h.chunk_id for h in own.hits]
+    assert [h.scores for h in given.hits] == [h.scores for h in own.hits]
+    assert given.relevance == own.relevance
+    assert given.timings_ms["embed"] >= 7.5 and given.timings_ms["total"] >= 7.5
