@@ -505,11 +505,6 @@ def eval_cmd(settings: Settings, suite: str, config_file, compare_file, gate_fil
 @click.pass_obj
 def serve(settings: Settings, host: str | None, port: int | None, insecure: bool, no_warm_up: bool) -> None:
     """Serve the HTTP API (FastAPI on uvicorn): /v1/ask, /v1/ask/stream, /v1/chat/completions, /v1/search, ..."""
-    # OpenMP threads (PyTorch's, in the embedder's pooling and the generator) spin after each parallel
-    # region by default, burning cores that concurrent requests need: waiting passively, a batch of 13
-    # questions cost 1.7 instead of 2.4 ms of CPU a question, for 10 % slower decoding on an idle machine
-    # (18.6 -> 16.7 tokens/s). Must be set before the OpenMP runtime loads; a value in the environment wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import ipaddress
 
     import uvicorn

@@ -156,6 +156,9 @@ def _int8_copy(model, folder: str, cache_dir: Path) -> str | None:
             warnings.simplefilter("ignore")
             export_dynamic_quantized_onnx_model(model, kind, str(staging), file_suffix=f"qint8_{kind}")
         os.replace(staging / name, Path(folder) / name)  # whole or absent, also with two processes at once
+    except Exception as exc:  # a model the quantizer cannot handle keeps float32 questions
+        log.warning("could not quantize %s for questions (%s: %s); embedding them in float32", folder, type(exc).__name__, exc)
+        return None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return name
