@@ -565,6 +565,12 @@ def langchain_latency(collection, queries: list[str], k: int = 10) -> dict | Non
     rows = collection.db.execute("SELECT text, vector FROM chunks ORDER BY id").fetchall()
     pairs = [(text, np.frombuffer(blob, dtype=np.float32).tolist()) for text, blob in rows]
     store = FAISS.from_embeddings(pairs, HuggingFaceEmbeddings(model_name=_embedded_model_path(name) or name))
+    # FAISS's own OpenMP team, as a LangChain user gets it: our searches leave this thread at one.
+    import faiss
+
+    from assistant.collection import _OMP_DEFAULT
+
+    faiss.omp_set_num_threads(_OMP_DEFAULT)
     for query in queries[:WARMUP_QUERIES]:
         store.similarity_search(query, k=k)
     times = []
