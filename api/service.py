@@ -55,7 +55,8 @@ class Service:
 
     def _bound(self, generator: Generator) -> Generator:
         api = self.settings.api
-        self.bounded = BoundedGenerator(generator, concurrency=api.generation_concurrency, queue_size=api.queue_size,
+        concurrency = api.generation_concurrency or getattr(generator, "max_concurrency", 1)
+        self.bounded = BoundedGenerator(generator, concurrency=concurrency, queue_size=api.queue_size,
                                         queue_timeout_s=api.queue_timeout_s)
         return self.bounded
 

@@ -99,7 +99,8 @@ def generator(settings: Settings) -> Generator:
         adapter = SHIPPED_ADAPTER if cfg.model == "embedded" else None
     elif cfg.adapter != "none":
         adapter = Path(cfg.adapter).expanduser()
-    return LocalGenerator(cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device)
+    return LocalGenerator(cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device,
+                          max_batch=cfg.max_batch)
 
 
 def audit_log(settings: Settings):

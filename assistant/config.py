@@ -96,6 +96,10 @@ class GeneratorSettings(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     timeout_s: float = Field(120.0, gt=0)
+    # The local backend decodes up to this many generations together, one forward pass per token for all
+    # (continuous batching, generator/batching.py). On 2 CPU cores four concurrent answers of the embedded
+    # model took about the time of two; 1 serves one generation at a time.
+    max_batch: int = Field(4, ge=1, le=64)
     # Prompt + answer tokens per request. SmolLM2 reads 8192, but on a CPU every prompt token costs time;
     # 2048 holds five 200-token passages with room to spare.
     context_tokens: int = Field(2048, ge=256)
@@ -130,9 +134,9 @@ class ApiSettings(BaseModel):
     max_upload_mb: float = Field(25.0, gt=0)  # each uploaded file (the multipart body: all files together)
     max_upload_files: int = Field(20, ge=1)
     # Generations running at once and waiting behind them; a request beyond both gets 503 + Retry-After.
-    # The local backend generates one at a time whatever this says; an OpenAI-compatible server (vLLM, TGI)
-    # batches concurrent requests itself, so raise it for that backend.
-    generation_concurrency: int = Field(1, ge=1, le=256)
+    # None: what the generator runs at once (the local backend's generator.max_batch; 1 for the openai
+    # backend, whose server, vLLM or TGI, batches concurrent requests itself: raise it there).
+    generation_concurrency: int | None = Field(None, ge=1, le=256)
     queue_size: int = Field(8, ge=0, le=10_000)
     queue_timeout_s: float = Field(60.0, gt=0)  # longest wait for a generation slot before 503
     # /v1/search runs on this many threads (one per core, at most 4), each taking up to search_batch_max of the

@@ -1,16 +1,15 @@
 """The local backend: a transformers causal LM, quantized with bitsandbytes, with an optional peft LoRA
-adapter, streamed token by token from a background thread."""
+adapter, streamed token by token; concurrent generations are batched (generator/batching.py)."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 from typing import Literal
 
 from assistant.errors import UserError
 from generator.base import GenerationOptions, Message, TextStream, stop_filtered
+from generator.batching import BatchEngine, BatchRequest
 from generator.model_files import resolve_model
 
 log = logging.getLogger(__name__)
@@ -62,26 +61,13 @@ def attach_adapter(lm, adapter: Path | str):
     return PeftModel.from_pretrained(lm, str(path)).eval()
 
 
-class _Cancelled:
-    """A transformers StoppingCriteria: stop when the stream is cancelled or its deadline passes."""
-
-    def __init__(self, stream: TextStream, deadline: float):
-        self.stream, self.deadline = stream, deadline
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        if time.monotonic() > self.deadline:
-            self.stream.finish_reason = self.stream.finish_reason or "timeout"
-            return torch.ones(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        return torch.full((input_ids.shape[0],), self.stream.cancel_event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
 class LocalGenerator:
-    """Loads once, then serves one generation at a time (a CPU has no spare cores for a second one)."""
+    """Loads once, then serves its streams through a continuous-batching engine (generator/batching.py): up
+    to ``max_batch`` generations decode together, one forward pass per token for all of them."""
 
     def __init__(self, model: str = "embedded", *, quantization: Quantization = "4bit", adapter: str | Path | None = None,
-                 cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models", device: str | None = None):
+                 cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models", device: str | None = None,
+                 max_batch: int = 4):
         self.model, self.tokenizer, self.name = load_model(model, quantization, cache_dir, device)
         self.adapter = None
         if adapter is not None:
@@ -89,9 +75,17 @@ class LocalGenerator:
             self.adapter = str(adapter)
             self.name += " + LoRA"
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        self._lock = threading.Lock()
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+        self.engine = BatchEngine(self.model, eos_ids=self._eos_ids, max_batch=max_batch)
+
+    @property
+    def max_concurrency(self) -> int:
+        """Generations that make progress at once (a server's bounded queue admits this many)."""
+        return self.engine.max_batch
+
+    def close(self) -> None:
+        self.engine.close()
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -106,50 +100,38 @@ class LocalGenerator:
         return int(self.model.get_memory_footprint())
 
     def stream(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> TextStream:
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        from transformers import TextIteratorStreamer
 
-        inputs = self.encode(messages).to(self.model.device)
-        n_prompt = inputs["input_ids"].shape[1]
-        if n_prompt + options.max_new_tokens > self.context_window:
-            raise UserError(f"the prompt ({n_prompt} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})")
+        prompt = self.encode(messages)["input_ids"][0].tolist()
+        if len(prompt) + options.max_new_tokens > self.context_window:
+            raise UserError(f"the prompt ({len(prompt)} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})")
         stream = TextStream(iter(()))
-        deadline = time.monotonic() + options.timeout_s
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=options.timeout_s + 30)
-        sampling = {"do_sample": True, "temperature": options.temperature, "top_p": options.top_p} if options.temperature > 0 else {"do_sample": False}
-        result: dict = {}
-
-        def run() -> None:
-            with self._lock:
-                try:
-                    out = self.model.generate(
-                        **inputs, **sampling, max_new_tokens=options.max_new_tokens, streamer=streamer,
-                        stopping_criteria=StoppingCriteriaList([_Cancelled(stream, deadline)]),
-                        pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
-                    )
-                    result["tokens"] = int(out.shape[1] - n_prompt)
-                    result["last"] = int(out[0, -1])
-                except BaseException as exc:  # surfaced in the consumer's thread
-                    result["error"] = exc
-                    streamer.end()
+        # The streamer turns token ids into text a word at a time; the engine feeds it from its thread.
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=options.timeout_s + 30)
+        request = BatchRequest(prompt, options, emit=lambda token: streamer.put(_one(token)), done=streamer.end,
+                               cancel=stream.cancel_event)
 
         def pieces():
-            thread = threading.Thread(target=run, name="generate", daemon=True)
-            thread.start()
+            self.engine.submit(request)
             try:
                 yield from stop_filtered(iter(streamer), options.stop, stream)
             finally:
-                if thread.is_alive():
+                if request.finish_reason is None:
                     stream.cancel_event.set()  # a stop string ended the text early, or the consumer left
-                thread.join()
-            if "error" in result:
-                raise result["error"]
-            stream.tokens = result.get("tokens", 0)
+            stream.tokens = request.tokens
+            if request.error is not None:
+                raise request.error
             if stream.finish_reason is None:
-                hit_limit = stream.tokens >= options.max_new_tokens and result.get("last") not in self._eos_ids
-                stream.finish_reason = "length" if hit_limit else "stop"
+                stream.finish_reason = request.finish_reason
 
         stream.pieces = pieces()
         return stream
 
     def generate(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> str:
         return self.stream(messages, options).text()
+
+
+def _one(token: int):
+    import torch
+
+    return torch.tensor([token])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import pytest
@@ -96,3 +97,23 @@ def test_cli_ask_over_the_sample_collection_end_to_end(tmp_path):
     assert data["generator"] == "SmolLM2-135M-Instruct 4bit + LoRA"
     assert data["cited"] and not data["invalid_citations"], data["text"]
     assert any("atrial fibrillation" in c["title"].lower() for c in data["citations"]), data["citations"]
+
+
+def test_concurrent_streams_are_decoded_together_and_answer_as_they_would_alone(tuned):
+    questions = ["What is glaucoma?", "What is a dividend?", "When is revenue recognised?"]
+    options = GenerationOptions(max_new_tokens=24)
+    alone = [tuned.generate(prompt_for(tuned, q), options) for q in questions]
+    rows: list[int] = []
+    tuned.engine.on_step = rows.append
+    together: dict[int, str] = {}
+    threads = [threading.Thread(target=lambda i=i, q=q: together.__setitem__(i, tuned.generate(prompt_for(tuned, q), options)))
+               for i, q in enumerate(questions)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        tuned.engine.on_step = None
+    assert [together[i] for i in range(len(questions))] == alone
+    assert max(rows) > 1  # they shared decode steps

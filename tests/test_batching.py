@@ -1,0 +1,204 @@
+"""The continuous-batching engine (generator/batching.py) on tiny, randomly initialised transformers models:
+real forward passes and KV caches, checked token for token against ``model.generate`` on each prompt alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM  # noqa: E402
+
+from generator.base import GenerationOptions  # noqa: E402
+from generator.batching import BatchEngine, BatchRequest  # noqa: E402
+
+VOCAB, EOS, PAD = 64, 63, 0
+
+
+def tiny(kind: str = "llama"):
+    torch.manual_seed(0)
+    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=512, eos_token_id=EOS, bos_token_id=1, pad_token_id=PAD)
+    if kind == "mistral":  # a sliding-window cache: not stackable
+        return MistralForCausalLM(MistralConfig(**common, sliding_window=16)).eval()
+    return LlamaForCausalLM(LlamaConfig(**common)).eval()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny()
+
+
+def prompts(*lengths: int) -> list[list[int]]:
+    generator = torch.Generator().manual_seed(1)
+    return [[1] + torch.randint(2, EOS - 1, (n,), generator=generator).tolist() for n in lengths]
+
+
+def reference(model, prompt: list[int], max_new_tokens: int, eos: int = EOS) -> list[int]:
+    """What model.generate gives for the prompt alone, greedy, without the end-of-sequence token."""
+    with torch.inference_mode():
+        out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=PAD)
+    tokens = out[0, len(prompt):].tolist()
+    return tokens[: tokens.index(eos)] if eos in tokens else tokens
+
+
+class Recorder:
+    """A request plus what the engine handed it."""
+
+    def __init__(self, prompt, **options):
+        self.tokens: list[int] = []
+        self.ended = threading.Event()
+        self.request = BatchRequest(prompt, GenerationOptions(**options), emit=self.tokens.append, done=self.ended.set)
+
+    def wait(self, timeout: float = 30.0) -> BatchRequest:
+        assert self.ended.wait(timeout), "the request never ended"
+        return self.request
+
+
+def run_all(engine: BatchEngine, recorders: list[Recorder], stagger_s: float = 0.0) -> None:
+    for recorder in recorders:
+        engine.submit(recorder.request)
+        time.sleep(stagger_s)
+    for recorder in recorders:
+        recorder.wait()
+
+
+def test_rows_joining_and_leaving_a_running_batch_get_exactly_the_tokens_of_generate_alone(model):
+    steps: list[int] = []
+    engine = BatchEngine(model, eos_ids={EOS}, max_batch=3, on_step=steps.append)
+    ps = prompts(5, 17, 9, 30, 3, 12)
+    limits = [10, 25, 4, 18, 30, 7]
+    recorders = [Recorder(p, max_new_tokens=n) for p, n in zip(ps, limits)]
+    run_all(engine, recorders, stagger_s=0.005)  # arrivals while others are decoding
+    for recorder, p, n in zip(recorders, ps, limits):
+        expected = reference(model, p, n)
+        assert recorder.tokens == expected
+        assert recorder.request.tokens == len(expected)
+        assert recorder.request.finish_reason == ("length" if len(expected) == n else "stop")
+    assert max(steps) == 3  # the batch really filled up to max_batch, never beyond
+    assert steps[-1] == 1  # and emptied as rows finished
+    engine.close()
+
+
+def test_end_of_sequence_ends_a_row_without_emitting_the_token(model):
+    p = prompts(8)[0]
+    free_run = reference(model, p, 12, eos=-1)
+    eos = free_run[4]  # pretend the fifth generated token is the end of sequence
+    engine = BatchEngine(model, eos_ids={eos}, max_batch=2)
+    recorder = Recorder(p, max_new_tokens=12)
+    run_all(engine, [recorder])
+    assert recorder.tokens == free_run[: free_run.index(eos)]
+    assert recorder.request.finish_reason == "stop"
+    engine.close()
+
+
+def test_a_cancelled_row_leaves_at_once_and_the_others_are_unaffected(model):
+    engine = BatchEngine(model, eos_ids=set(), max_batch=4)
+    ps = prompts(6, 11, 20)
+    stopped = Recorder(ps[0], max_new_tokens=400)
+    others = [Recorder(p, max_new_tokens=40) for p in ps[1:]]
+
+    def cancel_after_three(token: int, tokens=stopped.tokens) -> None:
+        tokens.append(token)
+        if len(tokens) == 3:
+            stopped.request.cancel.set()
+
+    stopped.request.emit = cancel_after_three
+    run_all(engine, [stopped, *others])
+    assert stopped.request.finish_reason == "cancelled"
+    assert 3 <= len(stopped.tokens) <= 4  # at most the step already under way
+    for recorder, p in zip(others, ps[1:]):
+        assert recorder.tokens == reference(model, p, 40, eos=-1)
+    engine.close()
+
+
+def test_a_deadline_ends_the_row_with_timeout_and_what_it_had(model):
+    engine = BatchEngine(model, eos_ids=set(), max_batch=2)
+    recorder = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=0.3)
+    started = time.monotonic()
+    run_all(engine, [recorder])
+    assert recorder.request.finish_reason == "timeout"
+    assert time.monotonic() - started < 5
+    assert 0 < recorder.request.tokens == len(recorder.tokens) < 100_000
+    engine.close()
+
+
+def test_a_request_waiting_for_room_is_ended_when_cancelled_without_being_prefilled(model):
+    engine = BatchEngine(model, eos_ids=set(), max_batch=1)
+    running = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=10)
+    engine.submit(running.request)
+    waiting = Recorder(prompts(7)[0], max_new_tokens=5)
+    engine.submit(waiting.request)
+    time.sleep(0.05)
+    assert engine.waiting == 1 and engine.running == 1
+    waiting.request.cancel.set()
+    assert waiting.wait(timeout=5).finish_reason == "cancelled"
+    assert waiting.tokens == [] and waiting.request.first_token_at is None
+    running.request.cancel.set()
+    assert running.wait().finish_reason == "cancelled"
+    engine.close()
+
+
+def test_a_failing_prefill_fails_that_request_only(model):
+    engine = BatchEngine(model, eos_ids={EOS}, max_batch=4)
+    good = Recorder(prompts(9)[0], max_new_tokens=8)
+    bad = Recorder([1, VOCAB + 50], max_new_tokens=8)  # a token id outside the vocabulary
+    run_all(engine, [good, bad])
+    assert bad.request.finish_reason == "error" and isinstance(bad.request.error, IndexError)
+    assert good.request.finish_reason in {"length", "stop"} and good.tokens == reference(model, good.request.prompt, 8)
+    engine.close()
+
+
+def test_sampled_and_greedy_rows_share_a_batch(model):
+    torch.manual_seed(3)
+    engine = BatchEngine(model, eos_ids=set(), max_batch=4)
+    ps = prompts(10, 14)
+    greedy = Recorder(ps[0], max_new_tokens=20)
+    sampled = Recorder(ps[1], max_new_tokens=20, temperature=1.5, top_p=0.9)
+    run_all(engine, [greedy, sampled])
+    assert greedy.tokens == reference(model, ps[0], 20, eos=-1)
+    assert len(sampled.tokens) == 20 and all(0 <= t < VOCAB for t in sampled.tokens)
+    assert sampled.tokens != reference(model, ps[1], 20, eos=-1)  # at temperature 1.5 over 20 tokens
+    engine.close()
+
+
+def test_a_model_whose_cache_cannot_be_stacked_is_served_one_at_a_time():
+    model = tiny("mistral")
+    steps: list[int] = []
+    engine = BatchEngine(model, eos_ids=set(), max_batch=4, on_step=steps.append)
+    ps = prompts(20, 6, 12)
+    recorders = [Recorder(p, max_new_tokens=24) for p in ps]
+    run_all(engine, recorders)
+    assert set(steps) == {1}
+    for recorder, p in zip(recorders, ps):
+        assert recorder.tokens == reference(model, p, 24, eos=-1)
+    engine.close()
+
+
+def test_one_token_and_closing(model):
+    engine = BatchEngine(model, eos_ids=set(), max_batch=1)
+    one = Recorder(prompts(4)[0], max_new_tokens=1)
+    run_all(engine, [one])
+    assert one.request.finish_reason == "length" and len(one.tokens) == 1
+    running = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=30)
+    queued = Recorder(prompts(6)[0], max_new_tokens=3)
+    engine.submit(running.request)
+    engine.submit(queued.request)
+    time.sleep(0.05)
+    engine.close()
+    for recorder in (running, queued):
+        assert recorder.wait(timeout=5).finish_reason == "error"
+        assert "closed" in str(recorder.request.error)
+    with pytest.raises(RuntimeError, match="closed"):
+        engine.submit(Recorder([1, 2], max_new_tokens=2).request)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="max_batch"):
+        BatchEngine(object(), eos_ids=set(), max_batch=0)
+    engine = BatchEngine(object(), eos_ids=set())
+    with pytest.raises(ValueError, match="empty"):
+        engine.submit(Recorder([], max_new_tokens=2).request)
+    engine.close()
