@@ -534,8 +534,6 @@ def serve(settings: Settings, host: str | None, port: int | None, insecure: bool
 @click.pass_obj
 def ui_cmd(settings: Settings, host: str, port: int | None) -> None:
     """Start the Streamlit chat (the assistant in-process, or a running API with ASSISTANT_UI__API_URL)."""
-    import subprocess
-
     import ui
 
     app = Path(ui.__file__).resolve().parent / "app.py"
@@ -545,10 +543,10 @@ def ui_cmd(settings: Settings, host: str, port: int | None) -> None:
                "--client.toolbarMode", "minimal",
                "--server.maxUploadSize", str(max(1, int(settings.api.max_upload_mb * settings.api.max_upload_files)))]
     click.echo(f"chat on http://{host}:{port} (Ctrl+C stops it)")
-    try:
-        sys.exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.stdout.flush()
+    # Streamlit replaces this process rather than running as its child: a SIGTERM from a supervisor (or a
+    # test) reaches the server itself instead of orphaning it.
+    os.execv(sys.executable, command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -68,16 +68,19 @@ class LocalGenerator:
     def __init__(self, model: str = "embedded", *, quantization: Quantization = "4bit", adapter: str | Path | None = None,
                  cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models", device: str | None = None,
                  max_batch: int = 4):
-        self.model, self.tokenizer, self.name = load_model(model, quantization, cache_dir, device)
-        self.adapter = None
-        if adapter is not None:
-            self.model = attach_adapter(self.model, adapter)
-            self.adapter = str(adapter)
-            self.name += " + LoRA"
+        self.adapter = str(adapter) if adapter is not None else None
+
+        def load():  # on the engine's thread, which runs the model (see BatchEngine)
+            lm, self.tokenizer, self.name = load_model(model, quantization, cache_dir, device)
+            if adapter is not None:
+                lm = attach_adapter(lm, adapter)
+                self.name += " + LoRA"
+            eos = lm.generation_config.eos_token_id
+            return lm, {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+
+        self.engine = BatchEngine(load, max_batch=max_batch)
+        self.model = self.engine.model
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
-        eos = self.model.generation_config.eos_token_id
-        self._eos_ids = {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
-        self.engine = BatchEngine(self.model, eos_ids=self._eos_ids, max_batch=max_batch)
 
     @property
     def max_concurrency(self) -> int:

@@ -133,6 +133,23 @@ def test_bounded_generator_times_out_in_the_queue_and_frees_slots_on_cancel():
     assert bounded.stream([{"role": "user", "content": "q"}], GenerationOptions(max_new_tokens=1)).text() == "a "
 
 
+def test_the_generation_queue_admits_what_the_generator_decodes_at_once(tmp_path):
+    from api.service import Service
+    from assistant.config import Settings
+
+    settings = Settings(index_dir=tmp_path, embedder={"model": "hash:64"}, guardrails={"audit_log": None})
+    batching = QueuedGenerator(["a"])
+    batching.max_concurrency = 3  # as LocalGenerator reports its max_batch
+    cases = [(settings, batching, 3), (settings, QueuedGenerator(["a"]), 1),
+             (settings.model_copy(update={"api": settings.api.model_copy(update={"generation_concurrency": 2})}), batching, 2)]
+    for config, generator, expected in cases:
+        service = Service(config, generator=generator)
+        try:
+            assert service.assistant.generator is service.bounded and service.bounded.concurrency == expected
+        finally:
+            service.close()
+
+
 # --- batched question embeddings ----------------------------------------------------------------------------
 
 

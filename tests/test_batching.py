@@ -31,6 +31,10 @@ def model():
     return tiny()
 
 
+def engine_for(model, eos_ids: set[int], **kwargs) -> BatchEngine:
+    return BatchEngine(lambda: (model, eos_ids), **kwargs)
+
+
 def prompts(*lengths: int) -> list[list[int]]:
     generator = torch.Generator().manual_seed(1)
     return [[1] + torch.randint(2, EOS - 1, (n,), generator=generator).tolist() for n in lengths]
@@ -67,7 +71,7 @@ def run_all(engine: BatchEngine, recorders: list[Recorder], stagger_s: float = 0
 
 def test_rows_joining_and_leaving_a_running_batch_get_exactly_the_tokens_of_generate_alone(model):
     steps: list[int] = []
-    engine = BatchEngine(model, eos_ids={EOS}, max_batch=3, on_step=steps.append)
+    engine = engine_for(model, {EOS}, max_batch=3, on_step=steps.append)
     ps = prompts(5, 17, 9, 30, 3, 12)
     limits = [10, 25, 4, 18, 30, 7]
     recorders = [Recorder(p, max_new_tokens=n) for p, n in zip(ps, limits)]
@@ -86,7 +90,7 @@ def test_end_of_sequence_ends_a_row_without_emitting_the_token(model):
     p = prompts(8)[0]
     free_run = reference(model, p, 12, eos=-1)
     eos = free_run[4]  # pretend the fifth generated token is the end of sequence
-    engine = BatchEngine(model, eos_ids={eos}, max_batch=2)
+    engine = engine_for(model, {eos}, max_batch=2)
     recorder = Recorder(p, max_new_tokens=12)
     run_all(engine, [recorder])
     assert recorder.tokens == free_run[: free_run.index(eos)]
@@ -95,7 +99,7 @@ def test_end_of_sequence_ends_a_row_without_emitting_the_token(model):
 
 
 def test_a_cancelled_row_leaves_at_once_and_the_others_are_unaffected(model):
-    engine = BatchEngine(model, eos_ids=set(), max_batch=4)
+    engine = engine_for(model, set(), max_batch=4)
     ps = prompts(6, 11, 20)
     stopped = Recorder(ps[0], max_new_tokens=400)
     others = [Recorder(p, max_new_tokens=40) for p in ps[1:]]
@@ -115,7 +119,7 @@ def test_a_cancelled_row_leaves_at_once_and_the_others_are_unaffected(model):
 
 
 def test_a_deadline_ends_the_row_with_timeout_and_what_it_had(model):
-    engine = BatchEngine(model, eos_ids=set(), max_batch=2)
+    engine = engine_for(model, set(), max_batch=2)
     recorder = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=0.3)
     started = time.monotonic()
     run_all(engine, [recorder])
@@ -126,7 +130,7 @@ def test_a_deadline_ends_the_row_with_timeout_and_what_it_had(model):
 
 
 def test_a_request_waiting_for_room_is_ended_when_cancelled_without_being_prefilled(model):
-    engine = BatchEngine(model, eos_ids=set(), max_batch=1)
+    engine = engine_for(model, set(), max_batch=1)
     running = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=10)
     engine.submit(running.request)
     waiting = Recorder(prompts(7)[0], max_new_tokens=5)
@@ -142,7 +146,7 @@ def test_a_request_waiting_for_room_is_ended_when_cancelled_without_being_prefil
 
 
 def test_a_failing_prefill_fails_that_request_only(model):
-    engine = BatchEngine(model, eos_ids={EOS}, max_batch=4)
+    engine = engine_for(model, {EOS}, max_batch=4)
     good = Recorder(prompts(9)[0], max_new_tokens=8)
     bad = Recorder([1, VOCAB + 50], max_new_tokens=8)  # a token id outside the vocabulary
     run_all(engine, [good, bad])
@@ -153,7 +157,7 @@ def test_a_failing_prefill_fails_that_request_only(model):
 
 def test_sampled_and_greedy_rows_share_a_batch(model):
     torch.manual_seed(3)
-    engine = BatchEngine(model, eos_ids=set(), max_batch=4)
+    engine = engine_for(model, set(), max_batch=4)
     ps = prompts(10, 14)
     greedy = Recorder(ps[0], max_new_tokens=20)
     sampled = Recorder(ps[1], max_new_tokens=20, temperature=1.5, top_p=0.9)
@@ -167,7 +171,7 @@ def test_sampled_and_greedy_rows_share_a_batch(model):
 def test_a_model_whose_cache_cannot_be_stacked_is_served_one_at_a_time():
     model = tiny("mistral")
     steps: list[int] = []
-    engine = BatchEngine(model, eos_ids=set(), max_batch=4, on_step=steps.append)
+    engine = engine_for(model, set(), max_batch=4, on_step=steps.append)
     ps = prompts(20, 6, 12)
     recorders = [Recorder(p, max_new_tokens=24) for p in ps]
     run_all(engine, recorders)
@@ -178,7 +182,7 @@ def test_a_model_whose_cache_cannot_be_stacked_is_served_one_at_a_time():
 
 
 def test_one_token_and_closing(model):
-    engine = BatchEngine(model, eos_ids=set(), max_batch=1)
+    engine = engine_for(model, set(), max_batch=1)
     one = Recorder(prompts(4)[0], max_new_tokens=1)
     run_all(engine, [one])
     assert one.request.finish_reason == "length" and len(one.tokens) == 1
@@ -195,10 +199,28 @@ def test_one_token_and_closing(model):
         engine.submit(Recorder([1, 2], max_new_tokens=2).request)
 
 
+def test_the_model_loads_on_the_engine_thread_and_a_failing_load_is_raised_to_the_caller(model):
+    where: list[str] = []
+
+    def load():
+        where.append(threading.current_thread().name)
+        return model, {EOS}
+
+    engine = BatchEngine(load)
+    assert where == ["batch-generate"] and engine.model is model and engine.eos_ids == {EOS}
+    engine.close()
+
+    def broken():
+        raise OSError("no such model")
+
+    with pytest.raises(OSError, match="no such model"):
+        BatchEngine(broken)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="max_batch"):
-        BatchEngine(object(), eos_ids=set(), max_batch=0)
-    engine = BatchEngine(object(), eos_ids=set())
+        engine_for(object(), set(), max_batch=0)
+    engine = engine_for(object(), set())
     with pytest.raises(ValueError, match="empty"):
         engine.submit(Recorder([], max_new_tokens=2).request)
     engine.close()

@@ -56,6 +56,9 @@ def chat_url(medical_env):
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+        # `assistant ui` is Streamlit itself (exec), so stopping it leaves no server behind
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url + "/_stcore/health", timeout=2)
 
 
 @pytest.mark.skipif(chromium_binary() is None, reason="needs Chromium (Debian package `chromium`; `make test` installs it)")
