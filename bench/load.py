@@ -43,8 +43,9 @@ linear interpolation between closest ranks), counts by status, 5xx other than 50
 Retry-After. For ask also the mean tokens generated and answers blocked by a guardrail.
 
 Targets (printed with pass / fail): no 5xx on search; no dropped connection anywhere; search p99 <= 100 ms at
-this concurrency; every ask a 200 or a 503 with Retry-After. The local generator answers one question at a time
-behind a queue of ASSISTANT_API__QUEUE_SIZE (8): with more clients than 1 + 8, 503s are the designed answer.
+this concurrency; every ask a 200 or a 503 with Retry-After. The local generator decodes up to
+ASSISTANT_GENERATOR__MAX_BATCH (4) answers together behind a queue of ASSISTANT_API__QUEUE_SIZE (8): with more
+clients than 4 + 8, 503s are the designed answer.
 
 Context, from the server's /metrics (scraped before the first phase and after each): the histogram
 ``assistant_query_embedding_batch_size``, whose sum / count is the mean number of questions embedded per model

@@ -1,6 +1,6 @@
 """A bounded queue in front of a Generator: how many generations run at once, how many may wait.
 
-A server must not pile up requests behind a model that answers one at a time: beyond ``queue_size``
+A server must not pile up requests behind a model that serves a few at a time: beyond ``queue_size``
 waiting callers, or after waiting ``queue_timeout_s``, a caller gets ``GeneratorBusy`` with a retry hint
 (the API answers 503 + Retry-After). The slot is held until the stream is consumed, cancelled or closed.
 """
