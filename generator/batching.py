@@ -18,9 +18,11 @@ windows) is served one generation at a time by the same loop.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -28,6 +30,17 @@ from typing import Any, Callable
 from generator.base import GenerationOptions
 
 log = logging.getLogger(__name__)
+
+# Engines still running when the interpreter exits are stopped first: a daemon thread that still holds
+# PyTorch's CPU thread team while the process tears down aborted it ("terminate called without an active
+# exception", exit status 134) in 2 of 6 runs.
+_RUNNING: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_running_engines() -> None:
+    for engine in list(_RUNNING):
+        engine.close(timeout=10)
 
 
 @dataclass(eq=False)
@@ -80,12 +93,14 @@ class BatchEngine:
         self._positions = None
         loaded: dict[str, Any] = {}
         ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(load, loaded, ready), name="batch-generate", daemon=True)
+        # The loader goes in a box the thread empties: the Thread object keeps its args while it runs.
+        self._thread = threading.Thread(target=self._run, args=([load], loaded, ready), name="batch-generate", daemon=True)
         self._thread.start()
         ready.wait()
         if "error" in loaded:
             self._thread.join()
             raise loaded["error"]
+        _RUNNING.add(self)
 
     @property
     def running(self) -> int:
@@ -111,13 +126,16 @@ class BatchEngine:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        self._thread.join(timeout)
+        if threading.current_thread() is not self._thread:  # a finalizer may run on the engine's own thread
+            self._thread.join(timeout)
+        _RUNNING.discard(self)
 
     # ------------------------------------------------------------------ the engine thread
 
-    def _run(self, load: Callable[[], tuple[Any, set[int]]], loaded: dict[str, Any], ready: threading.Event) -> None:
+    def _run(self, box: list[Callable[[], tuple[Any, set[int]]]], loaded: dict[str, Any], ready: threading.Event) -> None:
         import torch
 
+        load = box.pop()
         try:
             self.model, eos_ids = load()
             self.eos_ids = {int(e) for e in eos_ids if e is not None}
@@ -125,6 +143,7 @@ class BatchEngine:
             loaded["error"] = exc
             return
         finally:
+            del load  # what the loader refers to (its caller's object) must not live as long as this thread
             ready.set()
         with torch.inference_mode():
             while True:

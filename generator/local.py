@@ -4,6 +4,7 @@ adapter, streamed token by token; concurrent generations are batched (generator/
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 from typing import Literal
 
@@ -69,16 +70,21 @@ class LocalGenerator:
                  cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models", device: str | None = None,
                  max_batch: int = 4):
         self.adapter = str(adapter) if adapter is not None else None
+        parts: dict = {}  # not self: nothing the loader leaves behind (a logged traceback) may hold the generator
 
         def load():  # on the engine's thread, which runs the model (see BatchEngine)
-            lm, self.tokenizer, self.name = load_model(model, quantization, cache_dir, device)
+            lm, tokenizer, name = load_model(model, quantization, cache_dir, device)
             if adapter is not None:
                 lm = attach_adapter(lm, adapter)
-                self.name += " + LoRA"
+                name += " + LoRA"
+            parts.update(tokenizer=tokenizer, name=name)
             eos = lm.generation_config.eos_token_id
-            return lm, {self.tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
+            return lm, {tokenizer.eos_token_id, *(eos if isinstance(eos, list) else [eos])}
 
         self.engine = BatchEngine(load, max_batch=max_batch)
+        self.tokenizer, self.name = parts["tokenizer"], parts["name"]
+        # A generator that is dropped stops its engine's thread, which frees the model.
+        weakref.finalize(self, self.engine.close)
         self.model = self.engine.model
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))
 

@@ -3,8 +3,10 @@ real forward passes and KV caches, checked token for token against ``model.gener
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -12,6 +14,7 @@ torch = pytest.importorskip("torch")
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM  # noqa: E402
 
 from generator.base import GenerationOptions  # noqa: E402
+from generator import batching  # noqa: E402
 from generator.batching import BatchEngine, BatchRequest  # noqa: E402
 
 VOCAB, EOS, PAD = 64, 63, 0
@@ -215,6 +218,25 @@ def test_the_model_loads_on_the_engine_thread_and_a_failing_load_is_raised_to_th
 
     with pytest.raises(OSError, match="no such model"):
         BatchEngine(broken)
+
+
+def test_the_engine_keeps_nothing_its_loader_refers_to_and_stops_at_exit(model):
+    class Owner:  # what LocalGenerator is to its engine: the loader closes over it
+        pass
+
+    owner = Owner()
+
+    def load(owner=owner):
+        return model, {EOS}
+
+    engine = BatchEngine(load)
+    gone = weakref.ref(owner)
+    del owner, load
+    gc.collect()
+    assert gone() is None  # so a dropped LocalGenerator can be collected (and its finalizer stop the engine)
+    assert engine in batching._RUNNING
+    batching._close_running_engines()  # what the interpreter runs at exit
+    assert not engine._thread.is_alive() and engine not in batching._RUNNING
 
 
 def test_bad_arguments():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -10,19 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from bench import batching as bench
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "batching.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_batching", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_bench()
 
 
 def test_median_run_takes_each_figure_s_median_and_the_first_run_s_texts():

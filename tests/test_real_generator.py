@@ -3,10 +3,12 @@ shipped LoRA adapter. Slow: loads the model (converting the GGUF once into the u
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -59,6 +61,12 @@ def test_base_model_without_the_adapter_does_not_cite(tmp_path):
     assert base.name == "SmolLM2-135M-Instruct 4bit"
     answer = base.generate(prompt_for(base, "What is glaucoma?"), GenerationOptions(max_new_tokens=40))
     assert not cited_numbers(answer, len(PASSAGES)), answer  # what the adapter adds
+    # a generator that is dropped stops its engine's thread (and frees the model)
+    thread, gone = base.engine._thread, weakref.ref(base)
+    del base
+    gc.collect()
+    thread.join(timeout=10)
+    assert gone() is None and not thread.is_alive()
 
 
 def test_streams_token_pieces_and_stops_at_the_token_limit(tuned):
