@@ -2,8 +2,9 @@
 pass per token.
 
 Why: a decode step costs much the same for several sequences as for one. Measured on 2 CPU cores with the
-embedded SmolLM2-135M (4-bit + LoRA, ~700-token prompts): a step takes about 40-55 ms for one sequence,
-110 ms for four and 130 ms for eight, so four answers decode in about the time of two.
+embedded SmolLM2-135M (4-bit + LoRA, ~700-token prompts): a step took about 40 ms for one sequence,
+60-120 ms for four and 110-130 ms for eight (the machine's speed drifts), so four answers decode in
+about the time of two (bench/batching.py: 1.67x the tokens a second on 128-token answers).
 
 How: one thread owns the model. A new request is prefilled alone, so its first token does not wait for
 the batch to finish, and joins the running batch at the next step: its KV cache is left-padded to the
