@@ -87,6 +87,7 @@ class Assistant:
         self._wrap_generator = wrap_generator
         self._wrap_embedder = wrap_embedder
         self._generator = wrap_generator(generator) if generator is not None and wrap_generator else generator
+        self._owns_generator = generator is None  # loaded here, so closed here (a given one is the caller's)
         self._embedders = embedders if embedders is not None else {}
         self._stores: dict[str, Any] = {}  # collection name -> Collection, opened once
         self._retrievers: dict[tuple, Any] = {}  # (collection, overrides) -> Retriever
@@ -150,6 +151,10 @@ class Assistant:
             return self._guards[collection]
 
     def close(self) -> None:
+        with self._lock:
+            generator, self._generator = (self._generator, None) if self._owns_generator else (None, self._generator)
+        if generator is not None and callable(getattr(generator, "close", None)):
+            generator.close()  # a local model leaves the model thread and frees its memory
         for store in self._stores.values():
             store.close()
         self._stores.clear()

@@ -6,7 +6,7 @@ embedded SmolLM2-135M (4-bit + LoRA, ~700-token prompts): a step took about 40 m
 60-120 ms for four and 110-130 ms for eight (the machine's speed drifts), so four answers decode in
 about the time of two (bench/batching.py: 1.67x the tokens a second on 128-token answers).
 
-How: one thread owns the model. A new request is prefilled alone, so its first token does not wait for
+How: one thread per process loads and runs every local model (``ModelThread``). A new request is prefilled alone, so its first token does not wait for
 the batch to finish, and joins the running batch at the next step: its KV cache is left-padded to the
 batch's length and stacked on (the attention mask hides the padding; position ids stay per row). Each
 step decodes one token for every row; a row that ends (end of sequence, its token limit, its deadline,
@@ -15,6 +15,12 @@ Greedy rows give the same tokens as ``model.generate`` on the prompt alone (test
 
 Only plain ``DynamicLayer`` caches can be stacked this way; a model with another cache layout (sliding
 windows) is served one generation at a time by the same loop.
+
+Why one thread, for every model: PyTorch's CPU thread team belongs to the thread that first used it, and
+teams crowd each other out on a small machine. A model loaded on one thread and run on another decoded
+1.7x slower (2 cores: 36 vs 63 ms a step), and a second model's idle engine thread slowed the first by
+1.6x (38 vs 60 ms) until it was closed; the chat's adapter switch and ``assistant eval --compare`` hold
+two models at once.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import atexit
 import logging
 import threading
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,16 +37,90 @@ from generator.base import GenerationOptions
 
 log = logging.getLogger(__name__)
 
-# Engines still running when the interpreter exits are stopped first: a daemon thread that still holds
-# PyTorch's CPU thread team while the process tears down aborted it ("terminate called without an active
-# exception", exit status 134) in 2 of 6 runs.
-_RUNNING: weakref.WeakSet = weakref.WeakSet()
+class ModelThread:
+    """The thread that loads and runs the local models of this process: ``call(fn)`` runs ``fn`` on it and
+    returns what it returns; between calls it advances every engine with work by one step in turn.
+    Started on first use; stopped at interpreter exit (a daemon thread still holding PyTorch's thread team
+    while the process tore down aborted it, "terminate called without an active exception", exit status
+    134, in 2 of 6 runs)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.engines: list[BatchEngine] = []
+        self._calls: deque[list] = deque()  # [fn, result box, done event], fn popped once taken
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def _ensure_started(self) -> None:  # under self.cond
+        if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="local-models", daemon=True)
+            self._thread.start()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        if threading.current_thread() is self._thread:
+            return fn()
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        with self.cond:
+            self._ensure_started()
+            self._calls.append([fn, box, done])
+            self.cond.notify_all()
+        del fn  # the queue entry gives it up once taken: nothing here may keep what it refers to
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    def add(self, engine: BatchEngine) -> None:
+        with self.cond:
+            self._ensure_started()
+            self.engines.append(engine)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self.cond:
+            self._stopping = True
+            self.cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        import torch
+
+        while True:
+            with self.cond:
+                while not self._stopping and not self._calls and not any(e.has_work() for e in self.engines):
+                    self.cond.wait()
+                if self._stopping:
+                    engines, self.engines = self.engines, []
+                    break
+                call = self._calls.popleft() if self._calls else None
+                busy = [e for e in self.engines if e.has_work()]
+            if call is not None:
+                fn = call.pop(0)
+                box, done = call
+                try:
+                    box["value"] = fn()
+                except BaseException as exc:  # raised in the caller's thread
+                    box["error"] = exc
+                finally:
+                    del fn, call
+                    done.set()
+                continue
+            with torch.inference_mode():
+                for engine in busy:
+                    engine.tick()
+        for engine in engines:
+            engine.fail_all(RuntimeError("the generator has been closed"))
 
 
-@atexit.register
-def _close_running_engines() -> None:
-    for engine in list(_RUNNING):
-        engine.close(timeout=10)
+MODEL_THREAD = ModelThread()
+atexit.register(MODEL_THREAD.stop)
 
 
 @dataclass(eq=False)
@@ -63,26 +142,25 @@ class BatchRequest:
 
 
 class BatchEngine:
-    """Serves ``submit()``-ted requests on one background thread, up to ``max_batch`` decoding together.
+    """Serves ``submit()``-ted requests for one model, up to ``max_batch`` decoding together, on the
+    process's ``ModelThread``.
 
-    ``load()`` returns (model, end-of-sequence token ids) and runs on the engine's thread, before anything
-    else: PyTorch's CPU thread team belongs to the thread that first used it, and a model loaded on one
-    thread and run on another decoded 1.7x slower (2 cores: 36 -> 63 ms a step; prefill no faster with two
-    threads than with one). The constructor waits for it and raises what it raised.
+    ``load()`` returns (model, end-of-sequence token ids) and runs on that thread (see the module's
+    docstring for why); the constructor waits for it and raises what it raised.
 
     ``on_step(rows)`` (optional) is called after each decode step with the number of rows in it (metrics,
-    tests). ``close()`` stops the thread; requests still waiting or running end with an error."""
+    tests). ``close()`` takes the engine off the thread; requests still waiting or running end with an
+    error."""
 
     def __init__(self, load: Callable[[], tuple[Any, set[int]]], *, max_batch: int = 4,
-                 on_step: Callable[[int], None] | None = None):
+                 on_step: Callable[[int], None] | None = None, thread: ModelThread | None = None):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.model: Any = None
-        self.eos_ids: set[int] = set()
         self.max_batch = max_batch
         self.on_step = on_step
+        self._models = thread or MODEL_THREAD
+        self._cond = self._models.cond
         self._waiting: deque[BatchRequest] = deque()
-        self._cond = threading.Condition()
         self._closed = False
         self._stackable = True  # False once a cache turns out not to be plain DynamicLayers
         # The running batch: rows, their KV cache [rows, heads, length, dim] per layer, the attention mask
@@ -92,16 +170,11 @@ class BatchEngine:
         self._mask = None
         self._last = None
         self._positions = None
-        loaded: dict[str, Any] = {}
-        ready = threading.Event()
-        # The loader goes in a box the thread empties: the Thread object keeps its args while it runs.
-        self._thread = threading.Thread(target=self._run, args=([load], loaded, ready), name="batch-generate", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if "error" in loaded:
-            self._thread.join()
-            raise loaded["error"]
-        _RUNNING.add(self)
+        model, eos_ids = self._models.call(load)
+        del load
+        self.model: Any = model
+        self.eos_ids: set[int] = {int(e) for e in eos_ids if e is not None}
+        self._models.add(self)
 
     @property
     def running(self) -> int:
@@ -120,50 +193,50 @@ class BatchEngine:
             if self._closed:
                 raise RuntimeError("the generator has been closed")
             self._waiting.append(request)
-            self._cond.notify()
+            self._cond.notify_all()
         return request
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self) -> None:
+        """Take the engine off the model thread, ending what it still holds (idempotent)."""
+        def leave() -> None:
+            with self._cond:
+                self._closed = True
+                if self in self._models.engines:
+                    self._models.engines.remove(self)
+            self.fail_all(RuntimeError("the generator has been closed"))
+            self.model = None
+
         with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if threading.current_thread() is not self._thread:  # a finalizer may run on the engine's own thread
-            self._thread.join(timeout)
-        _RUNNING.discard(self)
+            if self._closed:
+                return
+        thread = self._models.thread
+        if thread is None or not thread.is_alive():
+            leave()
+        else:
+            self._models.call(leave)  # between two ticks: never under a running step
 
-    # ------------------------------------------------------------------ the engine thread
+    # ------------------------------------------------------------------ on the model thread
 
-    def _run(self, box: list[Callable[[], tuple[Any, set[int]]]], loaded: dict[str, Any], ready: threading.Event) -> None:
-        import torch
+    def has_work(self) -> bool:  # under the model thread's lock
+        return bool(self._waiting or self._rows)
 
-        load = box.pop()
-        try:
-            self.model, eos_ids = load()
-            self.eos_ids = {int(e) for e in eos_ids if e is not None}
-        except BaseException as exc:  # raised by the constructor, in the caller's thread
-            loaded["error"] = exc
-            return
-        finally:
-            del load  # what the loader refers to (its caller's object) must not live as long as this thread
-            ready.set()
-        with torch.inference_mode():
-            while True:
-                with self._cond:
-                    while not self._waiting and not self._rows and not self._closed:
-                        self._cond.wait()
-                    if self._closed:
-                        break
-                self._sweep_waiting()
-                while self._room():
-                    with self._cond:
-                        request = self._waiting.popleft()
-                    self._join(request)
-                if self._rows:
-                    self._step()
-        error = RuntimeError("the generator has been closed")
-        for request in [*self._rows, *self._waiting]:
+    def tick(self) -> None:
+        """Let waiting requests join (prefilling each), then decode one token for every row."""
+        self._sweep_waiting()
+        while self._room():
+            with self._cond:
+                request = self._waiting.popleft()
+            self._join(request)
+        if self._rows:
+            self._step()
+
+    def fail_all(self, error: BaseException) -> None:
+        with self._cond:
+            waiting, self._waiting = list(self._waiting), deque()
+        for request in [*self._rows, *waiting]:
             self._finish(request, "error", error)
         self._rows = []
+        self._cache = self._mask = self._last = self._positions = None
 
     def _sweep_waiting(self) -> None:
         """End waiting requests that were cancelled or ran out of time, so their callers hear at once."""

@@ -202,16 +202,23 @@ def test_one_token_and_closing(model):
         engine.submit(Recorder([1, 2], max_new_tokens=2).request)
 
 
-def test_the_model_loads_on_the_engine_thread_and_a_failing_load_is_raised_to_the_caller(model):
+def test_models_load_and_run_on_one_thread_and_a_failing_load_is_raised_to_the_caller(model):
     where: list[str] = []
 
     def load():
         where.append(threading.current_thread().name)
         return model, {EOS}
 
-    engine = BatchEngine(load)
-    assert where == ["batch-generate"] and engine.model is model and engine.eos_ids == {EOS}
-    engine.close()
+    first, second = BatchEngine(load), BatchEngine(load)
+    assert where == ["local-models", "local-models"] and first.model is model and first.eos_ids == {EOS}
+    recorders = [Recorder(p, max_new_tokens=6) for p in prompts(4, 9)]
+    first.submit(recorders[0].request)
+    second.submit(recorders[1].request)
+    for recorder, p in zip(recorders, prompts(4, 9)):
+        assert recorder.wait().finish_reason == "length" and recorder.tokens == reference(model, p, 6, eos=-1)
+    first.close()
+    second.close()
+    assert first not in batching.MODEL_THREAD.engines and first.model is None
 
     def broken():
         raise OSError("no such model")
@@ -220,7 +227,7 @@ def test_the_model_loads_on_the_engine_thread_and_a_failing_load_is_raised_to_th
         BatchEngine(broken)
 
 
-def test_the_engine_keeps_nothing_its_loader_refers_to_and_stops_at_exit(model):
+def test_the_engine_keeps_nothing_its_loader_refers_to(model):
     class Owner:  # what LocalGenerator is to its engine: the loader closes over it
         pass
 
@@ -233,10 +240,26 @@ def test_the_engine_keeps_nothing_its_loader_refers_to_and_stops_at_exit(model):
     gone = weakref.ref(owner)
     del owner, load
     gc.collect()
-    assert gone() is None  # so a dropped LocalGenerator can be collected (and its finalizer stop the engine)
-    assert engine in batching._RUNNING
-    batching._close_running_engines()  # what the interpreter runs at exit
-    assert not engine._thread.is_alive() and engine not in batching._RUNNING
+    assert gone() is None  # so a dropped LocalGenerator can be collected (and its finalizer close the engine)
+    engine.close()
+
+
+def test_stopping_the_model_thread_ends_what_it_holds_and_a_new_engine_starts_it_again(model):
+    models = batching.ModelThread()  # what the interpreter's exit hook does to the process's own
+    engine = BatchEngine(lambda: (model, set()), max_batch=1, thread=models)
+    running = Recorder(prompts(5)[0], max_new_tokens=100_000, timeout_s=30)
+    engine.submit(running.request)
+    time.sleep(0.05)
+    thread = models.thread
+    models.stop()
+    assert not thread.is_alive()
+    assert running.wait(timeout=5).finish_reason == "error" and "closed" in str(running.request.error)
+    again = BatchEngine(lambda: (model, set()), thread=models)
+    assert models.thread.is_alive() and models.thread is not thread
+    one = Recorder(prompts(3)[0], max_new_tokens=2)
+    again.submit(one.request)
+    assert one.wait().finish_reason == "length"
+    models.stop()
 
 
 def test_bad_arguments():

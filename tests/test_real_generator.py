@@ -15,6 +15,7 @@ import pytest
 from assistant.config import Settings
 from generator.base import GenerationOptions
 from assistant.citations import cited_numbers
+from generator.batching import MODEL_THREAD
 from generator.local import SHIPPED_ADAPTER, LocalGenerator
 from generator.prompt import Passage, build_prompt
 from tests.conftest import REPO, run_cli
@@ -61,12 +62,11 @@ def test_base_model_without_the_adapter_does_not_cite(tmp_path):
     assert base.name == "SmolLM2-135M-Instruct 4bit"
     answer = base.generate(prompt_for(base, "What is glaucoma?"), GenerationOptions(max_new_tokens=40))
     assert not cited_numbers(answer, len(PASSAGES)), answer  # what the adapter adds
-    # a generator that is dropped stops its engine's thread (and frees the model)
-    thread, gone = base.engine._thread, weakref.ref(base)
+    # a generator that is dropped takes its engine off the model thread (and frees the model)
+    engine, gone = base.engine, weakref.ref(base)
     del base
     gc.collect()
-    thread.join(timeout=10)
-    assert gone() is None and not thread.is_alive()
+    assert gone() is None and engine.model is None and engine not in MODEL_THREAD.engines
 
 
 def test_streams_token_pieces_and_stops_at_the_token_limit(tuned):
