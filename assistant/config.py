@@ -97,8 +97,9 @@ class GeneratorSettings(BaseModel):
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     timeout_s: float = Field(120.0, gt=0)
     # The local backend decodes up to this many generations together, one forward pass per token for all
-    # (continuous batching, generator/batching.py). On 2 CPU cores four concurrent answers of the embedded
-    # model took about the time of two; 1 serves one generation at a time.
+    # (continuous batching, generator/batching.py). On 2 CPU cores, 8 concurrent answers of the embedded model
+    # came 1.22x (short answers) to 1.67x (128 tokens) faster at 4 than one at a time (bench/batching.py);
+    # 1 serves one generation at a time.
     max_batch: int = Field(4, ge=1, le=64)
     # Prompt + answer tokens per request. SmolLM2 reads 8192, but on a CPU every prompt token costs time;
     # 2048 holds five 200-token passages with room to spare.

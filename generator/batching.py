@@ -6,8 +6,8 @@ embedded SmolLM2-135M (4-bit + LoRA, ~700-token prompts): a step took about 40 m
 60-120 ms for four and 110-130 ms for eight (the machine's speed drifts), so four answers decode in
 about the time of two (bench/batching.py: 1.67x the tokens a second on 128-token answers).
 
-How: one thread per process loads and runs every local model (``ModelThread``). A new request is prefilled alone, so its first token does not wait for
-the batch to finish, and joins the running batch at the next step: its KV cache is left-padded to the
+How: one thread per process loads and runs every local model (``ModelThread``). A new request is
+prefilled alone, so its first token does not wait for the batch to finish, and joins the running batch at the next step: its KV cache is left-padded to the
 batch's length and stacked on (the attention mask hides the padding; position ids stay per row). Each
 step decodes one token for every row; a row that ends (end of sequence, its token limit, its deadline,
 or cancelled because its client left) leaves the batch at once, and padding no row needs is trimmed.
@@ -36,6 +36,7 @@ from typing import Any, Callable
 from generator.base import GenerationOptions
 
 log = logging.getLogger(__name__)
+
 
 class ModelThread:
     """The thread that loads and runs the local models of this process: ``call(fn)`` runs ``fn`` on it and
@@ -138,7 +139,6 @@ class BatchRequest:
     tokens: int = 0
     finish_reason: str | None = None  # stop | length | timeout | cancelled | error
     error: BaseException | None = None
-    first_token_at: float | None = None
 
 
 class BatchEngine:
@@ -235,13 +235,12 @@ class BatchEngine:
             waiting, self._waiting = list(self._waiting), deque()
         for request in [*self._rows, *waiting]:
             self._finish(request, "error", error)
-        self._rows = []
-        self._cache = self._mask = self._last = self._positions = None
+        self._drop(list(range(len(self._rows))))
 
     def _sweep_waiting(self) -> None:
         """End waiting requests that were cancelled or ran out of time, so their callers hear at once."""
         with self._cond:
-            gone = [r for r in self._waiting if r.cancel.is_set() or time.monotonic() > r.deadline]
+            gone = [r for r in self._waiting if _expiry(r) is not None]
             for request in gone:
                 self._waiting.remove(request)
         for request in gone:
@@ -307,7 +306,7 @@ class BatchEngine:
             log.exception("decode step failed")
             for request in self._rows:
                 self._finish(request, "error", exc)
-            self._rows = []
+            self._drop(list(range(rows)))
             return
         self._cache = out.past_key_values
         self._last = torch.tensor(tokens, dtype=torch.long, device=self._last.device)
@@ -337,8 +336,6 @@ class BatchEngine:
             self._finish(request, "stop")
             return False
         request.tokens += 1
-        if request.first_token_at is None:
-            request.first_token_at = time.monotonic()
         try:
             request.emit(token)
         except Exception as exc:  # the consumer's side broke: end this request only
@@ -351,12 +348,8 @@ class BatchEngine:
 
     def _ended(self, request: BatchRequest) -> bool:
         """Ends a request whose client left or whose deadline passed; True when it has ended."""
-        if request.finish_reason is not None:
-            return True
-        if request.cancel.is_set():
-            self._finish(request, "cancelled")
-        elif time.monotonic() > request.deadline:
-            self._finish(request, "timeout")
+        if request.finish_reason is None and (reason := _expiry(request)) is not None:
+            self._finish(request, reason)
         return request.finish_reason is not None
 
     def _drop(self, gone: list[int]) -> None:
@@ -390,6 +383,13 @@ class BatchEngine:
             request.done()
         except Exception:  # pragma: no cover - a consumer's callback must not stop the engine
             log.exception("a request's done() callback failed")
+
+
+def _expiry(request: BatchRequest) -> str | None:
+    """"cancelled" when the request's client left, "timeout" when its deadline passed, else None."""
+    if request.cancel.is_set():
+        return "cancelled"
+    return "timeout" if time.monotonic() > request.deadline else None
 
 
 def _pad_left(tensor, length: int):

@@ -72,7 +72,7 @@ class LocalGenerator:
         self.adapter = str(adapter) if adapter is not None else None
         parts: dict = {}  # not self: nothing the loader leaves behind (a logged traceback) may hold the generator
 
-        def load():  # on the engine's thread, which runs the model (see BatchEngine)
+        def load():  # on the model thread, which runs the model (generator/batching.py says why)
             lm, tokenizer, name = load_model(model, quantization, cache_dir, device)
             if adapter is not None:
                 lm = attach_adapter(lm, adapter)
@@ -83,7 +83,7 @@ class LocalGenerator:
 
         self.engine = BatchEngine(load, max_batch=max_batch)
         self.tokenizer, self.name = parts["tokenizer"], parts["name"]
-        # A generator that is dropped stops its engine's thread, which frees the model.
+        # A generator that is dropped takes its model off the model thread, which frees it.
         weakref.finalize(self, self.engine.close)
         self.model = self.engine.model
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048))

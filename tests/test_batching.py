@@ -138,11 +138,13 @@ def test_a_request_waiting_for_room_is_ended_when_cancelled_without_being_prefil
     engine.submit(running.request)
     waiting = Recorder(prompts(7)[0], max_new_tokens=5)
     engine.submit(waiting.request)
-    time.sleep(0.05)
+    deadline = time.monotonic() + 5
+    while not (engine.running == 1 and running.tokens) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert engine.waiting == 1 and engine.running == 1
     waiting.request.cancel.set()
     assert waiting.wait(timeout=5).finish_reason == "cancelled"
-    assert waiting.tokens == [] and waiting.request.first_token_at is None
+    assert waiting.tokens == [] and waiting.request.tokens == 0  # ended without a prefill
     running.request.cancel.set()
     assert running.wait().finish_reason == "cancelled"
     engine.close()
@@ -155,6 +157,30 @@ def test_a_failing_prefill_fails_that_request_only(model):
     run_all(engine, [good, bad])
     assert bad.request.finish_reason == "error" and isinstance(bad.request.error, IndexError)
     assert good.request.finish_reason in {"length", "stop"} and good.tokens == reference(model, good.request.prompt, 8)
+    engine.close()
+
+
+def test_a_failing_decode_step_fails_that_batch_and_the_next_request_starts_clean(model):
+    class Failing(torch.nn.Module):  # the real model, whose decode steps raise while armed
+        def __init__(self):
+            super().__init__()
+            self.inner, self.armed, self.device = model, True, model.device
+
+        def forward(self, **kwargs):
+            if kwargs.get("past_key_values") is not None and self.armed:
+                raise RuntimeError("out of memory")
+            return self.inner(**kwargs)
+
+    failing = Failing()
+    engine = engine_for(failing, set(), max_batch=4)
+    doomed = [Recorder(p, max_new_tokens=10) for p in prompts(5, 8)]
+    run_all(engine, doomed)
+    failing.armed = False
+    assert all(r.request.finish_reason == "error" and "out of memory" in str(r.request.error) for r in doomed)
+    assert engine.running == 0
+    later = Recorder(prompts(6)[0], max_new_tokens=10)
+    run_all(engine, [later])
+    assert later.request.finish_reason == "length" and later.tokens == reference(model, prompts(6)[0], 10, eos=-1)
     engine.close()
 
 
