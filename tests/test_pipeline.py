@@ -83,6 +83,30 @@ def test_no_room_for_any_passage_is_a_clear_error(settings):
             assistant.ask("metformin", "docs")
 
 
+class ClosableGenerator(QueuedGenerator):
+    def __init__(self):
+        super().__init__(["fine [1]"])
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_close_closes_a_generator_the_assistant_loaded_but_not_one_it_was_given(settings, monkeypatch):
+    from assistant import compose
+
+    loaded = ClosableGenerator()
+    monkeypatch.setattr(compose, "generator", lambda _settings: loaded)
+    owner = Assistant(settings)
+    assert owner.generator is loaded
+    owner.close()
+    assert loaded.closed == 1
+    given = ClosableGenerator()
+    borrower = Assistant(settings, generator=given)
+    borrower.close()
+    assert given.closed == 0 and borrower.generator is given  # the caller's, still usable
+
+
 def test_bad_requests_are_user_errors(settings):
     assistant, _ = assistant_with(settings, "ok")
     with pytest.raises(UserError, match="empty"):
