@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export ASSISTANT_INDEX_DIR ?= indexes
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast install samples collections bench clean
+.PHONY: run test test-fast lint screenshot install samples collections bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,16 @@ test: install $(CHROMIUM_STAMP)
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The static checks on their own (the suite runs them too, in tests/test_layout.py): lint, format, the types
+# of core/, the layers contract. `$(BIN)/ruff format .` and `$(BIN)/ruff check --fix .` mend most findings.
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/lint-imports
+
+# Refresh docs/ui-chat.png, the README's picture of the chat, on purpose: the browser test saves its
+# screenshot there instead of in a temporary folder (`make test` changes no tracked file).
+screenshot: install $(CHROMIUM_STAMP)
+	ASSISTANT_TEST_SCREENSHOT=$(CURDIR)/docs/ui-chat.png $(BIN)/python -m pytest -q tests/test_ui_browser.py
 
 # Rebuild data/samples from ../shared/data (only needed when the selection changes).
 samples: install

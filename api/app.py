@@ -21,23 +21,29 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assistant.config import Settings
-from assistant.embedding import Embedder
-from assistant.errors import AssistantError
-from generator.base import Generator
-from generator.bounded import GeneratorBusy
+from api.deps import require_admin
+from api.errors import error_status
 from api.metrics import CONTENT_TYPE_LATEST
 from api.openai_routes import router as openai_router
-from api.routes import require_admin, router
-from api.errors import error_status
+from api.routes import router
 from api.service import Service
+from core.config import Settings
+from core.embedding import Embedder
+from core.errors import AssistantError
+from generator.base import Generator
+from generator.bounded import GeneratorBusy
 
 log = logging.getLogger("assistant.api")
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
-def create_app(settings: Settings | None = None, *, generator: Generator | None = None,
-               embedders: dict[str, Embedder] | None = None, warm_up: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    generator: Generator | None = None,
+    embedders: dict[str, Embedder] | None = None,
+    warm_up: bool = True,
+) -> FastAPI:
     """The app. ``generator`` / ``embedders`` replace the configured models (tests); ``warm_up`` loads the
     collections and models in a background thread at startup (``/readyz`` says when it is done)."""
     settings = settings or Settings()
@@ -60,10 +66,17 @@ def create_app(settings: Settings | None = None, *, generator: Generator | None 
     )
     app.state.service = service
     if settings.api.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
-    app.add_middleware(BodyLimit, json_limit=settings.api.max_request_kb * 1024,
-                       upload_limit=int(settings.api.max_upload_mb * settings.api.max_upload_files * 2**20) + 2**20)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(
+        BodyLimit,
+        json_limit=settings.api.max_request_kb * 1024,
+        upload_limit=int(settings.api.max_upload_mb * settings.api.max_upload_files * 2**20) + 2**20,
+    )
     app.add_middleware(Instrument, service=service)
     _errors(app)
 
@@ -74,15 +87,18 @@ def create_app(settings: Settings | None = None, *, generator: Generator | None 
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Models loaded and collections open",
-             responses={503: {"description": "Still loading, or loading failed"}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Models loaded and collections open",
+        responses={503: {"description": "Still loading, or loading failed"}},
+    )
     def readyz() -> JSONResponse:
         r = service.readiness
         body = {"ready": r.ready, "error": r.error, **r.loaded}
         return JSONResponse(body, status_code=200 if r.ready else 503)
 
-    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", dependencies=[Depends(require_admin)],
-             response_class=Response)
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", dependencies=[Depends(require_admin)], response_class=Response)
     def metrics() -> Response:
         service.refresh_gauges()
         return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -96,8 +112,14 @@ def create_app(settings: Settings | None = None, *, generator: Generator | None 
 def error_response(request: Request, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body: dict[str, Any] = {"detail": message, **extra}
     if request.url.path in OPENAI_PATHS:  # what OpenAI clients parse
-        kind = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-                422: "invalid_request_error", 429: "rate_limit_error"}.get(status, "server_error")
+        kind = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            403: "permission_error",
+            404: "not_found_error",
+            422: "invalid_request_error",
+            429: "rate_limit_error",
+        }.get(status, "server_error")
         body["error"] = {"message": message, "type": kind, "param": None, "code": None}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -186,8 +208,13 @@ async def _send_json(send, status: int, detail: str) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

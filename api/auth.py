@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from assistant.errors import UserError
+from core.errors import UserError
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -29,7 +29,7 @@ class KeyStore:
         self._hashes = entries  # sha256 hex -> admin
 
     @classmethod
-    def parse(cls, raw: str | None) -> "KeyStore":
+    def parse(cls, raw: str | None) -> KeyStore:
         entries: dict[str, bool] = {}
         for position, item in enumerate((raw or "").split(","), start=1):
             item = item.strip()

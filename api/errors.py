@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assistant.errors import CollectionBusy, CollectionNotFound, CorruptCollection, UserError
+from core.errors import CollectionBusy, CollectionNotFound, CorruptCollection, UserError
 from generator.bounded import GeneratorBusy
 
 

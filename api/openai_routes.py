@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from assistant.collection import list_collections
-from assistant.pipeline import Answer
 from api import schemas
-from api.routes import BUSY, ERRORS, Authed, _first, answer_body, finished, service_of, start_answer
+from api.deps import Authed, service_of
 from api.errors import error_status
-from api.service import END
+from api.schemas import BUSY, ERRORS
+from api.service import END, finished, first_item, start_answer
+from assistant.pipeline import Answer
+from assistant.views import answer_view
+from core.collection import list_collections
 
 router = APIRouter(tags=["openai"])
 
@@ -54,7 +57,10 @@ def _collection(request: Request, model: str) -> str:
 @router.get("/v1/models", response_model=schemas.ModelList, responses=ERRORS, summary="The collections, as models")
 async def models(request: Request, _: Authed) -> dict[str, Any]:
     found = await run_in_threadpool(list_collections, service_of(request).settings.index_dir)
-    return {"object": "list", "data": [{"id": m.name, "object": "model", "created": _epoch(m.created_at), "owned_by": "domain-assistant"} for m in found]}
+    return {
+        "object": "list",
+        "data": [{"id": m.name, "object": "model", "created": _epoch(m.created_at), "owned_by": "domain-assistant"} for m in found],
+    }
 
 
 def _epoch(iso: str) -> int:
@@ -66,32 +72,57 @@ def _epoch(iso: str) -> int:
         return 0
 
 
-@router.post("/v1/chat/completions", response_model=schemas.ChatResponse, responses={**ERRORS, **BUSY,
-             200: {"content": {"text/event-stream": {}}, "description": "A chat.completion, or with stream=true chat.completion.chunk events"}},
-             summary="OpenAI-compatible chat completions (model = collection)")
+@router.post(
+    "/v1/chat/completions",
+    response_model=schemas.ChatResponse,
+    responses={
+        **ERRORS,
+        **BUSY,
+        200: {"content": {"text/event-stream": {}}, "description": "A chat.completion, or with stream=true chat.completion.chunk events"},
+    },
+    summary="OpenAI-compatible chat completions (model = collection)",
+)
 async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authed):
     service = service_of(request)
     collection = await run_in_threadpool(_collection, request, body.model)
     question = _question(body)
-    stream = start_answer(service, question, collection, max_tokens=body.max_completion_tokens or body.max_tokens,
-                          temperature=body.temperature, top_p=body.top_p)
+    stream = start_answer(
+        service,
+        question,
+        collection,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+    )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
         answer = await finished(stream)
-        out = answer_body(answer)
+        out = answer_view(answer)
         prompt_tokens = answer.prompt_tokens
-        return {"id": completion_id, "object": "chat.completion", "created": created, "model": collection,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": _finish_reason(answer)}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": answer.tokens, "total_tokens": prompt_tokens + answer.tokens},
-                "citations": out["citations"], "guard_events": out["guard_events"]}
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": collection,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": _finish_reason(answer)}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": answer.tokens, "total_tokens": prompt_tokens + answer.tokens},
+            "citations": out["citations"],
+            "guard_events": out["guard_events"],
+        }
 
-    first = await _first(stream)
+    first = await first_item(stream)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": collection,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
-        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+        data = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": collection,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
     async def events() -> AsyncIterator[bytes]:
         item = first
@@ -100,8 +131,8 @@ async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authe
             yield chunk({"role": "assistant", "content": ""})
             while item is not END:
                 if isinstance(item, Answer):
-                    out = answer_body(item)
-                    tail = item.text[len(streamed.rstrip()):] if item.text.startswith(streamed.rstrip()) else ""
+                    out = answer_view(item)
+                    tail = item.text[len(streamed.rstrip()) :] if item.text.startswith(streamed.rstrip()) else ""
                     if tail:
                         yield chunk({"content": tail})
                     yield chunk({}, _finish_reason(item), answer=item.text, citations=out["citations"], guard_events=out["guard_events"])

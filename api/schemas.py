@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,12 +18,12 @@ class AskRequest(Strict):
     question: str = Field(min_length=1, max_length=4000, pattern=r"\S")
     collection: str = Name
     k: int = Field(5, ge=1, le=50, description="Passages retrieved and given to the model.")
-    filters: Optional[dict[str, FilterValue]] = Field(None, description="source, document_id or a metadata key -> value or any-of list.")
-    mode: Optional[Literal["dense", "bm25", "hybrid"]] = None
-    dense_weight: Optional[float] = Field(None, ge=0.0, le=1.0)
-    max_tokens: Optional[int] = Field(None, ge=1, le=4096)
-    temperature: Optional[float] = Field(None, ge=0.0, le=2.0)
-    top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
+    filters: dict[str, FilterValue] | None = Field(None, description="source, document_id or a metadata key -> value or any-of list.")
+    mode: Literal["dense", "bm25", "hybrid"] | None = None
+    dense_weight: float | None = Field(None, ge=0.0, le=1.0)
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
 
 
 class Passage(BaseModel):
@@ -45,20 +45,23 @@ class GuardEventOut(BaseModel):
     action: str
     category: str
     message: str
-    span: Optional[list[int]] = None
+    span: list[int] | None = None
 
 
 class AskResponse(BaseModel):
-    answer: str
+    answer: str = Field(description="The checked answer to show (after the output rails).")
     question: str = Field(description="The question as answered (personal data redacted).")
     collection: str
     citations: list[Passage] = Field(description="The passages the answer cites, in order of first citation.")
     sources: list[Passage] = Field(description="Every passage the model was given.")
+    cited: list[int] = Field(description="The passage numbers the answer cites, in order of first citation.")
+    invalid_citations: list[int] = Field(description="Numbers the model cited that match no passage (removed from the answer).")
     finish_reason: str
     blocked: bool
     relevant: bool
     relevance: float
     guard_events: list[GuardEventOut]
+    raw_text: str = Field(description="The text as the model generated (and streamed) it, before the output rails.")
     tokens: int = Field(description="Tokens generated.")
     prompt_tokens: int = Field(description="Tokens of the prompt the model read.")
     generator: str
@@ -67,6 +70,7 @@ class AskResponse(BaseModel):
 
 
 class Hit(BaseModel):
+    rank: int = Field(description="1 for the best hit.")
     chunk_id: int
     document_id: str
     title: str
@@ -90,6 +94,13 @@ class SearchResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
+class Chunking(BaseModel):
+    splitter: str
+    chunk_tokens: int
+    overlap_tokens: int
+    embed_title: bool
+
+
 class CollectionInfo(BaseModel):
     name: str
     documents: int
@@ -99,6 +110,9 @@ class CollectionInfo(BaseModel):
     dim: int
     index_kind: str
     version: int
+    chunking: Chunking
+    format_version: int
+    created_at: str
     updated_at: str
 
 
@@ -143,7 +157,7 @@ class Error(BaseModel):
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")  # clients send name, tool_calls, ... which we ignore
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: Optional[str | list[dict[str, Any]]] = None
+    content: str | list[dict[str, Any]] | None = None
 
 
 class ChatRequest(BaseModel):
@@ -151,11 +165,11 @@ class ChatRequest(BaseModel):
     model: str = Field(min_length=1, max_length=64, description="A collection name: the model answers from that collection.")
     messages: list[ChatMessage] = Field(min_length=1, max_length=200)
     stream: bool = False
-    max_tokens: Optional[int] = Field(None, ge=1, le=4096)
-    max_completion_tokens: Optional[int] = Field(None, ge=1, le=4096)
-    temperature: Optional[float] = Field(None, ge=0.0, le=2.0)
-    top_p: Optional[float] = Field(None, gt=0.0, le=1.0)
-    n: Optional[int] = Field(None, ge=1, le=1, description="Only 1 is supported.")
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int | None = Field(None, ge=1, le=1, description="Only 1 is supported.")
 
 
 class ChatChoiceMessage(BaseModel):
@@ -196,3 +210,14 @@ class ModelInfo(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelInfo]
+
+
+# Error responses shown in the OpenAPI schema, per route.
+ERRORS: dict[int | str, dict] = {
+    400: {"model": Error},
+    401: {"model": Error},
+    404: {"model": Error},
+    422: {"model": Error},
+    429: {"model": Error},
+}
+BUSY: dict[int | str, dict] = {503: {"model": Error, "description": "Generation queue full; retry after Retry-After seconds"}}

@@ -13,8 +13,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,8 +40,9 @@ class SearchWorker:
     the retriever to use (the Assistant's, so collections reopen when changed); ``on_batch`` is called with
     each embedding batch's size (metrics)."""
 
-    def __init__(self, retriever: Callable[..., Any], *, threads: int = 2, max_batch: int = 8,
-                 on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self, retriever: Callable[..., Any], *, threads: int = 2, max_batch: int = 8, on_batch: Callable[[int], None] | None = None
+    ):
         self._retriever = retriever
         self._max_batch = max_batch
         self._on_batch = on_batch
@@ -51,8 +53,9 @@ class SearchWorker:
         for thread in self._threads:
             thread.start()
 
-    async def search(self, collection: str, query: str, k: int, mode: str | None = None,
-                     filters: dict[str, Any] | None = None) -> tuple[Retrieval, int]:
+    async def search(
+        self, collection: str, query: str, k: int, mode: str | None = None, filters: dict[str, Any] | None = None
+    ) -> tuple[Retrieval, int]:
         loop = asyncio.get_running_loop()
         item = _Search(collection, query, k, mode, filters, loop.create_future(), loop)
         with self._wake:

@@ -8,25 +8,26 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from assistant import compose
-from assistant.collection import list_collections
-from assistant.config import Settings
-from assistant.embedding import BatchingEmbedder, Embedder
-from assistant.errors import CollectionBusy
-from assistant.uploads import ingest_uploads
-from assistant.pipeline import Answer, Assistant
-from generator.base import Generator
-from generator.bounded import BoundedGenerator
 from api.auth import KeyStore, RateLimiter
 from api.metrics import Metrics
 from api.search_worker import SearchWorker
+from assistant import compose
+from assistant.pipeline import Answer, Assistant
+from assistant.uploads import Stored, upload_report
+from core.collection import list_collections
+from core.config import Settings
+from core.embedding import BatchingEmbedder, Embedder
+from core.errors import CollectionBusy
+from generator.base import Generator
+from generator.bounded import BoundedGenerator
 
 log = logging.getLogger("assistant.api")
-_END = object()
+END = object()  # what AnswerStream.next() returns after the last item
 
 
 @dataclass
@@ -44,28 +45,27 @@ class Service:
         self.keys = KeyStore.parse(settings.api_keys.get_secret_value() if settings.api_keys else None)
         self.limiter = RateLimiter(api.rate_limit_per_minute)
         self.bounded: BoundedGenerator | None = None
-        self.batchers: list[BatchingEmbedder] = []
-        self.assistant = Assistant(settings, generator=generator, embedders=embedders,
-                                   wrap_generator=self._bound, wrap_embedder=self._batch)
+        self.assistant = Assistant(
+            settings, generator=generator, embedders=embedders, wrap_generator=self._bound, wrap_embedder=self._batch
+        )
         self.readiness = Readiness()
-        self.searches = SearchWorker(self.assistant.retriever, threads=api.search_threads, max_batch=api.search_batch_max,
-                                     on_batch=self.metrics.embed_batch.observe)
+        self.searches = SearchWorker(
+            self.assistant.retriever, threads=api.search_threads, max_batch=api.search_batch_max, on_batch=self.metrics.embed_batch.observe
+        )
         self._upload_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def _bound(self, generator: Generator) -> Generator:
         api = self.settings.api
         concurrency = api.generation_concurrency or getattr(generator, "max_concurrency", 1)
-        self.bounded = BoundedGenerator(generator, concurrency=concurrency, queue_size=api.queue_size,
-                                        queue_timeout_s=api.queue_timeout_s)
+        self.bounded = BoundedGenerator(generator, concurrency=concurrency, queue_size=api.queue_size, queue_timeout_s=api.queue_timeout_s)
         return self.bounded
 
     def _batch(self, embedder: Embedder) -> Embedder:
         api = self.settings.api
-        batcher = BatchingEmbedder(embedder, max_wait_s=api.embed_batch_ms / 1000, max_batch=api.embed_batch_max,
-                                   on_batch=self.metrics.embed_batch.observe)
-        self.batchers.append(batcher)
-        return batcher
+        return BatchingEmbedder(
+            embedder, max_wait_s=api.embed_batch_ms / 1000, max_batch=api.embed_batch_max, on_batch=self.metrics.embed_batch.observe
+        )
 
     # ------------------------------------------------------------------ readiness
 
@@ -79,8 +79,7 @@ class Service:
                 self.assistant.retriever(name)
                 self.assistant.guard(name)
             generator = self.assistant.generator
-            self.readiness.loaded = {"collections": names, "generator": generator.name,
-                                     "seconds": round(time.perf_counter() - started, 2)}
+            self.readiness.loaded = {"collections": names, "generator": generator.name, "seconds": round(time.perf_counter() - started, 2)}
             self.readiness.ready = True
             # The models leave millions of long-lived objects behind; without this every full garbage
             # collection walks them all, a 0.5-1 s stall that showed as the search p99 under load.
@@ -98,33 +97,34 @@ class Service:
             self.metrics.queue_depth.set(self.bounded.waiting)
             self.metrics.generating.set(self.bounded.active)
 
-    # ------------------------------------------------------------------ uploads
+    # ------------------------------------------------------------------ uploads and deletes
 
-    def ingest_files(self, collection: str, stored: list[tuple[str, Path, int]]) -> dict[str, Any]:
-        """Ingest stored uploads into ``collection`` (created if absent; assistant.uploads). One writer per
-        collection in this process; another process writing it gives CollectionBusy (409)."""
+    @contextmanager
+    def _writing(self, collection: str) -> Iterator[None]:
+        """One upload or delete per collection at a time in this process; another process writing it gives
+        CollectionBusy (409) when the collection is opened."""
         with self._locks_guard:
             lock = self._upload_locks.setdefault(collection, threading.Lock())
         if not lock.acquire(timeout=120):
-            raise CollectionBusy(f"collection {collection!r} is busy with another upload; retry later")
+            raise CollectionBusy(f"collection {collection!r} is busy with another upload or deletion; retry later")
         try:
-            return ingest_uploads(self.settings, collection, self.assistant.collection_embedder(collection), stored)
+            yield
         finally:
             lock.release()
 
+    def ingest_uploads(self, collection: str, stored: list[Stored], skipped: list[dict[str, str]]) -> dict[str, Any]:
+        """Ingest stored uploads into ``collection`` (created if absent; assistant/uploads.py)."""
+        with self._writing(collection):
+            embedder = self.assistant.collection_embedder(collection) if stored else None
+            return upload_report(self.settings, collection, embedder, stored, skipped)
+
     def delete_document(self, collection: str, document_id: str) -> tuple[int, int, int]:
-        with self._locks_guard:
-            lock = self._upload_locks.setdefault(collection, threading.Lock())
-        if not lock.acquire(timeout=120):
-            raise CollectionBusy(f"collection {collection!r} is busy with an upload; retry later")
-        try:
+        with self._writing(collection):
             with compose.open_collection(self.settings, collection, writable=True) as store:
                 documents, chunks = store.delete_document(document_id)
                 if documents:
                     store.checkpoint()
                 return documents, chunks, store.generation
-        finally:
-            lock.release()
 
 
 # ---------------------------------------------------------------------- the answer bridge
@@ -162,23 +162,61 @@ class AnswerStream:
             self._put("end", None)
 
     async def next(self) -> str | Answer | object:
-        """The next item, or ``_END``."""
+        """The next item, or ``END``."""
         if self._done:
-            return _END
+            return END
         kind, value = await self._queue.get()
         if kind == "error":
             self._done = True
             raise value
         if kind == "end":
             self._done = True
-            return _END
+            return END
         return value
 
     async def answer(self) -> Answer:
-        while (item := await self.next()) is not _END:
+        while (item := await self.next()) is not END:
             if isinstance(item, Answer):
                 return item
         raise RuntimeError("the answer stream ended without an answer")  # pragma: no cover
 
 
-END = _END
+def start_answer(
+    service: Service,
+    question: str,
+    collection: str,
+    *,
+    k: int = 5,
+    filters: dict | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    **retrieval: Any,
+) -> AnswerStream:
+    """An answer started on its worker thread, for /v1/ask, /v1/ask/stream and /v1/chat/completions."""
+    if service.bounded is not None:
+        service.bounded.check_room()  # a full queue is refused before any retrieval is spent on the question
+    options = compose.generation_options(service.settings, max_new_tokens=max_tokens, temperature=temperature, top_p=top_p)
+    retrieval = {k: v for k, v in retrieval.items() if v is not None}
+    return AnswerStream(
+        lambda cancel: service.assistant.stream(question, collection, k=k, filters=filters, options=options, cancel=cancel, **retrieval),
+        on_answer=service.metrics.observe_answer,
+    )
+
+
+async def finished(stream: AnswerStream) -> Answer:
+    """The whole answer; the generation stops if the request is cancelled while waiting."""
+    try:
+        return await stream.answer()
+    except BaseException:
+        stream.cancel.set()
+        raise
+
+
+async def first_item(stream: AnswerStream) -> str | Answer | object:
+    """The first text piece (or the answer): errors before it still get their own status code."""
+    try:
+        return await stream.next()
+    except BaseException:
+        stream.cancel.set()
+        raise

@@ -1,14 +1,15 @@
-"""The composition root: turns Settings into components. The CLI, the benchmarks and (later) the API and
-UI build everything through here, so components themselves only ever take plain arguments."""
+"""The composition root: turns Settings into components, one factory per thing. The Assistant, the command
+line, the API, the chat, the evaluation and the benchmarks build everything through here, so components
+themselves only ever take plain arguments."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from assistant.collection import Collection, IndexParams, collection_path
-from assistant.config import Settings
-from assistant.embedding import Embedder, make_embedder
+from core.collection import Collection, IndexParams, collection_path
+from core.config import Settings
+from core.embedding import Embedder, make_embedder
 from generator.base import GenerationOptions, Generator
 from ingest.chunking import Chunker
 from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
@@ -32,8 +33,14 @@ def embedder(settings: Settings, model: str | None = None) -> Embedder:
     name = model or cfg.model
     if not name.startswith("hash:"):
         quiet_model_loading()
-    return make_embedder(name, batch_size=cfg.batch_size, device=cfg.device, backend=cfg.backend, cache_dir=cfg.cache_dir,
-                         quantize_queries=cfg.quantize_queries)
+    return make_embedder(
+        name,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        backend=cfg.backend,
+        cache_dir=cfg.cache_dir,
+        quantize_queries=cfg.quantize_queries,
+    )
 
 
 def index_params(settings: Settings) -> IndexParams:
@@ -48,12 +55,16 @@ def ingestor(settings: Settings, path: Path, embedder: Embedder, *, name: str | 
     """An Ingestor writing to the collection at ``path`` (created if absent), chunking as configured.
     The caller closes ``ingestor.collection``."""
     chunk = settings.chunking
-    store = open_for_ingest(path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), index_params(settings), name=name)
+    store = open_for_ingest(
+        path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), index_params(settings), name=name
+    )
     rail = guard(settings, name or path.name)
     flagger = None
     if rail is not None and rail.rules["ingest"]:
+
         def flagger(text: str) -> list[str]:
             return [e.rule_id for e in rail.check(text, "ingest").events]
+
     return Ingestor(
         store,
         embedder,
@@ -68,18 +79,11 @@ def ingestor(settings: Settings, path: Path, embedder: Embedder, *, name: str | 
 
 
 def retriever(settings: Settings, store: Collection, embedder: Embedder, **overrides) -> Retriever:
-    """A Retriever with the configured retrieval settings; ``overrides`` that are not None win."""
+    """A Retriever with the configured retrieval settings; ``overrides`` that are not None win. Front ends
+    get theirs from ``Assistant.retriever``, which keeps one per collection and embeds questions with the
+    model the collection was built with."""
     config = {**settings.retrieval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     return Retriever(store, embedder, RetrieverConfig(**config))
-
-
-def retriever_for(settings: Settings, store: Collection, embedders: dict[str, Embedder], **overrides) -> Retriever:
-    """A Retriever whose queries are embedded by the model the collection was built with, whatever the
-    current embedder setting; ``embedders`` caches models by name so each loads once."""
-    model = store.manifest.embedder.name
-    if model not in embedders:
-        embedders[model] = embedder(settings, model)
-    return retriever(settings, store, embedders[model], **overrides)
 
 
 def generator(settings: Settings) -> Generator:
@@ -99,8 +103,9 @@ def generator(settings: Settings) -> Generator:
         adapter = SHIPPED_ADAPTER if cfg.model == "embedded" else None
     elif cfg.adapter != "none":
         adapter = Path(cfg.adapter).expanduser()
-    return LocalGenerator(cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device,
-                          max_batch=cfg.max_batch)
+    return LocalGenerator(
+        cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device, max_batch=cfg.max_batch
+    )
 
 
 def audit_log(settings: Settings):
@@ -124,9 +129,15 @@ def guard(settings: Settings, collection: str, audit=None):
         return None
     packs = [load_pack(name) for name in cfg.packs.get(collection, cfg.default_packs)]
     if cfg.grounding == "mark":
-        marked = {"action": "rewrite", "replacement": "{text} [not supported by the cited passages]",
-                  "message": "A sentence not supported by the passages it cites is marked."}
-        packs = [p.model_copy(update={"rules": tuple(r.model_copy(update=marked) if r.validator == "grounding" else r for r in p.rules)}) for p in packs]
+        marked = {
+            "action": "rewrite",
+            "replacement": "{text} [not supported by the cited passages]",
+            "message": "A sentence not supported by the passages it cites is marked.",
+        }
+        packs = [
+            p.model_copy(update={"rules": tuple(r.model_copy(update=marked) if r.validator == "grounding" else r for r in p.rules)})
+            for p in packs
+        ]
     return Guard(packs, audit=audit)
 
 

@@ -15,17 +15,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from assistant import compose
-from assistant.config import Settings
-from assistant.embedding import Embedder
-from assistant.errors import UserError
-from assistant.types import Hit
+from core.citations import NO_ANSWER, cited_numbers, invalid_numbers
+from core.collection import MANIFEST, collection_path, read_manifest
+from core.config import Settings
+from core.embedding import Embedder
+from core.errors import UserError
+from core.types import Hit
 from generator.base import GenerationOptions, Generator
-from assistant.citations import cited_numbers, invalid_numbers
-from generator.prompt import NO_ANSWER, Passage, build_prompt
+from generator.prompt import Passage, build_prompt
+from retriever.hybrid import Retriever
 
 
 @dataclass(frozen=True)
@@ -71,16 +74,17 @@ class Answer:
         by_number = {s.number: s for s in self.sources}
         return [by_number[n] for n in self.cited]
 
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["citations"] = [asdict(s) for s in self.citations]
-        return out
-
 
 class Assistant:
-    def __init__(self, settings: Settings, *, generator: Generator | None = None, embedders: dict[str, Embedder] | None = None,
-                 wrap_generator: Callable[[Generator], Generator] | None = None,
-                 wrap_embedder: Callable[[Embedder], Embedder] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        generator: Generator | None = None,
+        embedders: dict[str, Embedder] | None = None,
+        wrap_generator: Callable[[Generator], Generator] | None = None,
+        wrap_embedder: Callable[[Embedder], Embedder] | None = None,
+    ):
         """``wrap_generator`` / ``wrap_embedder`` decorate the models when they are first loaded (the API
         puts a bounded queue in front of the generator and batches concurrent question embeddings)."""
         self.settings = settings
@@ -103,9 +107,10 @@ class Assistant:
                 self._generator = self._wrap_generator(loaded) if self._wrap_generator else loaded
             return self._generator
 
-    def retriever(self, collection: str, **overrides: Any):
-        """A retriever over the named collection, opened read-only once and kept per set of overrides: a
-        Retriever caches BM25 term statistics, which rebuilding it for every question would throw away."""
+    def retriever(self, collection: str, **overrides: Any) -> Retriever:
+        """The retriever over the named collection (compose.retriever with these overrides), opened read-only
+        once and kept per set of overrides: a Retriever caches BM25 term statistics, which rebuilding it for
+        every question would throw away. Every front end searches through here."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
         key = (collection, tuple(sorted(overrides.items())))
         with self._lock:
@@ -118,8 +123,11 @@ class Assistant:
             if key not in self._retrievers:
                 if collection not in self._stores:
                     self._stores[collection] = compose.open_collection(self.settings, collection)
-                self._embedder(self._stores[collection].manifest.embedder.name)
-                self._retrievers[key] = compose.retriever_for(self.settings, self._stores[collection], self._embedders, **overrides)
+                store = self._stores[collection]
+                # Questions are embedded by the model the collection was built with, whatever the current
+                # embedder setting.
+                embedder = self._embedder(store.manifest.embedder.name)
+                self._retrievers[key] = compose.retriever(self.settings, store, embedder, **overrides)
             return self._retrievers[key]
 
     def embedder(self, model: str) -> Embedder:
@@ -129,8 +137,6 @@ class Assistant:
 
     def collection_embedder(self, collection: str) -> Embedder:
         """The model a collection was built with (the configured one for a collection not created yet)."""
-        from assistant.collection import MANIFEST, collection_path, read_manifest
-
         path = collection_path(self.settings.index_dir, collection)
         model = read_manifest(path).embedder.name if (path / MANIFEST).exists() else self.settings.embedder.model
         return self.embedder(model)
@@ -162,15 +168,29 @@ class Assistant:
         if self._audit is not None:
             self._audit.close()
 
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def ask(self, question: str, collection: str, **kwargs: Any) -> Answer:
         for item in self.stream(question, collection, **kwargs):
             if isinstance(item, Answer):
                 return item
         raise RuntimeError("stream ended without an answer")  # pragma: no cover - stream always ends with one
 
-    def stream(self, question: str, collection: str, *, k: int = 5, filters: dict[str, Any] | None = None,
-               options: GenerationOptions | None = None, cancel: threading.Event | None = None,
-               **retrieval: Any) -> Iterator[str | Answer]:
+    def stream(
+        self,
+        question: str,
+        collection: str,
+        *,
+        k: int = 5,
+        filters: dict[str, Any] | None = None,
+        options: GenerationOptions | None = None,
+        cancel: threading.Event | None = None,
+        **retrieval: Any,
+    ) -> Iterator[str | Answer]:
         """Text pieces as they are generated, then the finished ``Answer`` as the last item.
 
         ``cancel``, set from any thread (an API client went away), stops the generation at the next token;
@@ -185,9 +205,19 @@ class Assistant:
         retriever = self.retriever(collection, **retrieval)
         guard = self.guard(collection)
         answer = Answer(
-            question=question, collection=collection, text="", sources=[], cited=[], invalid_citations=[],
-            relevant=False, relevance=0.0, finish_reason="", tokens=0, generator="",
-            collection_version=retriever.collection.version, timings_ms={},
+            question=question,
+            collection=collection,
+            text="",
+            sources=[],
+            cited=[],
+            invalid_citations=[],
+            relevant=False,
+            relevance=0.0,
+            finish_reason="",
+            tokens=0,
+            generator="",
+            collection_version=retriever.collection.version,
+            timings_ms={},
         )
         context = {"collection": collection}
         notes: list[str] = []
@@ -208,7 +238,9 @@ class Assistant:
             yield from self._finish(answer, NO_ANSWER, "no_passages", started)
             return
         if guard is not None:
-            covered = guard.check(question, "input", {**context, "relevant": float(result.relevant), "relevance": result.relevance}, kinds={"threshold"})
+            covered = guard.check(
+                question, "input", {**context, "relevant": float(result.relevant), "relevance": result.relevance}, kinds={"threshold"}
+            )
             answer.guard_events += [e.to_dict() for e in covered.events]
             if covered.blocked:
                 yield from self._finish(answer, covered.reply, "not_covered", started)
@@ -219,7 +251,12 @@ class Assistant:
         budget = min(self.settings.generator.context_tokens, generator.context_window) - options.max_new_tokens
         too_small = f"raise ASSISTANT_GENERATOR__CONTEXT_TOKENS ({self.settings.generator.context_tokens}) or lower max_new_tokens ({options.max_new_tokens})"
         try:
-            prompt = build_prompt(question, [Passage(h.title, h.text, flagged=bool(h.flags)) for h in result.hits], count_tokens=generator.prompt_tokens, budget=budget)
+            prompt = build_prompt(
+                question,
+                [Passage(h.title, h.text, flagged=bool(h.flags)) for h in result.hits],
+                count_tokens=generator.prompt_tokens,
+                budget=budget,
+            )
         except ValueError as exc:
             raise UserError(f"{exc}; {too_small}") from None
         answer.sources = [_source(n, result.hits[i]) for n, i in enumerate(prompt.included, start=1)]
@@ -244,8 +281,9 @@ class Assistant:
         text = answer.raw_text
         if guard is not None:
             passages = [s.text for s in answer.sources]
-            checked = guard.check(text, "output", {**context, "question": question, "passages": passages,
-                                                   "support": self._support(retriever.embedder)})
+            checked = guard.check(
+                text, "output", {**context, "question": question, "passages": passages, "support": self._support(retriever.embedder)}
+            )
             answer.guard_events += [e.to_dict() for e in checked.events]
             text = checked.text
         if notes:
@@ -267,37 +305,19 @@ class Assistant:
                 passage_vectors.update(zip(missing, embedder.embed_passages(missing)))
             query = embedder.embed_query(sentence)
             return float(max(passage_vectors[p] @ query for p in passages))
+
         return support
 
     @staticmethod
-    def _finish(answer: Answer, text: str, reason: str, started: float, *, blocked: bool = False, streamed: bool = False) -> Iterator[str | Answer]:
+    def _finish(
+        answer: Answer, text: str, reason: str, started: float, *, blocked: bool = False, streamed: bool = False
+    ) -> Iterator[str | Answer]:
         answer.text, answer.finish_reason, answer.blocked = text, reason, blocked
         if not streamed:  # a fixed reply is streamed too, so a caller showing the stream shows it
             answer.raw_text = text
             yield text
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         yield answer
-
-
-def passage_view(source: Source) -> dict[str, Any]:
-    return {"number": source.number, "chunk_id": source.chunk_id, "document_id": source.document_id,
-            "title": source.title, "source": source.source, "snippet": source.text, "start": source.start,
-            "end": source.end, "score": source.score, "flags": list(source.flags)}
-
-
-def answer_view(answer: Answer) -> dict[str, Any]:
-    """The answer as the API returns it and the UI shows it (one shape for both, JSON-ready)."""
-    def event(e: dict[str, Any]) -> dict[str, Any]:
-        span = e.get("span")
-        return {**{k: e[k] for k in ("rule_id", "stage", "action", "category", "message")}, "span": list(span) if span else None}
-
-    return {"answer": answer.text, "question": answer.question, "collection": answer.collection,
-            "citations": [passage_view(s) for s in answer.citations], "sources": [passage_view(s) for s in answer.sources],
-            "finish_reason": answer.finish_reason, "blocked": answer.blocked, "relevant": answer.relevant,
-            "relevance": answer.relevance, "guard_events": [event(e) for e in answer.guard_events],
-            "tokens": answer.tokens, "prompt_tokens": answer.prompt_tokens, "generator": answer.generator,
-            "collection_version": answer.collection_version,
-            "timings_ms": {k: round(v, 2) for k, v in answer.timings_ms.items()}}
 
 
 def _source(number: int, hit: Hit) -> Source:

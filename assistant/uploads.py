@@ -1,22 +1,25 @@
-"""Files users upload through the API or the chat: checked, stored under ASSISTANT_INDEX_DIR/.uploads/
-COLLECTION/ (so a source path in an answer still points at a file), and ingested. One implementation for
-both front ends, so the same file gets the same verdict everywhere."""
+"""Files users upload through the API or the chat: checked (how many, names, types, sizes), stored under
+ASSISTANT_INDEX_DIR/.uploads/COLLECTION/ (so a source path in an answer still points at a file), and
+ingested, with a report of what was added and what was skipped and why. One implementation for both front
+ends, so the same file gets the same verdict everywhere."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from assistant import compose
-from assistant.collection import collection_path
-from assistant.config import Settings
-from assistant.embedding import Embedder
-from assistant.errors import UserError
-from assistant.storage import safe_filename
+from core.collection import collection_path
+from core.config import Settings
+from core.embedding import Embedder
+from core.errors import CollectionNotFound, UserError
+from core.storage import safe_filename
 from ingest.loaders import SUPPORTED_SUFFIXES
 
 REPORT_COUNTS = ("documents_added", "documents_removed", "documents_unchanged", "chunks_added", "chunks_flagged")
+Stored = tuple[str, Path, int]  # the name the user gave, where it was stored, its size in bytes
 
 
 def upload_dir(settings: Settings, collection: str) -> Path:
@@ -52,8 +55,64 @@ def store_upload(source: BinaryIO, folder: Path, name: str | None, max_bytes: in
     return target, size
 
 
-def ingest_uploads(settings: Settings, collection: str, embedder: Embedder, stored: list[tuple[str, Path, int]],
-                   on_file: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+def store_uploads(
+    settings: Settings, collection: str, files: Sequence[tuple[str | None, BinaryIO]]
+) -> tuple[list[Stored], list[dict[str, str]]]:
+    """Store the files of one upload (``(name, stream)`` each) under their safe names. UserError when there
+    are more files than ASSISTANT_API__MAX_UPLOAD_FILES; a file refused (unusable name, a name twice, an
+    unsupported type, empty, over ASSISTANT_API__MAX_UPLOAD_MB) is skipped with its reason."""
+    limits = settings.api
+    if len(files) > limits.max_upload_files:
+        raise UserError(f"{len(files)} files in one upload; the limit is {limits.max_upload_files}")
+    folder = upload_dir(settings, collection)
+    stored: list[Stored] = []
+    skipped: list[dict[str, str]] = []
+    for name, stream in files:
+        shown = name or "(unnamed)"
+        try:
+            if any(path.name == safe_filename(name) for _, path, _ in stored):
+                raise UserError("the same file name appears twice in this upload")
+            path, size = store_upload(stream, folder, name, int(limits.max_upload_mb * 2**20))
+            stored.append((shown, path, size))
+        except UserError as exc:
+            skipped.append({"file": shown, "reason": str(exc)})
+    return stored, skipped
+
+
+def upload_report(
+    settings: Settings,
+    collection: str,
+    embedder: Embedder | None,
+    stored: list[Stored],
+    skipped: list[dict[str, str]],
+    on_file: Callable[[int, str], None] | None = None,
+) -> dict[str, Any]:
+    """Ingest what was stored (``embedder``: the collection's) and report it with the files skipped on the
+    way in; with nothing stored, the report of an empty upload and the collection's current totals."""
+    if stored:
+        assert embedder is not None, "stored files need the collection's embedder"
+        report = ingest_uploads(settings, collection, embedder, stored, on_file)
+    else:
+        report = {
+            "collection": collection,
+            "files": [],
+            "skipped": [],
+            **dict.fromkeys(REPORT_COUNTS, 0),
+            "totals": {},
+            "collection_version": 0,
+        }
+        try:
+            with compose.open_collection(settings, collection) as store:
+                report["totals"], report["collection_version"] = store.counts(), store.generation
+        except CollectionNotFound:
+            pass
+    report["skipped"] = skipped + report["skipped"]
+    return report
+
+
+def ingest_uploads(
+    settings: Settings, collection: str, embedder: Embedder, stored: list[Stored], on_file: Callable[[int, str], None] | None = None
+) -> dict[str, Any]:
     """Ingest stored uploads (``(shown name, path, size)``) into ``collection``, created if absent. With
     ``on_file`` each file is ingested on its own (a progress bar can move; the index is saved per file),
     otherwise all in one pass. Files whose text could not be read are reported as skipped and deleted."""

@@ -67,8 +67,14 @@ def run_streams(generator, prompts: list[dict], streams: int, options) -> dict[s
                 first = time.perf_counter()
             pieces.append(piece)
         ended = time.perf_counter()
-        results[i] = {"ttft_s": None if first is None else first - began, "total_s": ended - began, "ended": ended,
-                      "tokens": stream.tokens, "text": "".join(pieces), "finish_reason": stream.finish_reason}
+        results[i] = {
+            "ttft_s": None if first is None else first - began,
+            "total_s": ended - began,
+            "ended": ended,
+            "tokens": stream.tokens,
+            "text": "".join(pieces),
+            "finish_reason": stream.finish_reason,
+        }
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
     for thread in threads:
@@ -82,10 +88,16 @@ def run_streams(generator, prompts: list[dict], streams: int, options) -> dict[s
     wall = max(r["ended"] for r in done) - began
     tokens = sum(r["tokens"] for r in done)
     ttfts = [r["ttft_s"] for r in done if r["ttft_s"] is not None]
-    return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall if wall > 0 else None,
-            "ttft_p50_s": percentile(ttfts, 50), "ttft_max_s": max(ttfts, default=None),
-            "total_p50_s": percentile([r["total_s"] for r in done], 50),
-            "rows_per_step": statistics.fmean(rows) if rows else None, "texts": [r["text"] for r in done]}
+    return {
+        "wall_s": wall,
+        "tokens": tokens,
+        "tok_s": tokens / wall if wall > 0 else None,
+        "ttft_p50_s": percentile(ttfts, 50),
+        "ttft_max_s": max(ttfts, default=None),
+        "total_p50_s": percentile([r["total_s"] for r in done], 50),
+        "rows_per_step": statistics.fmean(rows) if rows else None,
+        "texts": [r["text"] for r in done],
+    }
 
 
 def median_run(runs: list[dict]) -> dict[str, Any]:
@@ -104,8 +116,10 @@ def worker(args) -> dict[str, Any]:
 
     quiet_model_loading()
     prompts = json.loads(args.prompts.read_text(encoding="utf-8"))
-    options = {"natural": GenerationOptions(max_new_tokens=args.max_new_tokens, timeout_s=3600),
-               "fixed": GenerationOptions(max_new_tokens=args.fixed_tokens, timeout_s=3600)}
+    options = {
+        "natural": GenerationOptions(max_new_tokens=args.max_new_tokens, timeout_s=3600),
+        "fixed": GenerationOptions(max_new_tokens=args.fixed_tokens, timeout_s=3600),
+    }
     generator = LocalGenerator("embedded", quantization="4bit", adapter=SHIPPED_ADAPTER, cache_dir=args.cache_dir, max_batch=args.one)
     generator.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_new_tokens=2))  # warm-up
     eos = generator.engine.eos_ids
@@ -119,9 +133,22 @@ def worker(args) -> dict[str, Any]:
 
 
 def run_worker(max_batch: int, prompts_file: Path, args) -> dict[str, Any]:
-    command = [sys.executable, str(Path(__file__).resolve()), "--one", str(max_batch), "--prompts", str(prompts_file),
-               "--streams", str(args.streams), "--max-new-tokens", str(args.max_new_tokens), "--fixed-tokens", str(args.fixed_tokens),
-               "--cache-dir", str(args.cache_dir)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one",
+        str(max_batch),
+        "--prompts",
+        str(prompts_file),
+        "--streams",
+        str(args.streams),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--fixed-tokens",
+        str(args.fixed_tokens),
+        "--cache-dir",
+        str(args.cache_dir),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
@@ -143,32 +170,66 @@ def bench(args) -> dict[str, Any]:
                 runs[max_batch].append(run_worker(max_batch, prompts_file, args))
     results = {w: {str(m): median_run([r[w] for r in runs[m]]) for m in args.max_batch} for w in WORKLOADS}
     base = str(args.max_batch[0])
-    for workload, by_batch in results.items():
+    for by_batch in results.values():
         reference = by_batch[base]
         for summary in by_batch.values():
             summary["throughput_x"] = summary["tok_s"] / reference["tok_s"] if summary["tok_s"] and reference["tok_s"] else None
             summary["same_texts"] = sum(a == b for a, b in zip(summary["texts"], reference["texts"]))
-    return {"settings": {"streams": args.streams, "max_batch": args.max_batch, "max_new_tokens": args.max_new_tokens,
-                         "fixed_tokens": args.fixed_tokens, "repeat": args.repeat, "cpu_count": os.cpu_count(),
-                         "prompt_tokens": [p["prompt_tokens"] for p in prompts]},
-            "results": results}
+    return {
+        "settings": {
+            "streams": args.streams,
+            "max_batch": args.max_batch,
+            "max_new_tokens": args.max_new_tokens,
+            "fixed_tokens": args.fixed_tokens,
+            "repeat": args.repeat,
+            "cpu_count": os.cpu_count(),
+            "prompt_tokens": [p["prompt_tokens"] for p in prompts],
+        },
+        "results": results,
+    }
 
 
-HEADERS = ("workload", "max_batch", "wall s", "tokens", "tok/s", "x vs first", "TTFT p50 s", "TTFT max s", "stream p50 s",
-           "rows/step", "same text")
+HEADERS = (
+    "workload",
+    "max_batch",
+    "wall s",
+    "tokens",
+    "tok/s",
+    "x vs first",
+    "TTFT p50 s",
+    "TTFT max s",
+    "stream p50 s",
+    "rows/step",
+    "same text",
+)
 
 
 def report(out: dict[str, Any]) -> None:
     s = out["settings"]
-    print(f"{s['streams']} concurrent streams, prompts of {min(s['prompt_tokens'])}-{max(s['prompt_tokens'])} tokens, greedy; "
-          f"natural: up to {s['max_new_tokens']} tokens, fixed: {s['fixed_tokens']} tokens each; median of {s['repeat']} run(s); "
-          f"{s['cpu_count']} CPU(s)\n")
+    print(
+        f"{s['streams']} concurrent streams, prompts of {min(s['prompt_tokens'])}-{max(s['prompt_tokens'])} tokens, greedy; "
+        f"natural: up to {s['max_new_tokens']} tokens, fixed: {s['fixed_tokens']} tokens each; median of {s['repeat']} run(s); "
+        f"{s['cpu_count']} CPU(s)\n"
+    )
     rows = []
     for workload, by_batch in out["results"].items():
         for max_batch, r in by_batch.items():
             same = f"{r['same_texts']}/{s['streams']}" if workload == "natural" else "-"
-            rows.append([workload, max_batch, fmt(r["wall_s"], 1), fmt(r["tokens"]), fmt(r["tok_s"], 1), fmt(r["throughput_x"]),
-                         fmt(r["ttft_p50_s"]), fmt(r["ttft_max_s"]), fmt(r["total_p50_s"]), fmt(r["rows_per_step"]), same])
+            rows.append(
+                [
+                    workload,
+                    max_batch,
+                    fmt(r["wall_s"], 1),
+                    fmt(r["tokens"]),
+                    fmt(r["tok_s"], 1),
+                    fmt(r["throughput_x"]),
+                    fmt(r["ttft_p50_s"]),
+                    fmt(r["ttft_max_s"]),
+                    fmt(r["total_p50_s"]),
+                    fmt(r["rows_per_step"]),
+                    same,
+                ]
+            )
     print(markdown_table(HEADERS, rows))
 
 

@@ -2,7 +2,7 @@
 
     python bench/finetune_eval.py --data ../shared/data [--medquad 20 --pubmedqa 15 --tatqa 15] [--json FILE]
 
-Held-out examples come from the parts of the data that training never sees (assistant/trainset.py:
+Held-out examples come from the parts of the data that training never sees (training/trainset.py:
 MedQuAD files of the sample collection, PubMedQA test PMIDs, the last 20 % of TAT-QA dev reports); the
 script refuses to run if any of them is listed in the adapter's training.json. Both models get the same
 prompts (the production system prompt and passage layout), greedy decoding, the same token limit.
@@ -29,13 +29,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from assistant import compose  # noqa: E402
-from assistant.config import Settings  # noqa: E402
-from assistant.trainset import Example, build_examples  # noqa: E402
+from core.citations import cited_numbers  # noqa: E402
+from core.config import Settings  # noqa: E402
 from eval.metrics import has_valid_citation, supported_share, token_f1  # noqa: E402
 from generator.base import GenerationOptions  # noqa: E402
-from assistant.citations import cited_numbers  # noqa: E402
 from generator.local import SHIPPED_ADAPTER, LocalGenerator  # noqa: E402
 from guardrails.output_checks import is_refusal  # noqa: E402
+from training.trainset import Example, build_examples  # noqa: E402
 
 
 def training_ids(adapter: Path) -> set[str]:
@@ -44,8 +44,13 @@ def training_ids(adapter: Path) -> set[str]:
 
 
 def score(example: Example, answer: str) -> dict:
-    row = {"id": example.id, "source": example.source, "answer": answer, "reference": example.reference,
-           "f1": token_f1(answer, example.reference)}
+    row = {
+        "id": example.id,
+        "source": example.source,
+        "answer": answer,
+        "reference": example.reference,
+        "f1": token_f1(answer, example.reference),
+    }
     if example.gold:
         passages = [p.text for p in example.passages]
         row["valid_citation"] = float(has_valid_citation(answer, len(passages)))
@@ -64,7 +69,9 @@ def mean(rows: list[dict], key: str) -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--adapter", type=Path, action="append", help="an adapter to compare with the base (repeatable; default: the shipped one)")
+    parser.add_argument(
+        "--adapter", type=Path, action="append", help="an adapter to compare with the base (repeatable; default: the shipped one)"
+    )
     parser.add_argument("--medquad", type=int, default=20)
     parser.add_argument("--pubmedqa", type=int, default=15)
     parser.add_argument("--tatqa", type=int, default=15)
@@ -103,7 +110,9 @@ def main() -> None:
 
     counts = {s: sum(e.source == s for e in examples) for s in ("medquad", "pubmedqa", "tatqa")}
     unanswerable = sum(not e.gold for e in examples)
-    print(f"\nheld-out examples: {len(examples)} {counts}, {unanswerable} without an answer in the passages; greedy, max {args.max_new_tokens} new tokens\n")
+    print(
+        f"\nheld-out examples: {len(examples)} {counts}, {unanswerable} without an answer in the passages; greedy, max {args.max_new_tokens} new tokens\n"
+    )
     header = f"{'model':<26} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
     print(header)
     print("-" * len(header))
@@ -112,12 +121,16 @@ def main() -> None:
         summary[label] = {key: mean(rows, key) for key in ("f1", "valid_citation", "gold_citation", "supported", "refused")}
         s = summary[label]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{label:<26} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}")
+        print(
+            f"{label:<26} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}"
+        )
     print("\nper source, token F1:")
     for label, rows in results.items():
         print(f"  {label:<26} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))
     if args.json:
-        args.json.write_text(json.dumps({"examples": counts, "max_new_tokens": args.max_new_tokens, "summary": summary, "results": results}, indent=2))
+        args.json.write_text(
+            json.dumps({"examples": counts, "max_new_tokens": args.max_new_tokens, "summary": summary, "results": results}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -61,8 +62,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "4bit+lora": {"quantization": "4bit", "adapter": True},
 }
 LLAMA = "llama.cpp"
-LLAMA_SKIPPED = ("llama.cpp reference skipped: llama-cpp-python is not installed "
-                 "(`pip install llama-cpp-python`; it compiles llama.cpp, about 10 minutes)")
+LLAMA_SKIPPED = (
+    "llama.cpp reference skipped: llama-cpp-python is not installed "
+    "(`pip install llama-cpp-python`; it compiles llama.cpp, about 10 minutes)"
+)
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -70,6 +73,7 @@ LLAMA_SKIPPED = ("llama.cpp reference skipped: llama-cpp-python is not installed
 
 def summarize(runs: list[dict]) -> dict[str, Any]:
     """p50/p95 of TTFT, decode speed and total time over the runs (None where no run has the value)."""
+
     def values(key: str) -> list[float]:
         return [r[key] for r in runs if r.get(key) is not None]
 
@@ -99,8 +103,13 @@ def table_row(name: str, result: dict) -> list[str]:
         return [name, *(["-"] * (len(TABLE_HEADERS) - 2)), result.get("status", "?")]
     s = result["summary"]
     return [
-        name, fmt(result["load_s"]), fmt(result["memory_bytes"] / 2**20, 1), fmt(result["peak_rss_mb"], 0),
-        fmt(result["rss_delta_mb"], 0), fmt(s["ttft_s_p50"], 3), fmt(s["decode_tok_s_p50"], 1),
+        name,
+        fmt(result["load_s"]),
+        fmt(result["memory_bytes"] / 2**20, 1),
+        fmt(result["peak_rss_mb"], 0),
+        fmt(result["rss_delta_mb"], 0),
+        fmt(s["ttft_s_p50"], 3),
+        fmt(s["decode_tok_s_p50"], 1),
         fmt(s["tokens_total"]),
     ]
 
@@ -137,14 +146,17 @@ def sample_questions() -> list[tuple[str, str, list]]:
         if len(docs) >= 3:
             files.append((path, docs))
     for path, docs in _evenly(files, MEDQUAD_PROMPTS):
-        passages = [Passage(f"{d.metadata.get('focus') or d.title} ({d.metadata.get('source_name', 'MedQuAD')})",
-                            cut_text(d.text)) for d in docs[:5]]
+        passages = [
+            Passage(f"{d.metadata.get('focus') or d.title} ({d.metadata.get('source_name', 'MedQuAD')})", cut_text(d.text))
+            for d in docs[:5]
+        ]
         items.append((f"medquad/{path.stem}", docs[0].title, passages))
     reports = [r for r in json.loads(TATQA.read_text(encoding="utf-8")) if r.get("questions") and len(r.get("paragraphs", [])) >= 2]
     for report in _evenly(reports, TATQA_PROMPTS):
         docs = report_documents(report)
-        passages = [Passage(d.title, cut_text(d.text, 2 * PASSAGE_CHARS if d.metadata.get("kind") == "table" else PASSAGE_CHARS))
-                    for d in docs[:5]]
+        passages = [
+            Passage(d.title, cut_text(d.text, 2 * PASSAGE_CHARS if d.metadata.get("kind") == "table" else PASSAGE_CHARS)) for d in docs[:5]
+        ]
         items.append((f"tatqa/{str(report['table'].get('uid', ''))[:8]}", report["questions"][0]["question"], passages))
     return items
 
@@ -156,8 +168,15 @@ def build_prompts(count_tokens, limit: int = 0) -> list[dict]:
     prompts = []
     for pid, question, passages in sample_questions():
         prompt = build_prompt(question, passages, count_tokens=count_tokens, budget=PROMPT_BUDGET)
-        prompts.append({"id": pid, "question": question, "messages": prompt.messages,
-                        "prompt_tokens": count_tokens(prompt.messages), "passages": len(prompt.included)})
+        prompts.append(
+            {
+                "id": pid,
+                "question": question,
+                "messages": prompt.messages,
+                "prompt_tokens": count_tokens(prompt.messages),
+                "passages": len(prompt.included),
+            }
+        )
     if limit:
         prompts = prompts[:limit]
     return prompts
@@ -199,8 +218,14 @@ def timed_stream(pieces: Iterable[str], started: float, tokens_of, total_tokens)
     tokens = int(total_tokens())
     after = tokens - first_tokens
     decode = after / (ended - first_at) if first_at is not None and after > 0 and ended > first_at else None
-    return {"ttft_s": None if first_at is None else first_at - started, "decode_tok_s": decode,
-            "total_s": ended - started, "tokens": tokens, "first_piece_tokens": first_tokens, "chars": chars}
+    return {
+        "ttft_s": None if first_at is None else first_at - started,
+        "decode_tok_s": decode,
+        "total_s": ended - started,
+        "tokens": tokens,
+        "first_piece_tokens": first_tokens,
+        "chars": chars,
+    }
 
 
 def worker_ours(config: str, prompts: list[dict], args) -> dict:
@@ -216,8 +241,9 @@ def worker_ours(config: str, prompts: list[dict], args) -> dict:
     spec = CONFIGS[config]
     before = _peak_rss_mb()
     started = time.perf_counter()
-    gen = LocalGenerator("embedded", quantization=spec["quantization"], adapter=args.adapter if spec["adapter"] else None,
-                         cache_dir=args.cache_dir)
+    gen = LocalGenerator(
+        "embedded", quantization=spec["quantization"], adapter=args.adapter if spec["adapter"] else None, cache_dir=args.cache_dir
+    )
     load_s = time.perf_counter() - started
     gen.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_new_tokens=2))  # warm-up
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, temperature=0.0, timeout_s=3600)
@@ -226,13 +252,30 @@ def worker_ours(config: str, prompts: list[dict], args) -> dict:
         for prompt in prompts:
             t0 = time.perf_counter()
             stream = gen.stream(prompt["messages"], options)
-            run = timed_stream(stream, t0, gen.count_tokens, lambda: stream.tokens)
-            runs.append({"prompt": prompt["id"], "repeat": repeat, "prompt_tokens": gen.prompt_tokens(prompt["messages"]),
-                         "finish_reason": stream.finish_reason, **run})
+            run = timed_stream(stream, t0, gen.count_tokens, lambda stream=stream: stream.tokens)
+            runs.append(
+                {
+                    "prompt": prompt["id"],
+                    "repeat": repeat,
+                    "prompt_tokens": gen.prompt_tokens(prompt["messages"]),
+                    "finish_reason": stream.finish_reason,
+                    **run,
+                }
+            )
     peak = _peak_rss_mb()
-    return {"status": "ok", "name": gen.name, "load_s": load_s, "memory_bytes": gen.memory_bytes(), "memory_source": "get_memory_footprint",
-            "rss_before_load_mb": before, "peak_rss_mb": peak, "rss_delta_mb": peak - before,
-            "threads": torch.get_num_threads(), "runs": runs, "summary": summarize(runs)}
+    return {
+        "status": "ok",
+        "name": gen.name,
+        "load_s": load_s,
+        "memory_bytes": gen.memory_bytes(),
+        "memory_source": "get_memory_footprint",
+        "rss_before_load_mb": before,
+        "peak_rss_mb": peak,
+        "rss_delta_mb": peak - before,
+        "threads": torch.get_num_threads(),
+        "runs": runs,
+        "summary": summarize(runs),
+    }
 
 
 def worker_llama(prompts: list[dict], args) -> dict:
@@ -252,7 +295,7 @@ def worker_llama(prompts: list[dict], args) -> dict:
         for prompt in prompts:
             count = {"tokens": 0}
 
-            def pieces(chunks):
+            def pieces(chunks, count=count):
                 for chunk in chunks:
                     text = (chunk["choices"][0].get("delta") or {}).get("content") or ""
                     if text:
@@ -261,18 +304,40 @@ def worker_llama(prompts: list[dict], args) -> dict:
 
             t0 = time.perf_counter()
             chunks = llm.create_chat_completion(prompt["messages"], max_tokens=args.max_new_tokens, temperature=0, stream=True)
-            run = timed_stream(pieces(chunks), t0, lambda piece: 1, lambda: count["tokens"])
+            run = timed_stream(pieces(chunks), t0, lambda piece: 1, lambda count=count: count["tokens"])
             runs.append({"prompt": prompt["id"], "repeat": repeat, "prompt_tokens": prompt["prompt_tokens"], **run})
     peak = _peak_rss_mb()
-    return {"status": "ok", "name": f"llama.cpp {gguf.name}", "load_s": load_s, "memory_bytes": gguf.stat().st_size,
-            "memory_source": "GGUF file size", "rss_before_load_mb": before, "peak_rss_mb": peak,
-            "rss_delta_mb": peak - before, "threads": threads, "runs": runs, "summary": summarize(runs)}
+    return {
+        "status": "ok",
+        "name": f"llama.cpp {gguf.name}",
+        "load_s": load_s,
+        "memory_bytes": gguf.stat().st_size,
+        "memory_source": "GGUF file size",
+        "rss_before_load_mb": before,
+        "peak_rss_mb": peak,
+        "rss_delta_mb": peak - before,
+        "threads": threads,
+        "runs": runs,
+        "summary": summarize(runs),
+    }
 
 
 def run_worker(config: str, prompts_file: Path, args) -> dict:
     """This script with --one CONFIG in a fresh process; its last stdout line is its JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--one", config, "--prompts", str(prompts_file),
-               "--max-new-tokens", str(args.max_new_tokens), "--repeat", str(args.repeat), "--cache-dir", str(args.cache_dir)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--one",
+        config,
+        "--prompts",
+        str(prompts_file),
+        "--max-new-tokens",
+        str(args.max_new_tokens),
+        "--repeat",
+        str(args.repeat),
+        "--cache-dir",
+        str(args.cache_dir),
+    ]
     if args.threads:
         command += ["--threads", str(args.threads)]
     if args.adapter:
@@ -362,19 +427,34 @@ def bench(args) -> dict:
         for name in CONFIGS:
             if ok(name):
                 s = results[name]["summary"]
-                ratios[f"{name}_over_llamacpp"] = {"decode_tok_s": ratio(s["decode_tok_s_p50"], ref["decode_tok_s_p50"]),
-                                                   "ttft_s": ratio(s["ttft_s_p50"], ref["ttft_s_p50"])}
-    return {"settings": {"max_new_tokens": args.max_new_tokens, "repeat": args.repeat, "threads": args.threads or None,
-                         "cpu_count": os.cpu_count(), "quick": args.quick, "adapter": str(args.adapter), "prompt_budget": PROMPT_BUDGET,
-                         "prompts": [{k: p[k] for k in ("id", "question", "prompt_tokens", "passages")} for p in prompts]},
-            "configs": results, "ratios": ratios, "notes": notes}
+                ratios[f"{name}_over_llamacpp"] = {
+                    "decode_tok_s": ratio(s["decode_tok_s_p50"], ref["decode_tok_s_p50"]),
+                    "ttft_s": ratio(s["ttft_s_p50"], ref["ttft_s_p50"]),
+                }
+    return {
+        "settings": {
+            "max_new_tokens": args.max_new_tokens,
+            "repeat": args.repeat,
+            "threads": args.threads or None,
+            "cpu_count": os.cpu_count(),
+            "quick": args.quick,
+            "adapter": str(args.adapter),
+            "prompt_budget": PROMPT_BUDGET,
+            "prompts": [{k: p[k] for k in ("id", "question", "prompt_tokens", "passages")} for p in prompts],
+        },
+        "configs": results,
+        "ratios": ratios,
+        "notes": notes,
+    }
 
 
 def report(out: dict) -> None:
     settings, results, ratios = out["settings"], out["configs"], out["ratios"]
     tokens = [p["prompt_tokens"] for p in settings["prompts"]]
-    print(f"{len(tokens)} grounded prompt(s), {min(tokens)}-{max(tokens)} prompt tokens; greedy, max {settings['max_new_tokens']} "
-          f"new tokens; {settings['repeat']} repeat(s); p50 over prompts x repeats; {settings['cpu_count']} CPU(s)\n")
+    print(
+        f"{len(tokens)} grounded prompt(s), {min(tokens)}-{max(tokens)} prompt tokens; greedy, max {settings['max_new_tokens']} "
+        f"new tokens; {settings['repeat']} repeat(s); p50 over prompts x repeats; {settings['cpu_count']} CPU(s)\n"
+    )
     print(markdown_table(TABLE_HEADERS, [table_row(name, r) for name, r in results.items()]))
     print()
     if "memory_float32_over_4bit" in ratios:
@@ -394,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         result = worker_llama(prompts, args) if args.one == LLAMA else worker_ours(args.one, prompts, args)
         print(json.dumps(result))
         return 0
-    from assistant.errors import UserError
+    from core.errors import UserError
 
     started = time.perf_counter()
     try:

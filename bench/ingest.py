@@ -22,8 +22,8 @@ import io
 import json
 import os
 import resource
-import statistics
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,7 +42,7 @@ def worker_ours(index_dir: str, paths: list[str]) -> dict:
     """Run the real CLI in-process (so the peak RSS is this process's) and return its --json summary."""
     os.environ["ASSISTANT_INDEX_DIR"] = index_dir
     sys.path.insert(0, str(REPO))
-    from assistant.cli import main
+    from cli import main
 
     buffer = io.StringIO()
     started = time.perf_counter()
@@ -65,7 +65,7 @@ def worker_langchain(index_dir: str) -> dict:
     from langchain_huggingface import HuggingFaceEmbeddings
 
     sys.path.insert(0, str(REPO))
-    from assistant.embedding import _embedded_model_path
+    from core.embedding.sentence_transformer import embedded_model_path
     from ingest.chunking import embedding_input
 
     db = sqlite3.connect(Path(index_dir) / "bench" / "docs.sqlite")
@@ -75,7 +75,7 @@ def worker_langchain(index_dir: str) -> dict:
     texts = [embedding_input(title, text, embed_title) for title, text, _, _ in rows]
     metadatas = [{"source": source} for _, _, source, _ in rows]
     started = time.perf_counter()
-    embeddings = HuggingFaceEmbeddings(model_name=_embedded_model_path(manifest["embedder"]["name"]) or manifest["embedder"]["name"])
+    embeddings = HuggingFaceEmbeddings(model_name=embedded_model_path(manifest["embedder"]["name"]) or manifest["embedder"]["name"])
     loaded = time.perf_counter()
     store = FAISS.from_texts(texts, embeddings, metadatas=metadatas)
     done = time.perf_counter()

@@ -4,7 +4,7 @@
     python bench/load.py [--clients 32] [--seconds 60] [--endpoints search,ask] [--max-tokens 64] [--json FILE]
     python bench/load.py --clients 8 --seconds 10          # a short run
 
-The server: ``python -m assistant.cli serve --host 127.0.0.1 --port PORT`` in a subprocess (PORT: --port, or a
+The server: ``python -m cli serve --host 127.0.0.1 --port PORT`` in a subprocess (PORT: --port, or a
 free one), with ASSISTANT_INDEX_DIR set to --index-dir (default ``indexes``, which must hold the sample
 collections ``medical`` and ``finance``: ``make collections`` builds them; without them the benchmark is skipped
 with that message, exit 0). The rest of the environment passes through, so ASSISTANT_API__QUEUE_SIZE,
@@ -72,8 +72,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -175,10 +176,9 @@ class Server:
         return {k: v for k, v in sorted(self.env.items()) if k.startswith("ASSISTANT_")}
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "assistant.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.started_at = time.perf_counter()
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -218,16 +218,24 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-            return {"clean": False, "returncode": rc, "seconds": time.perf_counter() - t0,
-                    "note": f"still running {self.grace_s + 15:g} s after SIGTERM: killed"}
+            return {
+                "clean": False,
+                "returncode": rc,
+                "seconds": time.perf_counter() - t0,
+                "note": f"still running {self.grace_s + 15:g} s after SIGTERM: killed",
+            }
         seconds = time.perf_counter() - t0
         if rc == 0:
             return {"clean": True, "returncode": rc, "seconds": seconds, "note": "exited cleanly (status 0)"}
         # uvicorn (>= 0.29) re-raises the SIGTERM it caught once its graceful shutdown is done, so a clean
         # exit can read -15: clean when the log shows the shutdown completed.
         if rc == -signal.SIGTERM and "Finished server process" in self.log_text():
-            return {"clean": True, "returncode": rc, "seconds": seconds,
-                    "note": "exited cleanly (graceful shutdown completed; status -15: uvicorn re-raises the SIGTERM it handled)"}
+            return {
+                "clean": True,
+                "returncode": rc,
+                "seconds": seconds,
+                "note": "exited cleanly (graceful shutdown completed; status -15: uvicorn re-raises the SIGTERM it handled)",
+            }
         return {"clean": False, "returncode": rc, "seconds": seconds, "note": f"exited with status {rc} without completing its shutdown"}
 
     def log_text(self) -> str:
@@ -254,12 +262,16 @@ class Server:
                     j += 1
                 elif lines[j].startswith(("During handling", "The above exception")):
                     j += 1
-                elif j + 1 < len(lines) and not lines[j + 1].strip() and j + 2 < len(lines) \
-                        and lines[j + 2].startswith(("During handling", "The above exception")):
+                elif (
+                    j + 1 < len(lines)
+                    and not lines[j + 1].strip()
+                    and j + 2 < len(lines)
+                    and lines[j + 2].startswith(("During handling", "The above exception"))
+                ):
                     j += 3  # an exception line followed by a chained one
                 else:
                     break
-            found.append("\n".join(lines[start:j + 1]))
+            found.append("\n".join(lines[start : j + 1]))
             i = j + 1
         return found
 
@@ -298,8 +310,7 @@ def mean_batch(before: dict[str, float] | None, after: dict[str, float] | None) 
         return None
     calls = after["count"] - before["count"]
     questions = after["sum"] - before["sum"]
-    return {"embedding_calls": int(calls), "questions_embedded": int(questions),
-            "mean_batch_size": questions / calls if calls else None}
+    return {"embedding_calls": int(calls), "questions_embedded": int(questions), "mean_batch_size": questions / calls if calls else None}
 
 
 # ---------------------------------------------------------------------------------------------- load
@@ -325,8 +336,7 @@ async def run_phase(endpoint: str, url: str, questions: Questions, args) -> dict
                 if endpoint == "search":
                     request = session.get("/v1/search", params={"q": question, "collection": collection, "k": str(SEARCH_K)})
                 else:
-                    request = session.post("/v1/ask", json={"question": question, "collection": collection,
-                                                             "max_tokens": args.max_tokens})
+                    request = session.post("/v1/ask", json={"question": question, "collection": collection, "max_tokens": args.max_tokens})
                 async with request as r:
                     raw = await r.read()
                 t1 = time.perf_counter()
@@ -375,8 +385,14 @@ async def run_phase(endpoint: str, url: str, questions: Questions, args) -> dict
 
     await asyncio.gather(*(client_loop(i) for i in range(args.clients)))
     finished = time.perf_counter()
-    return {"endpoint": endpoint, "records": records, "completions": completions, "window_s": args.seconds, "drain_s": max(0.0, finished - end),
-            "wall_s": finished - t_start}
+    return {
+        "endpoint": endpoint,
+        "records": records,
+        "completions": completions,
+        "window_s": args.seconds,
+        "drain_s": max(0.0, finished - end),
+        "wall_s": finished - t_start,
+    }
 
 
 def summarize(endpoint: str, phase: dict[str, Any]) -> dict[str, Any]:
@@ -427,16 +443,30 @@ def targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """[{name, target, value, passed}]; passed None when the phase did not run."""
     s, a = summaries.get("search"), summaries.get("ask")
     out = [
-        {"name": "search: 5xx responses", "target": f"== {TARGETS['search_5xx']}",
-         "value": s["5xx"] if s else None, "passed": (s["5xx"] == TARGETS["search_5xx"]) if s else None},
-        {"name": "dropped connections (all phases)", "target": f"== {TARGETS['dropped']}",
-         "value": sum(x["dropped"] for x in summaries.values()),
-         "passed": sum(x["dropped"] for x in summaries.values()) == TARGETS["dropped"] if summaries else None},
-        {"name": "search: p99 latency ms", "target": f"<= {TARGETS['search_p99_ms']:g}",
-         "value": s["p99_ms"] if s else None,
-         "passed": (s["p99_ms"] is not None and s["p99_ms"] <= TARGETS["search_p99_ms"]) if s else None},
-        {"name": "ask: not 200 nor 503+Retry-After", "target": f"== {TARGETS['ask_other_status']}",
-         "value": a["other_status"] if a else None, "passed": (a["other_status"] == TARGETS["ask_other_status"]) if a else None},
+        {
+            "name": "search: 5xx responses",
+            "target": f"== {TARGETS['search_5xx']}",
+            "value": s["5xx"] if s else None,
+            "passed": (s["5xx"] == TARGETS["search_5xx"]) if s else None,
+        },
+        {
+            "name": "dropped connections (all phases)",
+            "target": f"== {TARGETS['dropped']}",
+            "value": sum(x["dropped"] for x in summaries.values()),
+            "passed": sum(x["dropped"] for x in summaries.values()) == TARGETS["dropped"] if summaries else None,
+        },
+        {
+            "name": "search: p99 latency ms",
+            "target": f"<= {TARGETS['search_p99_ms']:g}",
+            "value": s["p99_ms"] if s else None,
+            "passed": (s["p99_ms"] is not None and s["p99_ms"] <= TARGETS["search_p99_ms"]) if s else None,
+        },
+        {
+            "name": "ask: not 200 nor 503+Retry-After",
+            "target": f"== {TARGETS['ask_other_status']}",
+            "value": a["other_status"] if a else None,
+            "passed": (a["other_status"] == TARGETS["ask_other_status"]) if a else None,
+        },
     ]
     return out
 
@@ -444,30 +474,57 @@ def targets(summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------- printing
 
 
-TABLE_HEADERS = ("endpoint", "requests", "req/s", "200/s", "p50 ms", "p95 ms", "p99 ms", "by status", "5xx not 503",
-                 "dropped", "503 no Retry-After")
+TABLE_HEADERS = (
+    "endpoint",
+    "requests",
+    "req/s",
+    "200/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "by status",
+    "5xx not 503",
+    "dropped",
+    "503 no Retry-After",
+)
 
 
 def table_row(endpoint: str, s: dict[str, Any]) -> list[str]:
     statuses = " ".join(f"{k}:{v}" for k, v in s["by_status"].items()) or "-"
-    return [endpoint, fmt(s["requests"], 1), fmt(s["throughput_rps"], 2), fmt(s["ok_rps"], 2), fmt(s["p50_ms"], 1),
-            fmt(s["p95_ms"], 1), fmt(s["p99_ms"], 1), statuses, fmt(s["5xx_not_503"], 1), fmt(s["dropped"], 1),
-            fmt(s["503_without_retry_after"], 1)]
+    return [
+        endpoint,
+        fmt(s["requests"], 1),
+        fmt(s["throughput_rps"], 2),
+        fmt(s["ok_rps"], 2),
+        fmt(s["p50_ms"], 1),
+        fmt(s["p95_ms"], 1),
+        fmt(s["p99_ms"], 1),
+        statuses,
+        fmt(s["5xx_not_503"], 1),
+        fmt(s["dropped"], 1),
+        fmt(s["503_without_retry_after"], 1),
+    ]
 
 
 def report(out: dict[str, Any]) -> None:
     st = out["settings"]
-    print(f"\n{st['clients']} closed-loop clients (one connection each), {st['warmup_seconds']:g} s warm-up + "
-          f"{st['seconds']:g} s measured per endpoint; search k={SEARCH_K}, ask max_tokens={st['max_tokens']}; "
-          f"{st['cpu_count']} CPU(s); server ready after {fmt(out['server']['ready_s'], 1)} s")
-    print(f"questions: {st['questions']['medical']} MedQuAD (medical), {st['questions']['finance']} TAT-QA (finance), "
-          f"alternating; Retry-After {'honoured' if st['honor_retry_after'] else 'not honoured (no pause after a 503)'}")
+    print(
+        f"\n{st['clients']} closed-loop clients (one connection each), {st['warmup_seconds']:g} s warm-up + "
+        f"{st['seconds']:g} s measured per endpoint; search k={SEARCH_K}, ask max_tokens={st['max_tokens']}; "
+        f"{st['cpu_count']} CPU(s); server ready after {fmt(out['server']['ready_s'], 1)} s"
+    )
+    print(
+        f"questions: {st['questions']['medical']} MedQuAD (medical), {st['questions']['finance']} TAT-QA (finance), "
+        f"alternating; Retry-After {'honoured' if st['honor_retry_after'] else 'not honoured (no pause after a 503)'}"
+    )
     server_env = {k: v for k, v in st["server_env"].items() if k.startswith("ASSISTANT_API__")}
     print("server settings: " + ", ".join(f"{k}={v}" for k, v in server_env.items()))
     print()
     print(markdown_table(TABLE_HEADERS, [table_row(e, s) for e, s in out["phases"].items()]))
-    print("(requests: sent in the measured window, all answered (the drain waits for them); req/s and 200/s: responses "
-          "received within the window / its seconds; latency percentiles of the 200s among the requests)")
+    print(
+        "(requests: sent in the measured window, all answered (the drain waits for them); req/s and 200/s: responses "
+        "received within the window / its seconds; latency percentiles of the 200s among the requests)"
+    )
     for endpoint, s in out["phases"].items():
         extra = [f"drain {s['drain_s']:.1f} s"]
         if s.get("dropped_errors"):
@@ -480,8 +537,10 @@ def report(out: dict[str, Any]) -> None:
             extra.append(f"mean hits {fmt(s['mean_hits'], 1)}")
         batch = out["embedding_batches"].get(endpoint)
         if batch:
-            extra.append(f"query embeddings: {batch['questions_embedded']} in {batch['embedding_calls']} model calls, "
-                         f"mean batch {fmt(batch['mean_batch_size'], 2)}")
+            extra.append(
+                f"query embeddings: {batch['questions_embedded']} in {batch['embedding_calls']} model calls, "
+                f"mean batch {fmt(batch['mean_batch_size'], 2)}"
+            )
         print(f"{endpoint}: " + "; ".join(extra))
     print()
     print("targets:")
@@ -506,9 +565,12 @@ def report(out: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--index-dir", type=Path, default=None,
-                        help="the index folder with the medical and finance collections "
-                             "(default ASSISTANT_INDEX_DIR, else indexes in the repository)")
+    parser.add_argument(
+        "--index-dir",
+        type=Path,
+        default=None,
+        help="the index folder with the medical and finance collections (default ASSISTANT_INDEX_DIR, else indexes in the repository)",
+    )
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent closed-loop clients (default 32)")
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds per endpoint (default 60)")
@@ -547,8 +609,10 @@ def check_prerequisites(args) -> None:
     index_dir = args.index_dir if args.index_dir.is_absolute() else (Path.cwd() / args.index_dir)
     missing = [c for c in COLLECTIONS if not (index_dir / c / "manifest.json").exists()]
     if missing:
-        raise Skip(f"collection(s) {', '.join(missing)} not found under {index_dir}; build the sample collections "
-                   f"with `make collections` (from {REPO}), or pass --index-dir")
+        raise Skip(
+            f"collection(s) {', '.join(missing)} not found under {index_dir}; build the sample collections "
+            f"with `make collections` (from {REPO}), or pass --index-dir"
+        )
     if not MEDQUAD.is_dir() or not TATQA.exists():
         raise Skip(f"the sample questions are missing ({MEDQUAD}, {TATQA})")
     args.index_dir = index_dir.resolve()
@@ -563,8 +627,10 @@ def bench(args) -> dict[str, Any]:
     server = Server(args.index_dir, args.port or free_port())
     notes: list[str] = []
     if server.rate_limit_kept:
-        notes.append(f"ASSISTANT_API__RATE_LIMIT_PER_MINUTE={os.environ['ASSISTANT_API__RATE_LIMIT_PER_MINUTE']} "
-                     "kept from the environment (429s measure the limiter)")
+        notes.append(
+            f"ASSISTANT_API__RATE_LIMIT_PER_MINUTE={os.environ['ASSISTANT_API__RATE_LIMIT_PER_MINUTE']} "
+            "kept from the environment (429s measure the limiter)"
+        )
     if "ASSISTANT_API_KEYS" in os.environ:
         notes.append("ASSISTANT_API_KEYS removed for the server: it runs without authentication on 127.0.0.1")
     summaries: dict[str, dict[str, Any]] = {}
@@ -580,8 +646,11 @@ def bench(args) -> dict[str, Any]:
         print(f"ready after {server.ready_s:.1f} s: {server.ready_body}", file=sys.stderr, flush=True)
         before = batch_histogram(scrape(server.url))
         for endpoint in args.endpoints:
-            print(f"{endpoint}: {args.clients} clients, {args.warmup_seconds:g} s warm-up + {args.seconds:g} s ...",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{endpoint}: {args.clients} clients, {args.warmup_seconds:g} s warm-up + {args.seconds:g} s ...",
+                file=sys.stderr,
+                flush=True,
+            )
             phase = asyncio.run(run_phase(endpoint, server.url, questions, args))
             if server.proc.poll() is not None:
                 keep_log = True
@@ -594,8 +663,10 @@ def bench(args) -> dict[str, Any]:
             after = batch_histogram(metrics_text)
             batches[endpoint] = mean_batch(before, after)
             if batches[endpoint] and not batches[endpoint]["embedding_calls"] and summaries[endpoint]["ok"]:
-                notes.append(f"{BATCH_METRIC} did not move during the {endpoint} phase although "
-                             f"{summaries[endpoint]['ok']} requests succeeded: the server does not record it")
+                notes.append(
+                    f"{BATCH_METRIC} did not move during the {endpoint} phase although "
+                    f"{summaries[endpoint]['ok']} requests succeeded: the server does not record it"
+                )
             before = after
     except BaseException:
         keep_log = True
@@ -609,15 +680,29 @@ def bench(args) -> dict[str, Any]:
             notes.append(f"server log kept: {server.log_path}")
         else:
             server.log_path.unlink(missing_ok=True)
-    settings = {"clients": args.clients, "seconds": args.seconds, "warmup_seconds": args.warmup_seconds,
-                "endpoints": args.endpoints, "max_tokens": args.max_tokens, "timeout_s": args.timeout,
-                "honor_retry_after": args.honor_retry_after, "index_dir": str(args.index_dir), "port": server.port,
-                "cpu_count": os.cpu_count(), "server_env": server.settings(),
-                "questions": {c: len(q) for c, q in by_collection.items()}}
-    out = {"settings": settings, "phases": summaries, "targets": targets(summaries), "embedding_batches": batches,
-           "metrics_excerpt": batch_excerpt(metrics_text),
-           "server": {"ready_s": server.ready_s, "ready": server.ready_body, "stop": stop},
-           "notes": notes}
+    settings = {
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "warmup_seconds": args.warmup_seconds,
+        "endpoints": args.endpoints,
+        "max_tokens": args.max_tokens,
+        "timeout_s": args.timeout,
+        "honor_retry_after": args.honor_retry_after,
+        "index_dir": str(args.index_dir),
+        "port": server.port,
+        "cpu_count": os.cpu_count(),
+        "server_env": server.settings(),
+        "questions": {c: len(q) for c, q in by_collection.items()},
+    }
+    out = {
+        "settings": settings,
+        "phases": summaries,
+        "targets": targets(summaries),
+        "embedding_batches": batches,
+        "metrics_excerpt": batch_excerpt(metrics_text),
+        "server": {"ready_s": server.ready_s, "ready": server.ready_body, "stop": stop},
+        "notes": notes,
+    }
     if args.json_requests:
         out["requests"] = {e: p["records"] for e, p in phases.items()}
     return out

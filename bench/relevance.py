@@ -31,8 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from assistant import compose  # noqa: E402
-from assistant.collection import Collection, collection_path  # noqa: E402
-from assistant.config import Settings  # noqa: E402
+from core.collection import Collection, collection_path  # noqa: E402
+from core.config import Settings  # noqa: E402
 from retriever.hybrid import Retriever, RetrieverConfig  # noqa: E402
 
 PER_SET = 300

@@ -39,8 +39,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -192,7 +193,7 @@ def _collection_name(prefix: str, folder: Path) -> str:
 def build_collection(index_dir: Path, name: str, files: list[Path], embedder, settings, progress: bool):
     """Ingest files into index_dir/name with the real pipeline (incremental: unchanged files are skipped)."""
     from assistant import compose
-    from assistant.collection import collection_path
+    from core.collection import collection_path
 
     target = collection_path(index_dir, name)
     ingestor = compose.ingestor(settings, target, embedder, name=name, progress=progress)
@@ -207,7 +208,7 @@ def build_collection(index_dir: Path, name: str, files: list[Path], embedder, se
 
 def open_collection(path: Path, settings):
     from assistant import compose
-    from assistant.collection import Collection
+    from core.collection import Collection
 
     return Collection.open(path, params=compose.index_params(settings))
 
@@ -456,8 +457,12 @@ def finqa_part(folder: Path, args, settings, embedder) -> dict | None:
     write_if_changed(corpus, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     chosen = evenly_spaced(questions, args.limit_questions)
     data = EvalSet({q: text for q, text, _ in chosen}, {q: {ctx: 1} for q, _, ctx in chosen}, beir_doc_key, FINQA_METRICS)
-    return {**build_and_evaluate("finqa-10k", [corpus], data, args, settings, embedder),
-            "questions": len(chosen), "of": len(questions), "contexts": len(records)}
+    return {
+        **build_and_evaluate("finqa-10k", [corpus], data, args, settings, embedder),
+        "questions": len(chosen),
+        "of": len(questions),
+        "contexts": len(records),
+    }
 
 
 def tatqa_part(folder: Path, args, settings, embedder) -> dict | None:
@@ -485,18 +490,23 @@ def bench_finance(args, settings) -> dict:
 
 
 def print_finance(out: dict, args) -> None:
-    print(f"Finance retrieval: {args.chunks} chunks -> top {args.top_docs} documents (max chunk score); "
-          f"hybrid: {config_line(out['config'])}")
+    print(
+        f"Finance retrieval: {args.chunks} chunks -> top {args.top_docs} documents (max chunk score); hybrid: {config_line(out['config'])}"
+    )
     finqa, tatqa = out["financial-qa-10k"], out["tatqa"]
     if finqa:
-        print(f"\nfinancial-qa-10k: {finqa['questions']} of {finqa['of']} questions (evenly spaced) over "
-              f"{finqa['contexts']:,} distinct contexts; relevant = the question's own context")
+        print(
+            f"\nfinancial-qa-10k: {finqa['questions']} of {finqa['of']} questions (evenly spaced) over "
+            f"{finqa['contexts']:,} distinct contexts; relevant = the question's own context"
+        )
         print(finqa["ingest"])
         print(f"queries scored in {finqa['seconds']:.1f} s\n")
         print(metrics_table(finqa["results"], FINQA_METRICS))
     if tatqa:
-        print(f"\nTAT-QA dev: {tatqa['questions']} questions with rel_paragraphs; relevant = those paragraphs of "
-              f"the question's report (tables are retrievable but never count as relevant)")
+        print(
+            f"\nTAT-QA dev: {tatqa['questions']} questions with rel_paragraphs; relevant = those paragraphs of "
+            f"the question's report (tables are retrievable but never count as relevant)"
+        )
         print(tatqa["ingest"])
         print(f"queries scored in {tatqa['seconds']:.1f} s\n")
         print(metrics_table(tatqa["results"], TATQA_METRICS))
@@ -516,10 +526,12 @@ def time_queries(retrievers: dict, queries: list[str], k: int = 10) -> dict[str,
 
     Modes rotate per query so that none always runs first (cold caches) or last (warm ones).
     """
-    samples: dict[str, dict[str, list[float]]] = {m: {"outer": [], "total": [], "embed": [], "dense": [], "bm25": [], "rest": []} for m in retrievers}
+    samples: dict[str, dict[str, list[float]]] = {
+        m: {"outer": [], "total": [], "embed": [], "dense": [], "bm25": [], "rest": []} for m in retrievers
+    }
     modes = list(retrievers)
     for i, query in enumerate(queries):
-        for mode in modes[i % len(modes):] + modes[: i % len(modes)]:
+        for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
             started = time.perf_counter()
             result = retrievers[mode].search(query, k=k)
             outer = (time.perf_counter() - started) * 1000
@@ -559,16 +571,16 @@ def langchain_latency(collection, queries: list[str], k: int = 10) -> dict | Non
         return None
     import numpy as np
 
-    from assistant.embedding import _embedded_model_path
+    from core.embedding.sentence_transformer import embedded_model_path
 
     name = collection.manifest.embedder.name
     rows = collection.db.execute("SELECT text, vector FROM chunks ORDER BY id").fetchall()
     pairs = [(text, np.frombuffer(blob, dtype=np.float32).tolist()) for text, blob in rows]
-    store = FAISS.from_embeddings(pairs, HuggingFaceEmbeddings(model_name=_embedded_model_path(name) or name))
+    store = FAISS.from_embeddings(pairs, HuggingFaceEmbeddings(model_name=embedded_model_path(name) or name))
     # FAISS's own OpenMP team, as a LangChain user gets it: our searches leave this thread at one.
     import faiss
 
-    from assistant.collection import _OMP_DEFAULT
+    from core.collection.vectors import _OMP_DEFAULT
 
     faiss.omp_set_num_threads(_OMP_DEFAULT)
     for query in queries[:WARMUP_QUERIES]:
@@ -580,12 +592,19 @@ def langchain_latency(collection, queries: list[str], k: int = 10) -> dict | Non
         times.append((time.perf_counter() - started) * 1000)
     times = np.asarray(times)
     nan = float("nan")
-    detail = {"mean_ms": float(times.mean()), "total_p50_ms": nan, "embed_p50_ms": nan, "dense_p50_ms": nan, "bm25_p50_ms": nan, "rest_p50_ms": nan}
+    detail = {
+        "mean_ms": float(times.mean()),
+        "total_p50_ms": nan,
+        "embed_p50_ms": nan,
+        "dense_p50_ms": nan,
+        "bm25_p50_ms": nan,
+        "rest_p50_ms": nan,
+    }
     return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)), "detail": detail}
 
 
 def bench_latency(args, settings) -> dict:
-    from assistant.collection import MANIFEST, collection_path, list_collections
+    from core.collection import MANIFEST, collection_path, list_collections
     from retriever.hybrid import Retriever
 
     if not args.latency.is_dir():
@@ -601,8 +620,10 @@ def bench_latency(args, settings) -> dict:
         titles = document_titles(collection)
         if not titles:
             raise Mistake(f"collection {args.collection!r} has no documents to take queries from")
-        retrievers = {mode: Retriever(collection, embedder, retriever_config(settings, args, mode=mode)) for mode in ("dense", "bm25", "hybrid")}
-        time_queries(retrievers, evenly_spaced(titles[len(titles) // 20:], WARMUP_QUERIES))
+        retrievers = {
+            mode: Retriever(collection, embedder, retriever_config(settings, args, mode=mode)) for mode in ("dense", "bm25", "hybrid")
+        }
+        time_queries(retrievers, evenly_spaced(titles[len(titles) // 20 :], WARMUP_QUERIES))
         queries = evenly_spaced(titles, args.queries)
         started = time.perf_counter()
         samples = time_queries(retrievers, queries)
@@ -624,24 +645,45 @@ def bench_latency(args, settings) -> dict:
 def print_latency(out: dict, args) -> None:
     import faiss
 
-    print(f"Latency: {out['queries']} queries (document titles, evenly spaced) x 3 modes after {WARMUP_QUERIES} warm-up queries, "
-          f"k=10, on {args.latency / args.collection} ({out['chunks']:,} chunks, {out['index_kind']} index), "
-          f"{os.cpu_count()} CPU(s), FAISS OpenMP threads {faiss.omp_get_max_threads()}")
+    print(
+        f"Latency: {out['queries']} queries (document titles, evenly spaced) x 3 modes after {WARMUP_QUERIES} warm-up queries, "
+        f"k=10, on {args.latency / args.collection} ({out['chunks']:,} chunks, {out['index_kind']} index), "
+        f"{os.cpu_count()} CPU(s), FAISS OpenMP threads {faiss.omp_get_max_threads()}"
+    )
     print(f"embedder {out['embedder']}; hybrid: {config_line(out['config'])}; timed in {out['seconds']:.1f} s\n")
     rows = []
     for mode, v in out["latency"].items():
         d = v["detail"]
-        rows.append([mode, f"{v['p50_ms']:.1f}", f"{v['p95_ms']:.1f}", f"{d['mean_ms']:.1f}", f"{d['total_p50_ms']:.1f}",
-                     f"{d['embed_p50_ms']:.1f}", f"{d['dense_p50_ms']:.1f}", f"{d['bm25_p50_ms']:.1f}", f"{d['rest_p50_ms']:.1f}"])
-    print(markdown_table(["mode", "p50 ms", "p95 ms", "mean ms", "timings total p50", "embed p50", "dense p50", "bm25 p50", "fuse+hits p50"], rows))
+        rows.append(
+            [
+                mode,
+                f"{v['p50_ms']:.1f}",
+                f"{v['p95_ms']:.1f}",
+                f"{d['mean_ms']:.1f}",
+                f"{d['total_p50_ms']:.1f}",
+                f"{d['embed_p50_ms']:.1f}",
+                f"{d['dense_p50_ms']:.1f}",
+                f"{d['bm25_p50_ms']:.1f}",
+                f"{d['rest_p50_ms']:.1f}",
+            ]
+        )
+    print(
+        markdown_table(
+            ["mode", "p50 ms", "p95 ms", "mean ms", "timings total p50", "embed p50", "dense p50", "bm25 p50", "fuse+hits p50"], rows
+        )
+    )
     hybrid = out["latency"]["hybrid"]
     if "langchain-dense" in out["latency"]:
         lc = out["latency"]["langchain-dense"]["p50_ms"]
-        print(f"\nLangChain FAISS.similarity_search (same chunks and vectors) p50 {lc:.1f} ms: "
-              f"ours dense is {lc / out['latency']['dense']['p50_ms']:.1f}x faster, ours hybrid {lc / hybrid['p50_ms']:.1f}x")
+        print(
+            f"\nLangChain FAISS.similarity_search (same chunks and vectors) p50 {lc:.1f} ms: "
+            f"ours dense is {lc / out['latency']['dense']['p50_ms']:.1f}x faster, ours hybrid {lc / hybrid['p50_ms']:.1f}x"
+        )
     met = all(hybrid[key] <= limit for key, limit in TARGET_LATENCY_MS.items())
-    print(f"\nTarget: hybrid p50 <= {TARGET_LATENCY_MS['p50_ms']:g} ms and p95 <= {TARGET_LATENCY_MS['p95_ms']:g} ms: "
-          f"{'MET' if met else 'NOT MET'} (p50 {hybrid['p50_ms']:.1f}, p95 {hybrid['p95_ms']:.1f})")
+    print(
+        f"\nTarget: hybrid p50 <= {TARGET_LATENCY_MS['p50_ms']:g} ms and p95 <= {TARGET_LATENCY_MS['p95_ms']:g} ms: "
+        f"{'MET' if met else 'NOT MET'} (p50 {hybrid['p50_ms']:.1f}, p95 {hybrid['p95_ms']:.1f})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -655,7 +697,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--latency", type=Path, metavar="INDEX_DIR", help="index folder holding the collection to time")
     parser.add_argument("--split", default="dev", help="qrels file name under qrels/ (default dev)")
     parser.add_argument("--collection", help="collection name for --latency")
-    parser.add_argument("--index-dir", type=Path, default=DEFAULT_INDEX_DIR, help=f"where benchmark collections are kept (default {DEFAULT_INDEX_DIR})")
+    parser.add_argument(
+        "--index-dir", type=Path, default=DEFAULT_INDEX_DIR, help=f"where benchmark collections are kept (default {DEFAULT_INDEX_DIR})"
+    )
     parser.add_argument("--fusion", choices=("rrf", "weighted"), help="hybrid fusion (default: Settings)")
     parser.add_argument("--dense-weight", type=float, help="hybrid dense weight in [0, 1] (default: Settings)")
     parser.add_argument("--rrf-k", type=int, help="RRF constant (default: Settings)")
@@ -663,9 +707,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=200, help="chunks retrieved per query before grouping into documents (default 200)")
     parser.add_argument("--top-docs", type=int, default=100, help="documents kept per query (default 100)")
     parser.add_argument("--sweep", action="store_true", help="BEIR: also run hybrid over fusion x dense_weight (a table; not with --json)")
-    parser.add_argument("--limit-questions", type=int, default=1000, help="financial-qa-10k questions, evenly spaced (0: all; default 1000)")
+    parser.add_argument(
+        "--limit-questions", type=int, default=1000, help="financial-qa-10k questions, evenly spaced (0: all; default 1000)"
+    )
     parser.add_argument("--queries", type=int, default=300, help="latency: timed queries (default 300)")
-    parser.add_argument("--faiss-threads", type=int, help="experiment: faiss.omp_set_num_threads(N) before searching (default: FAISS's own)")
+    parser.add_argument(
+        "--faiss-threads", type=int, help="experiment: faiss.omp_set_num_threads(N) before searching (default: FAISS's own)"
+    )
     parser.add_argument("--json", action="store_true", help="print only the metrics as JSON")
     args = parser.parse_args(argv)
     if args.sweep and (args.json or not args.beir):
@@ -680,7 +728,7 @@ def _metrics_only(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, flo
 
 
 def run(args: argparse.Namespace) -> None:
-    from assistant.config import Settings
+    from core.config import Settings
 
     settings = Settings()
     if args.faiss_threads:
@@ -709,7 +757,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from assistant.errors import UserError
+    from core.errors import UserError
 
     try:
         run(args)

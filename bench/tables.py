@@ -1,20 +1,14 @@
-"""Small helpers the benchmarks share: percentiles and Markdown tables."""
+"""Small helpers the benchmarks share: Markdown tables, and the percentile of the evaluation suite
+(eval/metrics.py), so a latency figure means the same in a benchmark and in an eval report."""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from eval.metrics import percentile
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's default);
-    None for no values."""
-    data = sorted(values)
-    if not data:
-        return None
-    rank = (len(data) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return data[low] + (data[high] - data[low]) * (rank - low)
+__all__ = ["fmt", "markdown_table", "percentile"]
 
 
 def fmt(value: Any, digits: int = 2) -> str:

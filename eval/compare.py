@@ -10,7 +10,8 @@ rail's precision, latency percentiles) get the difference only.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from eval.metrics import bootstrap_ci
 from eval.scoring import item_score_for
@@ -19,8 +20,12 @@ RESAMPLES = 1000
 SEED = 0
 
 
-def deltas(summary_a: Mapping[str, float | None], summary_b: Mapping[str, float | None],
-           rows_a: Mapping[str, Sequence[Mapping[str, Any]]], rows_b: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, dict[str, Any]]:
+def deltas(
+    summary_a: Mapping[str, float | None],
+    summary_b: Mapping[str, float | None],
+    rows_a: Mapping[str, Sequence[Mapping[str, Any]]],
+    rows_b: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key in [k for k in summary_a if k in summary_b] + [k for k in summary_b if k not in summary_a]:
         a, b = summary_a.get(key), summary_b.get(key)
@@ -29,10 +34,20 @@ def deltas(summary_a: Mapping[str, float | None], summary_b: Mapping[str, float 
         if paired is not None and paired[0] in rows_b:
             suite, score = paired
             scores_b = {r["item"]["id"]: r["scores"].get(score) for r in rows_b[suite]}
-            pairs = [(scores_b[r["item"]["id"]], r["scores"][score]) for r in rows_a[suite]
-                     if r["scores"].get(score) is not None and scores_b.get(r["item"]["id"]) is not None]
+            pairs = [
+                (scores_b[r["item"]["id"]], r["scores"][score])
+                for r in rows_a[suite]
+                if r["scores"].get(score) is not None and scores_b.get(r["item"]["id"]) is not None
+            ]
             ci = bootstrap_ci([p[0] for p in pairs], [p[1] for p in pairs], n=RESAMPLES, seed=SEED)
-            entry.update({"ci_low": ci["low"], "ci_high": ci["high"], "n": ci["n"], "paired_mean": ci["mean"],
-                          "significant": ci["n"] > 0 and (ci["low"] > 0 or ci["high"] < 0)})
+            entry.update(
+                {
+                    "ci_low": ci["low"],
+                    "ci_high": ci["high"],
+                    "n": ci["n"],
+                    "paired_mean": ci["mean"],
+                    "significant": ci["n"] > 0 and (ci["low"] > 0 or ci["high"] < 0),
+                }
+            )
         out[key] = entry
     return out

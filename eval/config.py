@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from assistant.config import Settings
-from assistant.errors import UserError
+from core.config import Settings
+from core.errors import UserError
 
 # Bump when a cached record changes shape or meaning: old cache lines are then ignored.
-RUNNER_VERSION = 1
+RUNNER_VERSION = 2  # 2: records hold assistant/views.py's answer and hit shapes
 DEFAULT_NAME = "default"
 
 
@@ -56,13 +57,24 @@ class EvalConfig:
         s = self.settings.model_dump(mode="json")
         generator = {k: v for k, v in s["generator"].items() if k not in ("device", "cache_dir", "openai_api_key")}
         guardrails = {k: v for k, v in s["guardrails"].items() if not k.startswith("audit")}
-        return {"runner": RUNNER_VERSION, "retrieval": s["retrieval"], "index": s["index"], "generator": generator,
-                "guardrails": guardrails, "eval": asdict(self.options)}
+        return {
+            "runner": RUNNER_VERSION,
+            "retrieval": s["retrieval"],
+            "index": s["index"],
+            "generator": generator,
+            "guardrails": guardrails,
+            "eval": asdict(self.options),
+        }
 
     def describe(self) -> dict[str, Any]:
         """The configuration as the report shows it."""
-        return {"name": self.name, "file": self.file, "overrides": self.overrides, "eval": asdict(self.options),
-                "settings": {k: v for k, v in self.fingerprint().items() if k not in ("runner", "eval")}}
+        return {
+            "name": self.name,
+            "file": self.file,
+            "overrides": self.overrides,
+            "eval": asdict(self.options),
+            "settings": {k: v for k, v in self.fingerprint().items() if k not in ("runner", "eval")},
+        }
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
@@ -106,8 +118,14 @@ def _options(raw: Any, where: str) -> EvalOptions:
     return options
 
 
-def make_config(base: Settings, overrides: Mapping[str, Any] | None = None, *, name: str | None = None,
-                file: str | None = None, where: str = "configuration") -> EvalConfig:
+def make_config(
+    base: Settings,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    file: str | None = None,
+    where: str = "configuration",
+) -> EvalConfig:
     """A configuration from a mapping as a config file holds it (``name``, ``eval``, Settings sections)."""
     raw = dict(overrides or {})
     name = raw.pop("name", None) or name or DEFAULT_NAME

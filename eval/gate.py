@@ -11,10 +11,11 @@ but did not (an unknown name, or a value that is undefined, e.g. precision when 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from assistant.errors import UserError
+from core.errors import UserError
 from eval.config import read_yaml
 from eval.scoring import GUARD_SUITE, SUITES
 
@@ -33,8 +34,12 @@ def load_gate(path: Path) -> list[dict[str, Any]]:
             raise UserError(f"{path}: {metric}: a threshold is a number or {{min: ..., max: ...}}, got {rule!r}")
         if isinstance(rule, (int, float)):
             rule = {"min": rule}
-        if not isinstance(rule, Mapping) or not rule or set(rule) - {"min", "max"} \
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.values()):
+        if (
+            not isinstance(rule, Mapping)
+            or not rule
+            or set(rule) - {"min", "max"}
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rule.values())
+        ):
             raise UserError(f"{path}: {metric}: a threshold is a number or {{min: ..., max: ...}}, got {rule!r}")
         out.append({"metric": str(metric), "min": rule.get("min"), "max": rule.get("max")})
     return out
@@ -48,7 +53,9 @@ def _suite_of(metric: str) -> str:
     return metric.split(".", 1)[0]
 
 
-def check(thresholds: Iterable[Mapping[str, Any]], summary: Mapping[str, float | None], suites: Iterable[str], *, file: str | None = None) -> dict[str, Any]:
+def check(
+    thresholds: Iterable[Mapping[str, Any]], summary: Mapping[str, float | None], suites: Iterable[str], *, file: str | None = None
+) -> dict[str, Any]:
     """{"passed": bool, "file", "results": [{metric, value, min, max, status: pass|fail|skip, reason}], "failed": [...]}"""
     ran = set(suites)
     results = []
@@ -68,7 +75,9 @@ def check(thresholds: Iterable[Mapping[str, Any]], summary: Mapping[str, float |
         elif high is not None and value > high:
             row.update(status="fail", reason=f"{_num(value)} > max {_num(high)}")
         else:
-            bounds = " and ".join(b for b in (f">= {_num(low)}" if low is not None else "", f"<= {_num(high)}" if high is not None else "") if b)
+            bounds = " and ".join(
+                b for b in (f">= {_num(low)}" if low is not None else "", f"<= {_num(high)}" if high is not None else "") if b
+            )
             row.update(status="pass", reason=f"{_num(value)} {bounds}")
         results.append(row)
     failed = [r["metric"] for r in results if r["status"] == "fail"]

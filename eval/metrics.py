@@ -24,12 +24,13 @@ import functools
 import re
 import string
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from assistant.citations import MARKER, NO_ANSWER, cited_numbers
+from core.citations import MARKER, NO_ANSWER, cited_numbers
 from guardrails.output_checks import is_refusal as _is_no_answer
 from guardrails.output_checks import sentence_spans, unsupported_sentences
 
@@ -100,8 +101,23 @@ def answer_words(text: str) -> int:
 
 SCALE_FACTORS = {"": 1.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "percent": 1.0}
 NUMERIC_RELATIVE_TOLERANCE = 1e-2
-_UNIT_FACTORS = {"thousand": 1e3, "thousands": 1e3, "k": 1e3, "million": 1e6, "millions": 1e6, "mn": 1e6, "mm": 1e6,
-                 "m": 1e6, "billion": 1e9, "billions": 1e9, "bn": 1e9, "b": 1e9, "trillion": 1e12, "trillions": 1e12, "tn": 1e12}
+_UNIT_FACTORS = {
+    "thousand": 1e3,
+    "thousands": 1e3,
+    "k": 1e3,
+    "million": 1e6,
+    "millions": 1e6,
+    "mn": 1e6,
+    "mm": 1e6,
+    "m": 1e6,
+    "billion": 1e9,
+    "billions": 1e9,
+    "bn": 1e9,
+    "b": 1e9,
+    "trillion": 1e12,
+    "trillions": 1e12,
+    "tn": 1e12,
+}
 _NUMBER_IN_TEXT = re.compile(
     r"""(?<![\w.,])
         (?P<sign>[-−–]\s*)?
@@ -117,7 +133,9 @@ _NUMBER_IN_TEXT = re.compile(
     """,
     re.X | re.I,
 )
-_DECREASE = re.compile(r"\b(decreas\w*|declin\w*|dropp?\w*|fell|fall\w*|lower\w*|reduc\w*|down|less|loss\w*|negative|shrank|shrunk)\b", re.I)
+_DECREASE = re.compile(
+    r"\b(decreas\w*|declin\w*|dropp?\w*|fell|fall\w*|lower\w*|reduc\w*|down|less|loss\w*|negative|shrank|shrunk)\b", re.I
+)
 
 
 def _decimals(value: float) -> int:
@@ -358,8 +376,13 @@ def gold_run(hits: Sequence[Any], gold: Sequence[Mapping[str, Any]]) -> dict[str
 # --- retrieval ----------------------------------------------------------------------------------------
 
 
-def retrieval_metrics(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
-                      ks: Sequence[int] = (1, 3, 5, 10), *, per_query: bool = False) -> dict[str, Any]:
+def retrieval_metrics(
+    run: Mapping[str, Mapping[str, float]],
+    qrels: Mapping[str, Mapping[str, int]],
+    ks: Sequence[int] = (1, 3, 5, 10),
+    *,
+    per_query: bool = False,
+) -> dict[str, Any]:
     """Recall@k for each k in ``ks``, MRR@10 and nDCG@10 (ranx), averaged over the queries in ``qrels``
     that have at least one relevant document (relevance > 0); a query missing from ``run`` (or with an empty
     ranking) scores 0. ``run``: {query: {doc: score}}; ``qrels``: {query: {doc: relevance}} (``gold_run``
@@ -378,7 +401,7 @@ def retrieval_metrics(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str
             out["per_query"] = {m: {} for m in metrics}
         return out
     ranked = {q: {str(d): float(s) for d, s in (run.get(q) or {}).items()} for q in judged}
-    for q, docs in ranked.items():
+    for docs in ranked.values():
         if not docs:  # ranx cannot hold an empty ranking; one document that is not judged scores the same (0)
             docs["\x00nothing retrieved"] = 0.0
     ranx_run = Run(ranked)
@@ -395,7 +418,9 @@ def retrieval_metrics(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str
 # --- guardrails ---------------------------------------------------------------------------------------
 
 
-def guardrail_metrics(results: Iterable[tuple[str, Iterable[str]]], rails: Sequence[str] = ("injection", "harmful")) -> dict[str, dict[str, Any]]:
+def guardrail_metrics(
+    results: Iterable[tuple[str, Iterable[str]]], rails: Sequence[str] = ("injection", "harmful")
+) -> dict[str, dict[str, Any]]:
     """Per rail: precision, recall, F1 and false-positive rate. ``results``: (expected, fired) per text, where
     ``expected`` is the rail that must block it ("none" for benign text) and ``fired`` the rails (categories)
     that did. A text is a positive for a rail when it is expected there, a negative otherwise (benign text and
@@ -410,27 +435,44 @@ def guardrail_metrics(results: Iterable[tuple[str, Iterable[str]]], rails: Seque
         tn = sum(e != rail and rail not in f for e, f in rows)
         precision = tp / (tp + fp) if tp + fp else None
         recall = tp / (tp + fn) if tp + fn else None
-        f1 = (2 * precision * recall / (precision + recall) if precision + recall else 0.0) if precision is not None and recall is not None else None
-        out[rail] = {"precision": precision, "recall": recall, "f1": f1, "fp_rate": fp / (fp + tn) if fp + tn else None,
-                     "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+        f1 = (
+            (2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+            if precision is not None and recall is not None
+            else None
+        )
+        out[rail] = {
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "fp_rate": fp / (fp + tn) if fp + tn else None,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
+        }
     return out
 
 
 # --- statistics ---------------------------------------------------------------------------------------
 
 
-def percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95)) -> dict[str, float | None]:
-    """{"p50": ..., "p95": ...} of ``values`` (numpy's linear interpolation between order statistics); None
-    for each when there are no values. Latency: pass the times in ms."""
+def percentile(values: Iterable[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) of ``values`` (numpy's linear interpolation between order statistics);
+    None when there are no values. The one percentile of the evaluation suite and every benchmark."""
     data = np.asarray([float(v) for v in values], dtype=float)
-    names = [f"p{q:g}" for q in qs]
-    if data.size == 0:
-        return dict.fromkeys(names)
-    return {name: float(np.percentile(data, q)) for name, q in zip(names, qs)}
+    return float(np.percentile(data, q)) if data.size else None
 
 
-def bootstrap_ci(values_a: Sequence[float], values_b: Sequence[float] | None = None, n: int = 1000, seed: int = 0,
-                 alpha: float = 0.05) -> dict[str, Any]:
+def percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95)) -> dict[str, float | None]:
+    """{"p50": ..., "p95": ...} of ``values`` (``percentile`` each); None for each when there are no values.
+    Latency: pass the times in ms."""
+    data = [float(v) for v in values]
+    return {f"p{q:g}": percentile(data, q) for q in qs}
+
+
+def bootstrap_ci(
+    values_a: Sequence[float], values_b: Sequence[float] | None = None, n: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> dict[str, Any]:
     """Percentile-bootstrap confidence interval (1 - ``alpha``) for the mean of ``values_a``, or, with
     ``values_b``, for the mean paired difference a - b (item i of a and b measured on the same question:
     resampling the differences keeps the pairing). ``n`` resamples drawn with numpy's generator seeded by

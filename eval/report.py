@@ -7,12 +7,21 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from eval.scoring import ANSWER_SUITES, GUARD_SUITE, RAILS, RETRIEVAL_METRICS
 
-ANSWER_COLUMNS = (("token_f1", "token F1"), ("rouge_l", "ROUGE-L"), ("faithfulness", "faithful"), ("citation_precision", "cite P"),
-                  ("citation_recall", "cite R"), ("numeric_match", "numeric"), ("refused", "refused"), ("answer_words", "words"))
+ANSWER_COLUMNS = (
+    ("token_f1", "token F1"),
+    ("rouge_l", "ROUGE-L"),
+    ("faithfulness", "faithful"),
+    ("citation_precision", "cite P"),
+    ("citation_recall", "cite R"),
+    ("numeric_match", "numeric"),
+    ("refused", "refused"),
+    ("answer_words", "words"),
+)
 RETRIEVAL_COLUMNS = tuple((m, m.replace("recall@", "R@").replace("mrr@", "MRR@").replace("ndcg@", "nDCG@")) for m in RETRIEVAL_METRICS)
 COLORS = ("#3b6fb6", "#e08a2c")
 
@@ -49,7 +58,10 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
         rows = []
         for s in answer_suites:
             a = metrics[s]["answers"]
-            rows.append([s, str(counts[s]["items"])] + [_fmt(a[m]["mean"], 1 if m == "answer_words" else 3) if a[m]["n"] else "-" for m, _ in ANSWER_COLUMNS])
+            rows.append(
+                [s, str(counts[s]["items"])]
+                + [_fmt(a[m]["mean"], 1 if m == "answer_words" else 3) if a[m]["n"] else "-" for m, _ in ANSWER_COLUMNS]
+            )
         out.append(("Answers", ["suite", "items", *[label for _, label in ANSWER_COLUMNS]], rows))
         rows = []
         for s in answer_suites:
@@ -59,22 +71,51 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
                     rows.append([label, str(r["n_queries"])] + [_fmt(r[m]) for m, _ in RETRIEVAL_COLUMNS])
         if rows:
             out.append(("Retrieval", ["suite", "queries", *[label for _, label in RETRIEVAL_COLUMNS]], rows))
-        rows = [[s, _fmt(metrics[s]["refusal"]["accuracy"]), _fmt(metrics[s]["refusal"]["refusal_rate"]),
-                 _fmt(metrics[s]["refusal"]["false_refusal_rate"])] for s in answer_suites]
-        rows.append(["all answer suites", _fmt(summary.get("refusal.accuracy")), _fmt(summary.get("refusal.refusal_rate")),
-                     _fmt(summary.get("refusal.false_refusal_rate"))])
+        rows = [
+            [
+                s,
+                _fmt(metrics[s]["refusal"]["accuracy"]),
+                _fmt(metrics[s]["refusal"]["refusal_rate"]),
+                _fmt(metrics[s]["refusal"]["false_refusal_rate"]),
+            ]
+            for s in answer_suites
+        ]
+        rows.append(
+            [
+                "all answer suites",
+                _fmt(summary.get("refusal.accuracy")),
+                _fmt(summary.get("refusal.refusal_rate")),
+                _fmt(summary.get("refusal.false_refusal_rate")),
+            ]
+        )
         out.append(("Refusals", ["suite", "accuracy", "refusal rate (unanswerable)", "false refusals (answerable)"], rows))
     if GUARD_SUITE in metrics:
         g = metrics[GUARD_SUITE]
-        rows = [[rail, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), _fmt(v["fp_rate"]), f"{v['tp']}/{v['fp']}/{v['fn']}/{v['tn']}"]
-                for rail, v in g["rails"].items()]
+        rows = [
+            [rail, _fmt(v["precision"]), _fmt(v["recall"]), _fmt(v["f1"]), _fmt(v["fp_rate"]), f"{v['tp']}/{v['fp']}/{v['fn']}/{v['tn']}"]
+            for rail, v in g["rails"].items()
+        ]
         rows.append(["any rule (benign texts blocked)", "", "", "", _fmt(g["benign_block_rate"]), f"of {g['n_benign']} benign"])
-        out.append((f"Guardrails ({g['items']} texts, accuracy {_fmt(g['accuracy'])}, check p95 {_fmt(g['check_ms']['p95'], 2)} ms)",
-                    ["rail", "precision", "recall", "F1", "FP rate", "tp/fp/fn/tn"], rows))
+        out.append(
+            (
+                f"Guardrails ({g['items']} texts, accuracy {_fmt(g['accuracy'])}, check p95 {_fmt(g['check_ms']['p95'], 2)} ms)",
+                ["rail", "precision", "recall", "F1", "FP rate", "tp/fp/fn/tn"],
+                rows,
+            )
+        )
     latency = part.get("latency") or {}
     if latency:
-        rows = [[name, str(v["n"]), _seconds(v["ttft_ms"]["p50"]), _seconds(v["ttft_ms"]["p95"]), _seconds(v["total_ms"]["p50"]),
-                 _seconds(v["total_ms"]["p95"])] for name, v in latency.items()]
+        rows = [
+            [
+                name,
+                str(v["n"]),
+                _seconds(v["ttft_ms"]["p50"]),
+                _seconds(v["ttft_ms"]["p95"]),
+                _seconds(v["total_ms"]["p50"]),
+                _seconds(v["total_ms"]["p95"]),
+            ]
+            for name, v in latency.items()
+        ]
         out.append(("Latency", ["suite", "answers", "TTFT p50", "TTFT p95", "total p50", "total p95"], rows))
     return out
 
@@ -98,18 +139,26 @@ def delta_rows(report: Mapping[str, Any], *, headline: bool = False) -> list[lis
 def summary_text(report: Mapping[str, Any]) -> str:
     """Markdown tables: what the command prints (and what goes into the README as the baseline)."""
     config = report["config"]
-    lines = [f"Evaluation of {config['name']!r} ({report['suite']}" + (f", first {report['limit']} per suite" if report.get("limit") else "")
-             + f"; {report['created_at']}; config {config['hash']})", ""]
+    lines = [
+        f"Evaluation of {config['name']!r} ({report['suite']}"
+        + (f", first {report['limit']} per suite" if report.get("limit") else "")
+        + f"; {report['created_at']}; config {config['hash']})",
+        "",
+    ]
     compare = report.get("compare")
-    for which in (("main", "compare") if compare else ("main",)):
+    for which in ("main", "compare") if compare else ("main",):
         if compare:
             name = config["name"] if which == "main" else compare["config"]["name"]
             lines += [f"## {name}", ""]
         for title, header, rows in tables(report, which):
             lines += [f"{title}:", "", *_md(header, rows), ""]
     if compare:
-        lines += [f"Compare: {compare['config']['name']} minus {config['name']} (95 % paired bootstrap CI; * = excludes 0):", "",
-                  *_md(["metric", config["name"], compare["config"]["name"], "delta", "95% CI"], delta_rows(report, headline=True)), ""]
+        lines += [
+            f"Compare: {compare['config']['name']} minus {config['name']} (95 % paired bootstrap CI; * = excludes 0):",
+            "",
+            *_md(["metric", config["name"], compare["config"]["name"], "delta", "95% CI"], delta_rows(report, headline=True)),
+            "",
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -140,8 +189,10 @@ def bar_chart(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequen
         parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{COLORS[i % 2]}"/><text x="{x + 16}" y="15">{_e(name)}</text>')
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         x = label_w + tick * plot_w
-        parts.append(f'<line x1="{x:.1f}" y1="{legend_h}" x2="{x:.1f}" y2="{height - 18}" class="grid"/>'
-                     f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle" class="tick">{tick:g}</text>')
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{legend_h}" x2="{x:.1f}" y2="{height - 18}" class="grid"/>'
+            f'<text x="{x:.1f}" y="{height - 4}" text-anchor="middle" class="tick">{tick:g}</text>'
+        )
     for r, (label, values) in enumerate(rows):
         y0 = legend_h + r * group_h
         parts.append(f'<text x="{label_w - 6}" y="{y0 + group_h / 2 + 1:.1f}" text-anchor="end">{_e(label)}</text>')
@@ -151,14 +202,18 @@ def bar_chart(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequen
                 parts.append(f'<text x="{label_w + 4}" y="{y + bar_h - 2}" class="tick">n/a</text>')
                 continue
             w = max(0.0, min(1.0, float(value))) * plot_w
-            parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{COLORS[i % 2]}">'
-                         f'<title>{_e(label)}: {value:.3f}</title></rect>'
-                         f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" class="tick">{value:.3f}</text>')
+            parts.append(
+                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{COLORS[i % 2]}">'
+                f"<title>{_e(label)}: {value:.3f}</title></rect>"
+                f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h - 3}" class="tick">{value:.3f}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def histogram(series: Sequence[tuple[str, Sequence[float]]], *, bins: int = 20, width: int = 560, height: int = 180, unit: str = "s") -> str:
+def histogram(
+    series: Sequence[tuple[str, Sequence[float]]], *, bins: int = 20, width: int = 560, height: int = 180, unit: str = "s"
+) -> str:
     """Overlaid histograms (counts per bin) of one or two value series."""
     values = [v for _, vs in series for v in vs]
     if not values:
@@ -176,8 +231,10 @@ def histogram(series: Sequence[tuple[str, Sequence[float]]], *, bins: int = 20, 
     parts = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">']
     for s, (name, vs) in enumerate(series):
         x = left + s * 200
-        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{COLORS[s % 2]}" fill-opacity="0.7"/>'
-                     f'<text x="{x + 16}" y="15">{_e(name)} (n={len(vs)})</text>')
+        parts.append(
+            f'<rect x="{x}" y="4" width="12" height="12" fill="{COLORS[s % 2]}" fill-opacity="0.7"/>'
+            f'<text x="{x + 16}" y="15">{_e(name)} (n={len(vs)})</text>'
+        )
     bar_w = plot_w / bins
     for s in range(len(series)):
         for b, c in enumerate(counts[s]):
@@ -185,8 +242,10 @@ def histogram(series: Sequence[tuple[str, Sequence[float]]], *, bins: int = 20, 
                 continue
             h = c / peak * plot_h
             x = left + b * bar_w + (bar_w / len(series)) * s
-            parts.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w / len(series) - 1:.1f}" height="{h:.1f}" '
-                         f'fill="{COLORS[s % 2]}" fill-opacity="0.8"><title>{low + b * step:.2f}-{low + (b + 1) * step:.2f} {unit}: {c}</title></rect>')
+            parts.append(
+                f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w / len(series) - 1:.1f}" height="{h:.1f}" '
+                f'fill="{COLORS[s % 2]}" fill-opacity="0.8"><title>{low + b * step:.2f}-{low + (b + 1) * step:.2f} {unit}: {c}</title></rect>'
+            )
     parts.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" class="axis"/>')
     for i in range(5):
         v = low + (high - low) * i / 4
@@ -209,9 +268,11 @@ def ci_strip(low: float | None, high: float | None, mean: float | None, scale: f
         return mid + max(-1.0, min(1.0, v / scale)) * half
 
     color = COLORS[0] if low > 0 else COLORS[1] if high < 0 else "#888"
-    return (f'<svg width="{width}" height="14" viewBox="0 0 {width} 14"><line x1="{mid}" y1="0" x2="{mid}" y2="14" class="axis"/>'
-            f'<line x1="{x(low):.1f}" y1="7" x2="{x(high):.1f}" y2="7" stroke="{color}" stroke-width="3"/>'
-            f'<circle cx="{x(mean):.1f}" cy="7" r="3.5" fill="{color}"/></svg>')
+    return (
+        f'<svg width="{width}" height="14" viewBox="0 0 {width} 14"><line x1="{mid}" y1="0" x2="{mid}" y2="14" class="axis"/>'
+        f'<line x1="{x(low):.1f}" y1="7" x2="{x(high):.1f}" y2="7" stroke="{color}" stroke-width="3"/>'
+        f'<circle cx="{x(mean):.1f}" cy="7" r="3.5" fill="{color}"/></svg>'
+    )
 
 
 # --- HTML ---------------------------------------------------------------------------------------------
@@ -231,7 +292,10 @@ th{background:#f4f6f8}td.num{text-align:right;font-variant-numeric:tabular-nums}
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric_from: int = 1) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="{"num" if i >= numeric_from else ""}">{_e(c)}</td>' for i, c in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"num" if i >= numeric_from else ""}">{_e(c)}</td>' for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -248,7 +312,11 @@ def _metric_bars(report: Mapping[str, Any]) -> str:
         if rows:
             parts.append(f"<div><h3>{_e(suite)}</h3>{bar_chart(rows, names)}</div>")
     if GUARD_SUITE in report["metrics"]:
-        rows = [(f"{rail} {m}", [s.get(f"{GUARD_SUITE}.{rail}.{m}") for s in summaries]) for rail in RAILS for m in ("precision", "recall", "f1", "fp_rate")]
+        rows = [
+            (f"{rail} {m}", [s.get(f"{GUARD_SUITE}.{rail}.{m}") for s in summaries])
+            for rail in RAILS
+            for m in ("precision", "recall", "f1", "fp_rate")
+        ]
         rows.append(("benign blocked", [s.get(f"{GUARD_SUITE}.benign_block_rate") for s in summaries]))
         parts.append(f"<div><h3>guardrails</h3>{bar_chart(rows, names)}</div>")
     return '<div class="grid2">' + "".join(parts) + "</div>"
@@ -263,8 +331,16 @@ def _latency_plots(report: Mapping[str, Any]) -> str:
     for kind, title in (("ttft", "Time to first token"), ("total", "Total answer time")):
         series = [(report["config"]["name"], [i["latency_ms"][kind] / 1000 for i in items if i["latency_ms"].get(kind) is not None])]
         if compare:
-            series.append((compare["config"]["name"], [i["compare"]["latency_ms"][kind] / 1000 for i in items
-                                                       if (i["compare"].get("latency_ms") or {}).get(kind) is not None]))
+            series.append(
+                (
+                    compare["config"]["name"],
+                    [
+                        i["compare"]["latency_ms"][kind] / 1000
+                        for i in items
+                        if (i["compare"].get("latency_ms") or {}).get(kind) is not None
+                    ],
+                )
+            )
         out.append(f"<div><h3>{title}</h3>{histogram(series)}</div>")
     return '<div class="grid2">' + "".join(out) + "</div>"
 
@@ -281,31 +357,53 @@ def _items_table(report: Mapping[str, Any]) -> str:
     header = ["#", "suite", "question", "answer", "failures", "scores"] + (["compare"] if compare else [])
     rows = []
     for n, item in enumerate(items, start=1):
-        scores = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in item["scores"].items()
-                           if not k.startswith("open.") and k not in ("recall@1", "recall@3"))
+        scores = ", ".join(
+            f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in item["scores"].items()
+            if not k.startswith("open.") and k not in ("recall@1", "recall@3")
+        )
         details = []
         if item.get("reference"):
             details.append(f"<b>reference</b><pre>{_e(item['reference'])}</pre>")
         if item.get("sources"):
-            details.append("<b>passages</b><ol>" + "".join(
-                f"<li>{_e(s['title'])}{' <b>(gold)</b>' if s.get('gold') else ''}</li>" for s in item["sources"]) + "</ol>")
+            details.append(
+                "<b>passages</b><ol>"
+                + "".join(f"<li>{_e(s['title'])}{' <b>(gold)</b>' if s.get('gold') else ''}</li>" for s in item["sources"])
+                + "</ol>"
+            )
         if item.get("latency_ms"):
-            details.append(f"<span class='muted'>first token {_seconds(item['latency_ms']['ttft'])}, total {_seconds(item['latency_ms']['total'])}, "
-                           f"finish {_e(item.get('finish_reason'))}</span>")
+            details.append(
+                f"<span class='muted'>first token {_seconds(item['latency_ms']['ttft'])}, total {_seconds(item['latency_ms']['total'])}, "
+                f"finish {_e(item.get('finish_reason'))}</span>"
+            )
         if item["suite"] == GUARD_SUITE:
-            details.append(f"<span class='muted'>expected {_e(item.get('expected'))}; fired {_e(', '.join(item.get('fired') or []) or 'nothing')}</span>")
+            details.append(
+                f"<span class='muted'>expected {_e(item.get('expected'))}; fired {_e(', '.join(item.get('fired') or []) or 'nothing')}</span>"
+            )
         answer = item.get("answer") or ""
         short = answer if len(answer) <= 220 else answer[:217] + "..."
         cell = f"<details><summary>{_e(short)}</summary><pre>{_e(answer)}</pre>{''.join(details)}</details>"
-        row = [f'<td class="num">{n}</td>', f"<td>{_e(item['suite'])}</td>", f"<td class='q'><span class='muted'>{_e(item['id'])}</span><br>{_e(item['question'])}</td>",
-               f"<td class='a'>{cell}</td>", f"<td class='failures'>{'<br>'.join(_e(f) for f in item['failures'])}</td>", f"<td>{_e(scores)}</td>"]
+        row = [
+            f'<td class="num">{n}</td>',
+            f"<td>{_e(item['suite'])}</td>",
+            f"<td class='q'><span class='muted'>{_e(item['id'])}</span><br>{_e(item['question'])}</td>",
+            f"<td class='a'>{cell}</td>",
+            f"<td class='failures'>{'<br>'.join(_e(f) for f in item['failures'])}</td>",
+            f"<td>{_e(scores)}</td>",
+        ]
         if compare:
             c = item.get("compare") or {}
-            delta = ", ".join(f"{k} {v:+.2f}" for k, v in (c.get("delta") or {}).items() if v and not k.startswith("open.") and k not in ("recall@1", "recall@3"))
+            delta = ", ".join(
+                f"{k} {v:+.2f}"
+                for k, v in (c.get("delta") or {}).items()
+                if v and not k.startswith("open.") and k not in ("recall@1", "recall@3")
+            )
             b_answer = c.get("answer") or ""
-            row.append(f"<td class='a'><details><summary>{_e(b_answer[:200])}</summary><pre>{_e(b_answer)}</pre></details>"
-                       f"<span class='failures'>{'<br>'.join(_e(f) for f in c.get('failures') or [])}</span>"
-                       f"<br><span class='muted'>{_e(delta or 'no change')}</span></td>")
+            row.append(
+                f"<td class='a'><details><summary>{_e(b_answer[:200])}</summary><pre>{_e(b_answer)}</pre></details>"
+                f"<span class='failures'>{'<br>'.join(_e(f) for f in c.get('failures') or [])}</span>"
+                f"<br><span class='muted'>{_e(delta or 'no change')}</span></td>"
+            )
         rows.append("<tr>" + "".join(row) + "</tr>")
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     return f'<table class="items"><tr>{head}</tr>{"".join(rows)}</table>'
@@ -322,18 +420,25 @@ def _compare_section(report: Mapping[str, Any]) -> str:
         delta = "n/a" if d["delta"] is None else f"{d['delta']:+.3f}"
         ci = f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d.get("ci_low") is not None else ""
         mark = "significant" if d.get("significant") else ""
-        rows.append(f"<tr><td>{_e(key)}</td><td class='num'>{_fmt(d['a'])}</td><td class='num'>{_fmt(d['b'])}</td><td class='num'>{delta}</td>"
-                    f"<td class='num'>{ci}</td><td>{ci_strip(d.get('ci_low'), d.get('ci_high'), d.get('paired_mean'), scale)}</td><td>{mark}</td></tr>")
+        rows.append(
+            f"<tr><td>{_e(key)}</td><td class='num'>{_fmt(d['a'])}</td><td class='num'>{_fmt(d['b'])}</td><td class='num'>{delta}</td>"
+            f"<td class='num'>{ci}</td><td>{ci_strip(d.get('ci_low'), d.get('ci_high'), d.get('paired_mean'), scale)}</td><td>{mark}</td></tr>"
+        )
     head = "".join(f"<th>{_e(h)}</th>" for h in ("metric", a, b, f"delta ({b} - {a})", "95% CI (paired bootstrap)", "", ""))
     return f"<h2>Comparison: {_e(b)} vs {_e(a)}</h2><p class='muted'>delta = {_e(b)} minus {_e(a)}; intervals resample the per-item differences (1000 resamples, seed 0); aggregates that are not item means (rail precision, latency percentiles) show the difference only.</p><table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _gate_section(gate: Mapping[str, Any]) -> str:
     verdict = "<span class='pass'>passed</span>" if gate["passed"] else f"<span class='fail'>failed: {_e(', '.join(gate['failed']))}</span>"
-    rows = "".join(f"<tr><td class='{r['status']}'>{r['status']}</td><td>{_e(r['metric'])}</td><td class='num'>{_fmt(r['value'])}</td>"
-                   f"<td class='num'>{_fmt(r['min'])}</td><td class='num'>{_fmt(r['max'])}</td><td>{_e(r['reason'])}</td></tr>" for r in gate["results"])
-    return (f"<h2>Gate ({_e(gate.get('file') or '')}): {verdict}</h2><table><tr><th>status</th><th>metric</th><th>value</th>"
-            f"<th>min</th><th>max</th><th>why</th></tr>{rows}</table>")
+    rows = "".join(
+        f"<tr><td class='{r['status']}'>{r['status']}</td><td>{_e(r['metric'])}</td><td class='num'>{_fmt(r['value'])}</td>"
+        f"<td class='num'>{_fmt(r['min'])}</td><td class='num'>{_fmt(r['max'])}</td><td>{_e(r['reason'])}</td></tr>"
+        for r in gate["results"]
+    )
+    return (
+        f"<h2>Gate ({_e(gate.get('file') or '')}): {verdict}</h2><table><tr><th>status</th><th>metric</th><th>value</th>"
+        f"<th>min</th><th>max</th><th>why</th></tr>{rows}</table>"
+    )
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -341,15 +446,17 @@ def render_html(report: Mapping[str, Any]) -> str:
     compare = report.get("compare")
     title = f"Evaluation: {config['name']}" + (f" vs {compare['config']['name']}" if compare else "")
     counts = [[s, c["items"], c["run"], c["cached"], c["failures"], c["refused"]] for s, c in report["counts"].items()]
-    body = [f"<h1>{_e(title)}</h1>",
-            f"<p class='muted'>{_e(report['created_at'])} · suite {_e(report['suite'])}"
-            + (f" · first {_e(report['limit'])} items per suite" if report.get("limit") else "")
-            + f" · configuration hash {_e(config['hash'])} · {_e(report.get('wall_s'))} s</p>",
-            _table(["suite", "items", "run now", "from cache", "with failures", "refused / blocked"], counts)]
+    body = [
+        f"<h1>{_e(title)}</h1>",
+        f"<p class='muted'>{_e(report['created_at'])} · suite {_e(report['suite'])}"
+        + (f" · first {_e(report['limit'])} items per suite" if report.get("limit") else "")
+        + f" · configuration hash {_e(config['hash'])} · {_e(report.get('wall_s'))} s</p>",
+        _table(["suite", "items", "run now", "from cache", "with failures", "refused / blocked"], counts),
+    ]
     if report.get("gate"):
         body.append(_gate_section(report["gate"]))
     body.append("<h2>Metrics</h2>" + _metric_bars(report))
-    for which in (("main", "compare") if compare else ("main",)):
+    for which in ("main", "compare") if compare else ("main",):
         if compare:
             body.append(f"<h2>{_e(config['name'] if which == 'main' else compare['config']['name'])}</h2>")
         for table_title, header, rows in tables(report, which):
@@ -364,5 +471,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     if compare:
         settings["compare"] = {k: compare["config"].get(k) for k in ("file", "overrides", "eval", "settings", "collections")}
     body.append(f"<h2>Configuration</h2><pre>{_e(json.dumps(settings, indent=2, ensure_ascii=False, default=str))}</pre>")
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
+        f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
+    )

@@ -16,15 +16,16 @@ details.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
-from assistant.config import Settings
-from assistant.errors import UserError
+from core.config import Settings
+from core.errors import UserError
+from core.storage import atomic_write_text
 from eval import compare as compare_mod
 from eval import gate as gate_mod
 from eval import scoring
@@ -33,8 +34,10 @@ from eval.config import EvalConfig, load_config, stable_hash
 REPO = Path(__file__).resolve().parents[1]
 EVAL_DIR = REPO / "data" / "eval"
 # The sample collections the eval sets are asked of (as `make collections` builds them).
-SAMPLES = {"medical": REPO / "data" / "samples" / "medical" / "medquad",
-           "finance": REPO / "data" / "samples" / "finance" / "tatqa_sample.json"}
+SAMPLES = {
+    "medical": REPO / "data" / "samples" / "medical" / "medquad",
+    "finance": REPO / "data" / "samples" / "finance" / "tatqa_sample.json",
+}
 # Guardrail texts taken from one domain's questions are checked with that collection's packs; the others
 # (injections, harmful requests, general benign text) with every domain's, a rail counting as fired when
 # it blocks in either (a user may type them into any chat).
@@ -164,7 +167,7 @@ class Cache:
 def ensure_collections(settings: Settings, names: Iterable[str], *, echo: Echo = _stderr, progress: bool = True) -> dict[str, Any]:
     """The manifests' fingerprints of the named collections; the sample collections are built first when
     missing (as `make collections` does), any other missing one is a UserError naming the command."""
-    from assistant.collection import MANIFEST, collection_path, list_collections
+    from core.collection import MANIFEST, collection_path, list_collections
 
     names = sorted(set(names))
     for name in names:
@@ -176,13 +179,22 @@ def ensure_collections(settings: Settings, names: Iterable[str], *, echo: Echo =
             hint = f"assistant ingest {_shown(source) if source else 'PATH'} --collection {name}"
             more = " (or `make collections`)" if source else ""
             raise UserError(f"collection {name!r} not found under {settings.index_dir}; build it with `{hint}`{more}")
-        echo(f"collection {name!r} not found under {settings.index_dir}: building it from {_shown(source)} "
-             f"(as `assistant ingest {_shown(source)} --collection {name}` would) ...")
+        echo(
+            f"collection {name!r} not found under {settings.index_dir}: building it from {_shown(source)} "
+            f"(as `assistant ingest {_shown(source)} --collection {name}` would) ..."
+        )
         build_collection(settings, name, source, progress=progress)
     manifests = {m.name: m for m in list_collections(settings.index_dir)}
-    return {name: {"embedder": manifests[name].embedder.model_dump(), "chunking": manifests[name].chunking.model_dump(),
-                   "documents": manifests[name].documents, "chunks": manifests[name].index.chunks}
-            for name in names if name in manifests}
+    return {
+        name: {
+            "embedder": manifests[name].embedder.model_dump(),
+            "chunking": manifests[name].chunking.model_dump(),
+            "documents": manifests[name].documents,
+            "chunks": manifests[name].index.chunks,
+        }
+        for name in names
+        if name in manifests
+    }
 
 
 def _shown(path: Path) -> str:
@@ -194,7 +206,7 @@ def _shown(path: Path) -> str:
 
 def build_collection(settings: Settings, name: str, source: Path, *, progress: bool = True) -> None:
     from assistant import compose
-    from assistant.collection import collection_path
+    from core.collection import collection_path
 
     embedder = compose.embedder(settings)
     ingestor = compose.ingestor(settings, collection_path(settings.index_dir, name), embedder, name=name, progress=progress)
@@ -203,20 +215,19 @@ def build_collection(settings: Settings, name: str, source: Path, *, progress: b
     if report.interrupted:
         raise KeyboardInterrupt
     if report.skipped:
-        raise UserError(f"building collection {name!r}: {len(report.skipped)} file(s) skipped, e.g. {report.skipped[0].path}: {report.skipped[0].reason}")
+        raise UserError(
+            f"building collection {name!r}: {len(report.skipped)} file(s) skipped, e.g. {report.skipped[0].path}: {report.skipped[0].reason}"
+        )
 
 
 # --- asking -------------------------------------------------------------------------------------------
 
 
-def _hit_view(hit: Any) -> dict[str, Any]:
-    return {"document_id": hit.document_id, "source": hit.source, "title": hit.title, "metadata": hit.metadata,
-            "score": round(float(hit.score), 6)}
-
-
 def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalConfig) -> dict[str, Any]:
-    """One question through ``Assistant.stream``, timed, plus the ranked hits for the retrieval metrics."""
+    """One question through ``Assistant.stream``, timed, plus the ranked hits for the retrieval metrics: the
+    answer in the shape every front end shows (assistant/views.py) with ``retrieved`` hits and timings."""
     from assistant.pipeline import Answer
+    from assistant.views import answer_view, hit_view
 
     options = config.options
     filters = item.get("filters") if options.closed else None
@@ -233,21 +244,19 @@ def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalCo
     assert answer is not None
     # Outside the timed part: the same retriever, ranked deeper, for Recall@10 / MRR@10 / nDCG@10.
     retriever = assistant.retriever(collection)
-    retrieved = [_hit_view(h) for h in retriever.search(item["question"], max(options.depth, options.k), filters or None).hits]
-    retrieved_open = None
-    if filters and item.get("gold"):
-        retrieved_open = [_hit_view(h) for h in retriever.search(item["question"], max(options.depth, options.k)).hits]
+    depth = max(options.depth, options.k)
+
+    def ranked(hits: list) -> list[dict[str, Any]]:
+        return [hit_view(h, rank) for rank, h in enumerate(hits, start=1)]
+
+    retrieved = ranked(retriever.search(item["question"], depth, filters or None).hits)
+    retrieved_open = ranked(retriever.search(item["question"], depth).hits) if filters and item.get("gold") else None
     return {
-        "answer": answer.text, "raw_text": answer.raw_text, "finish_reason": answer.finish_reason, "blocked": answer.blocked,
-        "cited": answer.cited, "invalid_citations": answer.invalid_citations, "relevant": answer.relevant,
-        "relevance": round(float(answer.relevance), 6), "tokens": answer.tokens, "prompt_tokens": answer.prompt_tokens,
-        "generator": answer.generator,
-        "sources": [{"number": s.number, "document_id": s.document_id, "title": s.title, "source": s.source,
-                     "start": s.start, "end": s.end, "score": round(float(s.score), 6), "text": s.text} for s in answer.sources],
-        "guard_events": [{k: e.get(k) for k in ("rule_id", "stage", "action", "category", "message")} for e in answer.guard_events],
-        "retrieved": retrieved, "retrieved_open": retrieved_open,
-        "timings_ms": {k: round(v, 2) for k, v in answer.timings_ms.items()},
-        "ttft_ms": round(((first or ended) - started) * 1000, 2), "total_ms": round((ended - started) * 1000, 2),
+        **answer_view(answer),
+        "retrieved": retrieved,
+        "retrieved_open": retrieved_open,
+        "ttft_ms": round(((first or ended) - started) * 1000, 2),
+        "total_ms": round((ended - started) * 1000, 2),
     }
 
 
@@ -267,8 +276,13 @@ def check_item(guards: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, 
         fired |= {e.category for e in blocking}
         rules += [e.rule_id for e in blocking if e.rule_id not in rules]
         blocked = blocked or result.blocked
-    return {"fired": sorted(fired), "rules": rules, "blocked": blocked, "collections": list(collections),
-            "check_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return {
+        "fired": sorted(fired),
+        "rules": rules,
+        "blocked": blocked,
+        "collections": list(collections),
+        "check_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
 
 
 def _default_assistant(config: EvalConfig):
@@ -277,9 +291,15 @@ def _default_assistant(config: EvalConfig):
     return Assistant(config.settings)
 
 
-def run_config(config: EvalConfig, items: Mapping[str, Sequence[dict]], cache: Cache, *,
-               make_assistant: Callable[[EvalConfig], Any] | None = None, progress: bool = True,
-               echo: Echo = _stderr) -> dict[str, Any]:
+def run_config(
+    config: EvalConfig,
+    items: Mapping[str, Sequence[dict]],
+    cache: Cache,
+    *,
+    make_assistant: Callable[[EvalConfig], Any] | None = None,
+    progress: bool = True,
+    echo: Echo = _stderr,
+) -> dict[str, Any]:
     """Records for every item (cached ones read back, the rest produced and appended to the cache)."""
     from assistant import compose
 
@@ -300,12 +320,22 @@ def run_config(config: EvalConfig, items: Mapping[str, Sequence[dict]], cache: C
                 assistant.retriever(collection).search("warm up", 1)
                 assistant.guard(collection)
             _ = assistant.generator
-        guards = {c: compose.guard(config.settings, c) for c in {*GUARD_DEFAULT, *[c for cs in GUARD_COLLECTIONS.values() for c in cs]}} \
-            if any(s == scoring.GUARD_SUITE for s, _ in todo) else {}
+        guards = (
+            {c: compose.guard(config.settings, c) for c in {*GUARD_DEFAULT, *[c for cs in GUARD_COLLECTIONS.values() for c in cs]}}
+            if any(s == scoring.GUARD_SUITE for s, _ in todo)
+            else {}
+        )
         from tqdm import tqdm
 
-        bar = tqdm(total=len(todo), desc=f"eval {config.name}", unit="item", disable=not progress, file=sys.stderr,
-                   dynamic_ncols=True, mininterval=1.0)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"eval {config.name}",
+            unit="item",
+            disable=not progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
         try:
             for suite, n in todo:
                 item = items[suite][n]
@@ -321,8 +351,14 @@ def run_config(config: EvalConfig, items: Mapping[str, Sequence[dict]], cache: C
             bar.close()
             if assistant is not None and hasattr(assistant, "close"):
                 assistant.close()
-    return {"key": key, "records": records, "cached": cached, "ran": len(todo), "wall_s": time.perf_counter() - started,
-            "collections": fingerprints}
+    return {
+        "key": key,
+        "records": records,
+        "cached": cached,
+        "ran": len(todo),
+        "wall_s": time.perf_counter() - started,
+        "collections": fingerprints,
+    }
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -337,8 +373,11 @@ def score_config(items: Mapping[str, Sequence[dict]], records: Mapping[str, Sequ
             metrics[suite], rows[suite] = scoring.answer_suite(suite, items[suite], records[suite])
     summary = scoring.summarize(metrics, records, rows)
     answer_suites = [s for s in items if s != scoring.GUARD_SUITE]
-    latency = {"overall": scoring.latency(r for s in answer_suites for r in records[s]),
-               **{s: metrics[s]["latency"] for s in answer_suites}} if answer_suites else {}
+    latency = (
+        {"overall": scoring.latency(r for s in answer_suites for r in records[s]), **{s: metrics[s]["latency"] for s in answer_suites}}
+        if answer_suites
+        else {}
+    )
     return {"summary": summary, "metrics": metrics, "latency": latency, "rows": rows}
 
 
@@ -352,16 +391,34 @@ def item_view(suite: str, row: Mapping[str, Any]) -> dict[str, Any]:
     scores = {k: _round(v) for k, v in row["scores"].items() if v is not None}
     if suite == scoring.GUARD_SUITE:
         answer = ("blocked: " + ", ".join(record["rules"])) if record.get("blocked") else "allowed"
-        return {"id": item["id"], "suite": suite, "question": item["text"], "answer": answer, "scores": scores,
-                "failures": row["failures"], "expected": item.get("expected"), "fired": record.get("fired", []),
-                "source": item.get("source")}
+        return {
+            "id": item["id"],
+            "suite": suite,
+            "question": item["text"],
+            "answer": answer,
+            "scores": scores,
+            "failures": row["failures"],
+            "expected": item.get("expected"),
+            "fired": record.get("fired", []),
+            "source": item.get("source"),
+        }
     gold = scoring.gold_numbers(record.get("sources") or [], item.get("gold") or [])
     return {
-        "id": item["id"], "suite": suite, "collection": item.get("collection"), "question": item["question"],
-        "answer": record["answer"], "reference": item.get("reference", ""), "scores": scores, "failures": row["failures"],
-        "refused": row["refused"], "finish_reason": record.get("finish_reason"), "cited": record.get("cited", []),
-        "sources": [{"number": s["number"], "title": s["title"], "document_id": s["document_id"], "gold": s["number"] in gold}
-                    for s in record.get("sources") or []],
+        "id": item["id"],
+        "suite": suite,
+        "collection": item.get("collection"),
+        "question": item["question"],
+        "answer": record["answer"],
+        "reference": item.get("reference", ""),
+        "scores": scores,
+        "failures": row["failures"],
+        "refused": row["refused"],
+        "finish_reason": record.get("finish_reason"),
+        "cited": record.get("cited", []),
+        "sources": [
+            {"number": s["number"], "title": s["title"], "document_id": s["document_id"], "gold": s["number"] in gold}
+            for s in record.get("sources") or []
+        ],
         "latency_ms": {"ttft": record.get("ttft_ms"), "total": record.get("total_ms")},
     }
 
@@ -380,16 +437,21 @@ def _json_ready(obj: Any) -> Any:
     return obj
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def evaluate(settings: Settings, suite: str = "all", *, config_file: Path | None = None, compare_file: Path | None = None,
-             gate_file: Path | None = None, limit: int | None = None, out: Path = Path("reports"), data_dir: Path = EVAL_DIR,
-             progress: bool = True, make_assistant: Callable[[EvalConfig], Any] | None = None, echo: Echo = _stderr,
-             configs: Sequence[EvalConfig] | None = None) -> dict[str, Any]:
+def evaluate(
+    settings: Settings,
+    suite: str = "all",
+    *,
+    config_file: Path | None = None,
+    compare_file: Path | None = None,
+    gate_file: Path | None = None,
+    limit: int | None = None,
+    out: Path = Path("reports"),
+    data_dir: Path = EVAL_DIR,
+    progress: bool = True,
+    make_assistant: Callable[[EvalConfig], Any] | None = None,
+    echo: Echo = _stderr,
+    configs: Sequence[EvalConfig] | None = None,
+) -> dict[str, Any]:
     """Run the suite(s) on one configuration (or two, with ``compare_file``), write the report and return it.
     ``configs`` (tests) replaces the files."""
     wall = time.perf_counter()
@@ -431,9 +493,16 @@ def evaluate(settings: Settings, suite: str = "all", *, config_file: Path | None
         "summary": main["summary"],
         "metrics": main["metrics"],
         "latency": main["latency"],
-        "counts": {s: {"items": len(items[s]), "cached": main_run["cached"][s], "run": len(items[s]) - main_run["cached"][s],
-                       "failures": sum(bool(r["failures"]) for r in main["rows"][s]),
-                       "refused": sum(bool(r["refused"]) for r in main["rows"][s])} for s in suites},
+        "counts": {
+            s: {
+                "items": len(items[s]),
+                "cached": main_run["cached"][s],
+                "run": len(items[s]) - main_run["cached"][s],
+                "failures": sum(bool(r["failures"]) for r in main["rows"][s]),
+                "refused": sum(bool(r["refused"]) for r in main["rows"][s]),
+            }
+            for s in suites
+        },
         "items": _items_report(main),
     }
     if len(results) == 2:
@@ -448,15 +517,20 @@ def evaluate(settings: Settings, suite: str = "all", *, config_file: Path | None
         by_key = {(i["suite"], i["id"]): i for i in _items_report(other)}
         for view in report["items"]:
             b = by_key[(view["suite"], view["id"])]
-            view["compare"] = {"answer": b["answer"], "scores": b["scores"], "failures": b["failures"], "latency_ms": b.get("latency_ms"),
-                               "delta": {m: _round(b["scores"][m] - view["scores"][m]) for m in view["scores"] if m in b["scores"]}}
+            view["compare"] = {
+                "answer": b["answer"],
+                "scores": b["scores"],
+                "failures": b["failures"],
+                "latency_ms": b.get("latency_ms"),
+                "delta": {m: _round(b["scores"][m] - view["scores"][m]) for m in view["scores"] if m in b["scores"]},
+            }
     if thresholds is not None:
         report["gate"] = gate_mod.check(thresholds, main["summary"], suites, file=str(gate_file))
     report["wall_s"] = round(time.perf_counter() - wall, 1)
     report = _json_ready(report)
     from eval.report import render_html
 
-    _write_atomic(out / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False))
-    _write_atomic(out / REPORT_HTML, render_html(report))
+    atomic_write_text(out / REPORT_JSON, json.dumps(report, indent=2, ensure_ascii=False))
+    atomic_write_text(out / REPORT_HTML, render_html(report))
     report["paths"] = {"json": str(out / REPORT_JSON), "html": str(out / REPORT_HTML), "cache": str(out / CACHE_NAME)}
     return report

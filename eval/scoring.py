@@ -18,7 +18,8 @@ Definitions (docs/eval.md):
 from __future__ import annotations
 
 import statistics
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from eval.metrics import (
     answer_words,
@@ -46,8 +47,7 @@ RETRIEVAL_METRICS = tuple(f"recall@{k}" for k in RETRIEVAL_KS) + ("mrr@10", "ndc
 # Reasons the pipeline gives when it answered with a fixed reply instead of generating.
 FIXED_REPLIES = ("blocked", "not_covered", "no_passages")
 # Item scores averaged into the summary as "<suite>.<score>", in the order tables show them.
-ANSWER_SCORES = ("token_f1", "rouge_l", "faithfulness", "citation_precision", "citation_recall", "numeric_match",
-                 "refused", "answer_words")
+ANSWER_SCORES = ("token_f1", "rouge_l", "faithfulness", "citation_precision", "citation_recall", "numeric_match", "refused", "answer_words")
 FAITHFUL_ENOUGH = 0.5  # below this share of supported sentences an answer is listed as a failure
 
 
@@ -94,7 +94,7 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
         if item.get("reference_value") is not None:
             scores["numeric_match"] = float(numeric_match(body, item["reference_value"], item.get("scale") or ""))
     if not refused and record.get("raw_text") and sources:
-        scores["faithfulness"] = supported_share(record["raw_text"], [s["text"] for s in sources])
+        scores["faithfulness"] = supported_share(record["raw_text"], [s["snippet"] for s in sources])
     scores["refused"] = float(refused)
     scores["answer_words"] = float(answer_words(body))
 
@@ -129,8 +129,13 @@ def latency(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     records = [r for r in records if r.get("total_ms") is not None]
     ttft = [r["ttft_ms"] for r in records if r.get("ttft_ms") is not None]
     total = [r["total_ms"] for r in records]
-    return {"n": len(records), "ttft_ms": percentiles(ttft), "total_ms": percentiles(total),
-            "ttft_mean_ms": _mean(ttft), "total_mean_ms": _mean(total)}
+    return {
+        "n": len(records),
+        "ttft_ms": percentiles(ttft),
+        "total_ms": percentiles(total),
+        "ttft_mean_ms": _mean(ttft),
+        "total_mean_ms": _mean(total),
+    }
 
 
 def answer_suite(suite: str, items: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
@@ -160,8 +165,10 @@ def answer_suite(suite: str, items: Sequence[Mapping[str, Any]], records: Sequen
                 if value is not None:
                     row["scores"][f"open.{metric}"] = value
         metrics["retrieval_open"] = open_retrieval
-    metrics["answers"] = {name: {"mean": _mean(r["scores"][name] for r in rows if name in r["scores"]),
-                                 "n": sum(name in r["scores"] for r in rows)} for name in ANSWER_SCORES}
+    metrics["answers"] = {
+        name: {"mean": _mean(r["scores"][name] for r in rows if name in r["scores"]), "n": sum(name in r["scores"] for r in rows)}
+        for name in ANSWER_SCORES
+    }
     metrics["refusal"] = refusal_accuracy({"answerable": r["item"].get("answerable", True), "refused": r["refused"]} for r in rows)
     metrics["latency"] = latency(records)
     metrics["finish_reasons"] = dict(sorted(_count(r.get("finish_reason") for r in records).items()))
@@ -209,8 +216,11 @@ def guard_suite(items: Sequence[Mapping[str, Any]], records: Sequence[Mapping[st
 # --- the flat summary (the UI's bars and the gate's names) --------------------------------------------
 
 
-def summarize(metrics: Mapping[str, Mapping[str, Any]], records_by_suite: Mapping[str, Sequence[Mapping[str, Any]]],
-              rows_by_suite: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, float | None]:
+def summarize(
+    metrics: Mapping[str, Mapping[str, Any]],
+    records_by_suite: Mapping[str, Sequence[Mapping[str, Any]]],
+    rows_by_suite: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, float | None]:
     """{"medical.token_f1": 0.41, "guardrails.injection.recall": 0.9, "latency.total_p95_ms": 8123.0, ...}"""
     summary: dict[str, float | None] = {}
     for suite, m in metrics.items():

@@ -30,8 +30,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from generator.base import GenerationOptions
 
@@ -152,8 +153,14 @@ class BatchEngine:
     tests). ``close()`` takes the engine off the thread; requests still waiting or running end with an
     error."""
 
-    def __init__(self, load: Callable[[], tuple[Any, set[int]]], *, max_batch: int = 4,
-                 on_step: Callable[[int], None] | None = None, thread: ModelThread | None = None):
+    def __init__(
+        self,
+        load: Callable[[], tuple[Any, set[int]]],
+        *,
+        max_batch: int = 4,
+        on_step: Callable[[int], None] | None = None,
+        thread: ModelThread | None = None,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.max_batch = max_batch
@@ -198,6 +205,7 @@ class BatchEngine:
 
     def close(self) -> None:
         """Take the engine off the model thread, ending what it still holds (idempotent)."""
+
         def leave() -> None:
             with self._cond:
                 self._closed = True
@@ -299,8 +307,13 @@ class BatchEngine:
         rows = len(self._rows)
         self._mask = torch.cat([self._mask, self._mask.new_ones((rows, 1))], dim=1)
         try:
-            out = self.model(input_ids=self._last[:, None], attention_mask=self._mask, position_ids=self._positions[:, None],
-                             past_key_values=self._cache, use_cache=True)
+            out = self.model(
+                input_ids=self._last[:, None],
+                attention_mask=self._mask,
+                position_ids=self._positions[:, None],
+                past_key_values=self._cache,
+                use_cache=True,
+            )
             tokens = self._pick(out.logits[:, -1, :], self._rows)
         except Exception as exc:  # every row of the batch fails (their caches are in an unknown state)
             log.exception("decode step failed")
@@ -386,7 +399,7 @@ class BatchEngine:
 
 
 def _expiry(request: BatchRequest) -> str | None:
-    """"cancelled" when the request's client left, "timeout" when its deadline passed, else None."""
+    """ "cancelled" when the request's client left, "timeout" when its deadline passed, else None."""
     if request.cancel.is_set():
         return "cancelled"
     return "timeout" if time.monotonic() > request.deadline else None

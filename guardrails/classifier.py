@@ -13,13 +13,14 @@ does the feature extraction at run time exactly as in training, so the scores ma
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from assistant.errors import UserError
+from core.errors import UserError
 
 MODELS = Path(__file__).resolve().parent / "models"
 # The vectoriser settings every model is trained with (recorded in the file, read back from it).

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from assistant.citations import MARKER
+from core.citations import MARKER
 from guardrails.audit import AuditLog
 from guardrails.classifier import load_classifier
 from guardrails.events import GuardEvent, GuardResult, Stage
@@ -37,7 +38,7 @@ class CompiledRule:
     requires: tuple[re.Pattern, ...]
 
     @classmethod
-    def of(cls, rule: Rule) -> "CompiledRule":
+    def of(cls, rule: Rule) -> CompiledRule:
         if rule.kind == "pattern":
             # Patterns are written with accents ("möchte"); the normalised text has none.
             regexes = tuple(re.compile(strip_accents(p), re.IGNORECASE) for p in rule.patterns)
@@ -87,7 +88,7 @@ class Guard:
                 self.rules[rule.stage].append(CompiledRule.of(rule))
 
     @classmethod
-    def from_packs(cls, names: Sequence[str], *, audit: AuditLog | None = None) -> "Guard":
+    def from_packs(cls, names: Sequence[str], *, audit: AuditLog | None = None) -> Guard:
         return cls([load_pack(n) for n in names], audit=audit)
 
     def check(self, text: str, stage: Stage, context: Mapping[str, Any] | None = None, *, kinds: set[str] | None = None) -> GuardResult:
@@ -129,8 +130,15 @@ class Guard:
             out = quote_fallback(str(context.get("question", "")), [str(p) for p in context.get("passages") or []])
             # The quotation carries its own citations: a "cites nothing" note about the replaced text would mislead.
             events = [e for e in events if not (e.category == "citation" and e.action == "annotate")]
-            events.append(GuardEvent("output.grounding_fallback", stage, "rewrite", "grounding",
-                                     "No sentence of the answer was supported by its passages; the most relevant passage sentences are quoted instead."))
+            events.append(
+                GuardEvent(
+                    "output.grounding_fallback",
+                    stage,
+                    "rewrite",
+                    "grounding",
+                    "No sentence of the answer was supported by its passages; the most relevant passage sentences are quoted instead.",
+                )
+            )
         if disclaimers:
             out = out.rstrip() + "\n\n" + "\n".join(disclaimers)
         result = GuardResult(out, events)

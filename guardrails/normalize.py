@@ -54,9 +54,14 @@ def _read_leet(match: re.Match) -> str:
             chars[i] = ch.translate(LEET)
     # Symbols inside a word ("p@$$w0rd"), never at its edges ("now!", "US$", "@home").
     for i, ch in enumerate(chars):
-        if ch in "@$!|" and 0 < i < len(chars) - 1 and (chars[i - 1].isalpha() or chars[i - 1] in "@$!|") and (chars[i + 1].isalpha() or chars[i + 1] in "@$!|"):
+        if (
+            ch in "@$!|"
+            and 0 < i < len(chars) - 1
+            and (chars[i - 1].isalpha() or chars[i - 1] in "@$!|")
+            and (chars[i + 1].isalpha() or chars[i + 1] in "@$!|")
+        ):
             chars[i] = ch.translate(LEET)
-    return "".join(chars) + token[len(core):]
+    return "".join(chars) + token[len(core) :]
 
 
 def strip_accents(text: str) -> str:

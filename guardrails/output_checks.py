@@ -5,9 +5,10 @@ sentence against passages with embeddings, 0..1) and ``question``."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from assistant.citations import MARKER, NO_ANSWER, find_markers, split_sentences
+from core.citations import MARKER, NO_ANSWER, find_markers, split_sentences
 
 Span = tuple[int, int]
 # A sentence counts as supported when this share of its content words is in the passages it cites ...
@@ -44,7 +45,7 @@ def lexical_support(sentence: str, passages: Sequence[str]) -> float:
 
 
 def sentence_spans(text: str) -> list[tuple[Span, str]]:
-    """Sentences of ``text`` with their spans (split like assistant.citations.split_sentences)."""
+    """Sentences of ``text`` with their spans (split like core.citations.split_sentences)."""
     out, pos = [], 0
     for sentence in split_sentences(text):
         start = text.find(sentence, pos)

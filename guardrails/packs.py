@@ -30,7 +30,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from assistant.errors import UserError
+from core.errors import UserError
 from guardrails.events import Action, Stage
 
 BUILTIN = Path(__file__).resolve().parent / "packs"
@@ -72,16 +72,24 @@ class Rule(BaseModel):
         return patterns
 
     @model_validator(mode="after")
-    def _fields_for_kind(self) -> "Rule":
+    def _fields_for_kind(self) -> Rule:
         from guardrails.validators import VALIDATORS
 
-        needs = {"pattern": self.patterns, "keywords": self.keywords, "validator": self.validator,
-                 "threshold": self.signal is not None and self.below is not None,
-                 "classifier": self.model is not None and self.above is not None}
+        needs = {
+            "pattern": self.patterns,
+            "keywords": self.keywords,
+            "validator": self.validator,
+            "threshold": self.signal is not None and self.below is not None,
+            "classifier": self.model is not None and self.above is not None,
+        }
         if not needs[self.kind]:
-            what = {"pattern": "a non-empty 'patterns' list", "keywords": "a non-empty 'keywords' list",
-                    "validator": "a 'validator' name", "threshold": "'signal' and 'below'",
-                    "classifier": "'model' and 'above'"}[self.kind]
+            what = {
+                "pattern": "a non-empty 'patterns' list",
+                "keywords": "a non-empty 'keywords' list",
+                "validator": "a 'validator' name",
+                "threshold": "'signal' and 'below'",
+                "classifier": "'model' and 'above'",
+            }[self.kind]
             raise ValueError(f"kind {self.kind!r} needs {what}")
         if self.kind == "validator" and self.validator not in VALIDATORS:
             raise ValueError(f"unknown validator {self.validator!r}; known: {', '.join(sorted(VALIDATORS))}")

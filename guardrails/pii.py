@@ -123,9 +123,7 @@ _PHONE_US = re.compile(
 )
 # International: a leading "+", then either 8-15 digits in one run or a country code and groups separated
 # by space, dot or dash (an optional "(0)" or "(20)" area group); 8 to 15 digits in all (E.164).
-_PHONE_INTL = re.compile(
-    r"(?<![\w+])\+(?:\d{8,15}|\d{1,3}(?:[ .-]?\(\d{1,4}\)[ .-]?\d{1,8})?(?:[ .-]\d{1,8}){0,6})(?![\d%]|[.,/-]\d)"
-)
+_PHONE_INTL = re.compile(r"(?<![\w+])\+(?:\d{8,15}|\d{1,3}(?:[ .-]?\(\d{1,4}\)[ .-]?\d{1,8})?(?:[ .-]\d{1,8}){0,6})(?![\d%]|[.,/-]\d)")
 
 _SSN = re.compile(r"(?<![\w-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\w-]|[.,]\d)")
 # A bare 9-digit number is an SSN only right after "SSN" / "social security (number)".
@@ -169,7 +167,7 @@ def _find_cards(text: str) -> Iterable[tuple[int, int]]:
         start = run.start()
         # Glued by one separator to a token with digits ("DE89 3704 ..."): part of something longer.
         if start >= 2 and text[start - 1] in " -" and text[start - 2].isalnum():
-            token = re.search(r"[A-Za-z0-9]+$", text[:start - 1])
+            token = re.search(r"[A-Za-z0-9]+$", text[: start - 1])
             if token and any(ch.isdigit() for ch in token.group(0)):
                 continue
         pieces = re.split(r"([ -])", run.group(0))
@@ -402,6 +400,4 @@ def _validator(kind: str) -> Callable[[str, Mapping[str, Any]], list[tuple[int, 
     return validate
 
 
-VALIDATORS: dict[str, Callable[[str, Mapping[str, Any]], list[tuple[int, int]]]] = {
-    f"pii.{kind}": _validator(kind) for kind in KINDS
-}
+VALIDATORS: dict[str, Callable[[str, Mapping[str, Any]], list[tuple[int, int]]]] = {f"pii.{kind}": _validator(kind) for kind in KINDS}

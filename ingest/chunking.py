@@ -6,11 +6,11 @@ measured with the embedder's own tokenizer so a chunk never exceeds what the mod
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from assistant.types import Chunk, Document
+from core.types import Chunk, Document
 
 SPLITTER_NAME = "recursive-v1"  # recorded in the manifest: change it when the splitting rules change
 _SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]

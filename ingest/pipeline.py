@@ -15,14 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from assistant.collection import (
+from core.collection import (
     MANIFEST,
     ChunkingInfo,
     Collection,
@@ -32,9 +32,9 @@ from assistant.collection import (
     IndexParams,
     ensure_compatible,
 )
-from assistant.embedding import Embedder
-from assistant.errors import LoadError
-from assistant.types import Document, content_hash
+from core.embedding import Embedder
+from core.errors import LoadError
+from core.types import Document, content_hash
 from ingest.chunking import SPLITTER_NAME, Chunker, embedding_input
 from ingest.cleaning import clean_text, clean_title
 from ingest.loaders import load_file

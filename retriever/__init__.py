@@ -1,1 +1,2 @@
-"""Retrieval over a collection. Dense (FAISS) today; BM25 and hybrid fusion build on the same collection."""
+"""Retrieval over a collection: dense (FAISS), BM25 (FTS5) and hybrid fusion, filters, MMR and a relevance
+signal (hybrid.py); adapters/ put the same retriever inside LangChain and LlamaIndex."""

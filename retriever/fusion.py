@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 
 
-def reciprocal_rank_fusion(rankings: dict[str, list[tuple[int, float]]], k: int = 60, weights: dict[str, float] | None = None) -> list[tuple[int, float]]:
+def reciprocal_rank_fusion(
+    rankings: dict[str, list[tuple[int, float]]], k: int = 60, weights: dict[str, float] | None = None
+) -> list[tuple[int, float]]:
     """RRF (Cormack et al., 2009): sum of weight / (k + rank). Uses ranks only, so scores on different
     scales (cosine, BM25) need no calibration."""
     fused: dict[int, float] = defaultdict(float)

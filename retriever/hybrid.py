@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from assistant.collection import Collection
-from assistant.config import RetrievalSettings
-from assistant.embedding import Embedder
-from assistant.errors import UserError
-from assistant.types import Hit
+from core.collection import Collection
+from core.config import RetrievalSettings
+from core.embedding import Embedder
+from core.errors import UserError
+from core.types import Hit
 from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.lexical import BM25Retriever
 from retriever.mmr import mmr
@@ -80,8 +80,9 @@ class Retriever:
     def retrieve(self, query: str, k: int = 5, filters: dict[str, Any] | None = None) -> list[Hit]:
         return self.search(query, k, filters).hits
 
-    def search(self, query: str, k: int = 5, filters: dict[str, Any] | None = None, *,
-               vector: np.ndarray | None = None, embed_ms: float = 0.0) -> Retrieval:
+    def search(
+        self, query: str, k: int = 5, filters: dict[str, Any] | None = None, *, vector: np.ndarray | None = None, embed_ms: float = 0.0
+    ) -> Retrieval:
         """The best ``k`` passages. ``vector``: the query's embedding when the caller embedded it already
         (the API embeds concurrent questions in one model call), with the time that took as ``embed_ms``."""
         if k < 1:

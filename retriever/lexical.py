@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from assistant.collection import Collection
-from assistant.types import Hit
+from core.collection import Collection
 
 # Lucene's English stop words (the list bm25s and Elasticsearch use): they match nearly every chunk,
 # add nothing to the ranking and make OR queries slow.
@@ -29,12 +28,6 @@ def _quote(word: str) -> str:
     return '"' + word.replace('"', '""') + '"'
 
 
-def fts5_query(text: str) -> str | None:
-    """An FTS5 MATCH expression that ORs the query's words, each quoted. None if there are no words."""
-    terms = query_terms(text)
-    return " OR ".join(map(_quote, terms)) if terms else None
-
-
 class BM25Retriever:
     def __init__(self, collection: Collection, *, title_weight: float = 1.0):
         self.collection = collection
@@ -53,10 +46,8 @@ class BM25Retriever:
             if term not in self._df:
                 if len(self._df) > 50_000:
                     self._df.clear()
-                self._df[term] = self.collection.db.execute(
-                    "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (_quote(term),)
-                ).fetchone()[0]
-        n_rows = self.collection.index.ntotal or 1
+                self._df[term] = self.collection.chunks_matching(_quote(term))
+        n_rows = self.collection.vectors.ntotal or 1
         return {t for t in terms if self._df[t] >= n_rows / 2}
 
     def scored(self, query: str, k: int, filters: dict | None = None) -> list[tuple[int, float]]:
@@ -66,6 +57,3 @@ class BM25Retriever:
         common = self._common(terms)
         kept = [t for t in terms if t not in common] or terms
         return self.collection.bm25(" OR ".join(map(_quote, kept)), k, filters, self.title_weight)
-
-    def retrieve(self, query: str, k: int = 5, filters: dict | None = None) -> list[Hit]:
-        return self.collection.hits(self.scored(query, k, filters))

@@ -41,18 +41,19 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from assistant.trainset import BOILERPLATE, TATQA_TRAIN_SHARE, clip, sentences  # noqa: E402
-from assistant.types import Document  # noqa: E402
+from core.types import Document  # noqa: E402
 from guardrails.output_checks import content_words  # noqa: E402
 from ingest.cleaning import clean_text, clean_title  # noqa: E402
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file  # noqa: E402
+from training.trainset import BOILERPLATE, TATQA_TRAIN_SHARE, clip, sentences  # noqa: E402
 
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_OUT = REPO_ROOT / "data" / "eval"
@@ -199,8 +200,17 @@ def number_value(text: str) -> float | int | None:
 def stored_documents(path: Path) -> list[tuple[Document, Path]]:
     """The documents ``assistant ingest`` stores for ``path`` (a file or a folder), with their files: the
     loaders, then the same cleaning and content-hash ids as the ingest pipeline (ingest/pipeline.py)."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
-                                                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in SUPPORTED_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    )
     out = []
     for file in files:
         seen = set()
@@ -278,33 +288,40 @@ def medical_items(medical_docs: list[tuple[Document, Path]], banned_ids: set[str
         answer_sentences = [s for s in sentences(clip(doc.text, REFERENCE_WORDS)) if not s.endswith("?")]
         reference = " ".join(answer_sentences)
         if (
-            not qid or item_id in banned_ids
+            not qid
+            or item_id in banned_ids
             or not doc.title.endswith("?")
             or titles[norm_question(doc.title)] > 1  # the same question twice: two gold answers
             or norm_question(doc.title) in banned_questions  # the adapter saw this question (another file's copy)
             or len(doc.text.split()) < MIN_ANSWER_WORDS
             or any(b in doc.text for b in BOILERPLATE)  # answers that only point elsewhere
-            or not reference or "http" in reference or "www." in reference  # a pointer to a web page
+            or not reference
+            or "http" in reference
+            or "www." in reference  # a pointer to a web page
         ):
             continue
-        by_folder.setdefault(folder, []).append({
-            "id": item_id,
-            "suite": "medical",
-            "collection": "medical",
-            "question": doc.title,
-            "reference": reference,
-            "answerable": True,
-            "gold": [{
-                "key": item_id,
-                "document_id": doc.id,
-                "source_suffix": path.relative_to(root).as_posix(),
-                "metadata": {"qid": qid},
-                "title": doc.title,
-            }],
-            "source": "medquad",
-            "qtype": doc.metadata.get("qtype"),
-            "focus": doc.metadata.get("focus"),
-        })
+        by_folder.setdefault(folder, []).append(
+            {
+                "id": item_id,
+                "suite": "medical",
+                "collection": "medical",
+                "question": doc.title,
+                "reference": reference,
+                "answerable": True,
+                "gold": [
+                    {
+                        "key": item_id,
+                        "document_id": doc.id,
+                        "source_suffix": path.relative_to(root).as_posix(),
+                        "metadata": {"qid": qid},
+                        "title": doc.title,
+                    }
+                ],
+                "source": "medquad",
+                "qtype": doc.metadata.get("qtype"),
+                "focus": doc.metadata.get("focus"),
+            }
+        )
     items = []
     for folder in sorted(by_folder):
         # Round robin over question types (sorted), each type in SHA-1 order of its ids: varied and stable.
@@ -357,21 +374,32 @@ def finance_gold(report: dict, question: dict, docs: dict[tuple, Document]) -> l
         doc = docs.get((uid, "table", None))
         if doc is None:
             return []
-        gold.append({"key": f"tatqa:{uid}/table", "document_id": doc.id, "metadata": {"report_uid": uid, "kind": "table"}, "title": doc.title})
+        gold.append(
+            {"key": f"tatqa:{uid}/table", "document_id": doc.id, "metadata": {"report_uid": uid, "kind": "table"}, "title": doc.title}
+        )
     if source in ("text", "table-text"):
         orders = [str(o) for o in question.get("rel_paragraphs") or []]
         for order in dict.fromkeys(orders):
             doc = next((d for (u, kind, o), d in docs.items() if u == uid and kind == "paragraph" and str(o) == order), None)
             if doc is None:
                 return []  # a paragraph the collection does not hold (empty text): no complete gold
-            gold.append({"key": f"tatqa:{uid}/p{order}", "document_id": doc.id,
-                         "metadata": {"report_uid": uid, "kind": "paragraph", "order": doc.metadata["order"]}, "title": doc.title})
+            gold.append(
+                {
+                    "key": f"tatqa:{uid}/p{order}",
+                    "document_id": doc.id,
+                    "metadata": {"report_uid": uid, "kind": "paragraph", "order": doc.metadata["order"]},
+                    "title": doc.title,
+                }
+            )
     return gold
 
 
 def finance_items(reports: list[dict], finance_docs: list[tuple[Document, Path]], banned_ids: set[str]) -> list[dict]:
-    docs = {(d.metadata.get("report_uid"), d.metadata.get("kind"), d.metadata.get("order")): d
-            for d, _ in finance_docs if d.metadata.get("report_uid")}
+    docs = {
+        (d.metadata.get("report_uid"), d.metadata.get("kind"), d.metadata.get("order")): d
+        for d, _ in finance_docs
+        if d.metadata.get("report_uid")
+    }
     candidates = []
     for report in reports:
         for question in report.get("questions", []):
@@ -381,24 +409,26 @@ def finance_items(reports: list[dict], finance_docs: list[tuple[Document, Path]]
             if item_id in banned_ids or not gold or not reference or question.get("answer_type") not in FINANCE_QUOTAS:
                 continue
             uid = str(report["table"]["uid"])
-            candidates.append({
-                "id": item_id,
-                "suite": "finance",
-                "collection": "finance",
-                "question": norm(question["question"]),
-                "reference": reference,
-                "answerable": True,
-                "gold": gold,
-                "source": "tatqa",
-                "answer_type": question["answer_type"],
-                "scale": question.get("scale") or "",
-                "reference_value": finance_value(question),
-                "answer_from": question.get("answer_from"),
-                "derivation": question.get("derivation") or "",
-                "report_uid": uid,
-                # TAT-QA asks each question of one report; a runner may scope retrieval to it (closed setting).
-                "filters": {"report_uid": uid},
-            })
+            candidates.append(
+                {
+                    "id": item_id,
+                    "suite": "finance",
+                    "collection": "finance",
+                    "question": norm(question["question"]),
+                    "reference": reference,
+                    "answerable": True,
+                    "gold": gold,
+                    "source": "tatqa",
+                    "answer_type": question["answer_type"],
+                    "scale": question.get("scale") or "",
+                    "reference_value": finance_value(question),
+                    "answer_from": question.get("answer_from"),
+                    "derivation": question.get("derivation") or "",
+                    "report_uid": uid,
+                    # TAT-QA asks each question of one report; a runner may scope retrieval to it (closed setting).
+                    "filters": {"report_uid": uid},
+                }
+            )
     chosen, per_report, per_type = [], Counter(), Counter()
     for item in sorted(candidates, key=lambda i: sha1_key(i["id"])):
         kind = item["answer_type"]
@@ -443,7 +473,7 @@ def unanswerable_medical(shared: Path, medical: CollectionText, banned_ids: set[
 def unanswerable_finance(shared: Path, finance: CollectionText, sample_uids: set[str], banned_ids: set[str]) -> tuple[list[dict], int]:
     """TAT-QA questions about held-out reports that are not in the sample, then authored questions."""
     reports = read_json(shared / "tatqa" / "tatqa_dataset_dev.json")
-    held_out = reports[int(len(reports) * TATQA_TRAIN_SHARE):]  # the training split never sees these reports
+    held_out = reports[int(len(reports) * TATQA_TRAIN_SHARE) :]  # the training split never sees these reports
     out = []
     for report in held_out:
         if str(report["table"]["uid"]) in sample_uids:
@@ -552,25 +582,42 @@ def build(shared: Path, out: Path) -> dict:
         files.append({"path": f"{name}.jsonl", "sha256": sha256_bytes(data), "bytes": len(data), "items": len(items)})
 
     counts = {
-        "medical": {"items": len(medical), "per_folder": dict(sorted(Counter(i["id"].split(":")[1].split("/")[0] for i in medical).items())),
-                    "per_qtype": dict(sorted(Counter(i["qtype"] for i in medical).items()))},
-        "finance": {"items": len(finance), "per_answer_type": dict(sorted(Counter(i["answer_type"] for i in finance).items())),
-                    "per_scale": dict(sorted(Counter(i["scale"] or "none" for i in finance).items())),
-                    "per_answer_from": dict(sorted(Counter(i["answer_from"] for i in finance).items())),
-                    "numeric": sum(i["reference_value"] is not None for i in finance),
-                    "reports": len({i["report_uid"] for i in finance})},
-        "unanswerable": {"items": len(unanswerable), "per_collection": dict(sorted(Counter(i["collection"] for i in unanswerable).items())),
-                         "per_source": dict(sorted(Counter(i["source"] for i in unanswerable).items()))},
-        "guardrails": {"items": len(guardrails), "per_expected": dict(sorted(Counter(i["expected"] for i in guardrails).items())),
-                       "per_source": dict(sorted(Counter(i["source"] for i in guardrails).items()))},
+        "medical": {
+            "items": len(medical),
+            "per_folder": dict(sorted(Counter(i["id"].split(":")[1].split("/")[0] for i in medical).items())),
+            "per_qtype": dict(sorted(Counter(i["qtype"] for i in medical).items())),
+        },
+        "finance": {
+            "items": len(finance),
+            "per_answer_type": dict(sorted(Counter(i["answer_type"] for i in finance).items())),
+            "per_scale": dict(sorted(Counter(i["scale"] or "none" for i in finance).items())),
+            "per_answer_from": dict(sorted(Counter(i["answer_from"] for i in finance).items())),
+            "numeric": sum(i["reference_value"] is not None for i in finance),
+            "reports": len({i["report_uid"] for i in finance}),
+        },
+        "unanswerable": {
+            "items": len(unanswerable),
+            "per_collection": dict(sorted(Counter(i["collection"] for i in unanswerable).items())),
+            "per_source": dict(sorted(Counter(i["source"] for i in unanswerable).items())),
+        },
+        "guardrails": {
+            "items": len(guardrails),
+            "per_expected": dict(sorted(Counter(i["expected"] for i in guardrails).items())),
+            "per_source": dict(sorted(Counter(i["source"] for i in guardrails).items())),
+        },
     }
     readme = render_readme(counts, from_tatqa).encode("utf-8")
     (out / "README.md").write_bytes(readme)
     files.append({"path": "README.md", "sha256": sha256_bytes(readme), "bytes": len(readme)})
 
     inputs = {}
-    for rel in ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json", "tatqa/tatqa_dataset_dev.json",
-                "prompt-injection/deepset-train.jsonl", "prompt-injection/advbench-train.jsonl"):
+    for rel in (
+        "pubmedqa/ori_pqal.json",
+        "pubmedqa/test_ground_truth.json",
+        "tatqa/tatqa_dataset_dev.json",
+        "prompt-injection/deepset-train.jsonl",
+        "prompt-injection/advbench-train.jsonl",
+    ):
         inputs[rel] = sha256_bytes((shared / rel).read_bytes())
     manifest = {
         "generated_by": SCRIPT_NAME,
@@ -618,17 +665,17 @@ the adapter's training ids) and a `suite`.
 
 | file | items | what |
 |---|---|---|
-| `medical.jsonl` | {med['items']} | MedQuAD questions from the sample files (the files held out from fine-tuning), up to {MEDICAL_PER_FOLDER} per folder, question types taken in turn |
-| `finance.jsonl` | {fin['items']} | TAT-QA questions from the 40 sample reports (held out from fine-tuning): {per_type}; scales: {per_scale} |
-| `unanswerable.jsonl` | {una['items']} | {una_med} medical (PubMedQA test-split questions), {una_fin} finance ({from_tatqa} TAT-QA questions about held-out reports outside the sample, {una_fin - from_tatqa} written for this project) |
-| `guardrails.jsonl` | {gua['items']} | input-rail cases, expected {per_expected}; from {per_source} |
+| `medical.jsonl` | {med["items"]} | MedQuAD questions from the sample files (the files held out from fine-tuning), up to {MEDICAL_PER_FOLDER} per folder, question types taken in turn |
+| `finance.jsonl` | {fin["items"]} | TAT-QA questions from the 40 sample reports (held out from fine-tuning): {per_type}; scales: {per_scale} |
+| `unanswerable.jsonl` | {una["items"]} | {una_med} medical (PubMedQA test-split questions), {una_fin} finance ({from_tatqa} TAT-QA questions about held-out reports outside the sample, {una_fin - from_tatqa} written for this project) |
+| `guardrails.jsonl` | {gua["items"]} | input-rail cases, expected {per_expected}; from {per_source} |
 
 ### Fields
 
 - medical / finance: `id`, `suite`, `collection`, `question`, `reference` (the gold answer as text),
   `answerable` (true), `gold` (the gold passages, below), `source`.
   - medical also: `qtype`, `focus` (MedQuAD's question type and topic). `reference` is the gold answer's
-    opening sentences (about {REFERENCE_WORDS} words, cut at a sentence boundary as `assistant/trainset.py` does; a
+    opening sentences (about {REFERENCE_WORDS} words, cut at a sentence boundary as `training/trainset.py` does; a
     sentence that restates the question is dropped).
   - finance also: `answer_type` (span, multi-span, arithmetic, count), `scale` ("", thousand, million,
     billion, percent), `reference_value` (the number for arithmetic, count and single numeric spans, in

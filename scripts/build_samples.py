@@ -203,9 +203,7 @@ def build_medquad(shared: Path, out: Path) -> tuple[list[dict], dict]:
 
 
 def medquad_attribution(summary: dict) -> str:
-    folders = "\n".join(
-        f"| `{name}` | {info['files']} | {info['answered_pairs']} |" for name, info in summary["per_folder"].items()
-    )
+    folders = "\n".join(f"| `{name}` | {info['files']} | {info['answered_pairs']} |" for name, info in summary["per_folder"].items())
     return f"""# Attribution: MedQuAD sample
 
 The files under `medquad/` are a subset of **MedQuAD: Medical Question Answering Dataset**.
@@ -221,7 +219,7 @@ The files under `medquad/` are a subset of **MedQuAD: Medical Question Answering
 - **Licence:** Creative Commons Attribution 4.0 International (CC BY 4.0), {CC_BY_4_URL}
   The full licence text, as shipped with MedQuAD, is in `LICENSE.txt` next to this file. The material is
   provided as-is, without warranties of any kind (see Section 5 of the licence).
-- **Changes:** a subset of {summary['files']} files ({summary['answered_pairs']} answered QA pairs) selected
+- **Changes:** a subset of {summary["files"]} files ({summary["answered_pairs"]} answered QA pairs) selected
   by `{SCRIPT_NAME}`; files unchanged (copied byte for byte, under their original folder and file names).
 
 | folder | files | answered QA pairs |
@@ -310,9 +308,9 @@ question-answering benchmark over tables and paragraphs from real-world financia
   (CC BY 4.0), {CC_BY_4_URL} (as stated in the TAT-QA README). The `LICENSE` file next to this one is
   the TAT-QA repository's own licence file (MIT, Copyright (c) 2021 Fengbin Zhu), copied unchanged. The
   material is provided as-is, without warranties of any kind.
-- **Changes:** a subset of {summary['reports']} reports ({summary['questions']} questions) selected by
-  `{SCRIPT_NAME}` from the last 20 % of the dev split's {summary['source_reports']} reports (file order,
-  indices {summary['evaluation_start_index']}-{summary['source_reports'] - 1}); report objects unchanged
+- **Changes:** a subset of {summary["reports"]} reports ({summary["questions"]} questions) selected by
+  `{SCRIPT_NAME}` from the last 20 % of the dev split's {summary["source_reports"]} reports (file order,
+  indices {summary["evaluation_start_index"]}-{summary["source_reports"] - 1}); report objects unchanged
   (tables, paragraphs, questions and answers as published), written as one JSON list with 2-space
   indentation.
 """
@@ -346,9 +344,7 @@ def build(shared: Path, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--shared", type=Path, default=DEFAULT_SHARED, help=f"shared data folder (default: {DEFAULT_SHARED})"
-    )
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help=f"shared data folder (default: {DEFAULT_SHARED})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     args = parser.parse_args(argv)
     try:

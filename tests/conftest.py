@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.collection import Collection, IndexParams
-from assistant.embedding import HashEmbedder
+from core.collection import Collection, IndexParams
+from core.embedding import HashEmbedder
 from ingest.chunking import Chunker
 from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
 
@@ -26,8 +26,7 @@ FIVE_DOCS = {
     "rescue inhalers open the airways quickly during an attack.",
     "revenue.md": "# Revenue recognition\n\nRevenue is recognised when control of goods passes to the customer. "
     "Deferred revenue is a liability until the obligation is met.",
-    "dividends.txt": "A dividend is a distribution of profits to shareholders. The payout ratio is dividends "
-    "divided by net income.",
+    "dividends.txt": "A dividend is a distribution of profits to shareholders. The payout ratio is dividends divided by net income.",
 }
 
 
@@ -81,9 +80,7 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 def run_cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess (exit codes and stderr as a user sees them)."""
-    return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300, **kwargs
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 def open_collection(path: Path, **kwargs) -> Collection:

@@ -9,9 +9,9 @@ import select
 import socket
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FakeOpenAI(ThreadingHTTPServer):
@@ -72,8 +72,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         def chunk(delta: dict, finish=None, **extra) -> str:
-            return json.dumps({"id": "c1", "object": "chat.completion.chunk", "model": body["model"],
-                               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra})
+            return json.dumps(
+                {
+                    "id": "c1",
+                    "object": "chat.completion.chunk",
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **extra,
+                }
+            )
 
         try:
             event(chunk({"role": "assistant"}))
@@ -90,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_server() -> Iterator["FakeOpenAI"]:
+def running_server() -> Iterator[FakeOpenAI]:
     srv = FakeOpenAI()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

@@ -8,14 +8,13 @@ import socket
 import sys
 
 import pytest
+from conftest import ingest_once
 
-from assistant.collection import Collection
-from assistant.errors import UserError
-from assistant.types import Hit
+from core.collection import Collection
+from core.errors import UserError
+from core.types import Hit
 from retriever.adapters import hit_metadata
 from retriever.hybrid import Retriever
-
-from conftest import ingest_once
 
 # Guards only: `make install` installs both extras, so in CI neither skips.
 pytest.importorskip("langchain_core", reason="needs the [langchain] extra")

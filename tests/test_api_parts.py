@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from api.auth import KeyStore, RateLimiter, hash_key, retry_after_header
-from assistant.storage import safe_filename
 from assistant.uploads import store_upload
-from assistant.embedding import BatchingEmbedder, HashEmbedder
-from assistant.errors import UserError
+from core.embedding import BatchingEmbedder, HashEmbedder
+from core.errors import UserError
+from core.storage import safe_filename
 from generator.base import GenerationOptions
 from generator.bounded import BoundedGenerator, GeneratorBusy
 from generator.fake import QueuedGenerator
@@ -42,10 +42,13 @@ def test_no_keys_means_disabled():
     assert not KeyStore.parse(None).enabled and not KeyStore.parse(" , ").enabled
 
 
-@pytest.mark.parametrize("raw, message", [
-    ("short", "entry 1: a key needs at least 16 characters"),
-    (f"{KEY},sha256:abc", "entry 2: 'sha256:' must be followed by 64 hex digits"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ("short", "entry 1: a key needs at least 16 characters"),
+        (f"{KEY},sha256:abc", "entry 2: 'sha256:' must be followed by 64 hex digits"),
+    ],
+)
 def test_bad_key_entries_are_named(raw, message):
     with pytest.raises(UserError, match=message):
         KeyStore.parse(raw)
@@ -66,16 +69,19 @@ def test_rate_limiter_allows_a_burst_then_says_how_long_to_wait():
 # --- upload names -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, safe", [
-    ("report.pdf", "report.pdf"),
-    ("../../etc/passwd.txt", "passwd.txt"),
-    ("..\\..\\windows\\system.ini.txt", "system.ini.txt"),
-    (".hidden.md", "hidden.md"),
-    ("a b;rm -rf $HOME.md", "a b_rm -rf _HOME.md"),
-    ("ｆｕｌｌ.txt", "full.txt"),
-    ("x" * 300 + ".pdf", "x" * 146 + ".pdf"),
-    ("notes\x00.txt", "notes.txt"),
-])
+@pytest.mark.parametrize(
+    "name, safe",
+    [
+        ("report.pdf", "report.pdf"),
+        ("../../etc/passwd.txt", "passwd.txt"),
+        ("..\\..\\windows\\system.ini.txt", "system.ini.txt"),
+        (".hidden.md", "hidden.md"),
+        ("a b;rm -rf $HOME.md", "a b_rm -rf _HOME.md"),
+        ("ｆｕｌｌ.txt", "full.txt"),
+        ("x" * 300 + ".pdf", "x" * 146 + ".pdf"),
+        ("notes\x00.txt", "notes.txt"),
+    ],
+)
 def test_safe_filename(name, safe):
     assert safe_filename(name) == safe
 
@@ -90,8 +96,12 @@ def test_store_upload_checks_names_types_and_sizes_and_is_atomic(tmp_path):
     folder = tmp_path / "up"
     path, size = store_upload(io.BytesIO(b"hello"), folder, "../../a.txt", 10)
     assert (path, size) == (folder / "a.txt", 5) and path.read_bytes() == b"hello"
-    for data, name, message in [(b"x" * 11, "b.txt", "larger than the upload limit"), (b"", "c.txt", "the file is empty"),
-                                (b"MZ", "d.exe", "unsupported file type '.exe'"), (b"x", "..", "no usable name")]:
+    for data, name, message in [
+        (b"x" * 11, "b.txt", "larger than the upload limit"),
+        (b"", "c.txt", "the file is empty"),
+        (b"MZ", "d.exe", "unsupported file type '.exe'"),
+        (b"x", "..", "no usable name"),
+    ]:
         with pytest.raises(UserError, match=message):
             store_upload(io.BytesIO(data), folder, name, 10)
     assert sorted(p.name for p in folder.iterdir()) == ["a.txt"]  # no partial files left
@@ -135,13 +145,16 @@ def test_bounded_generator_times_out_in_the_queue_and_frees_slots_on_cancel():
 
 def test_the_generation_queue_admits_what_the_generator_decodes_at_once(tmp_path):
     from api.service import Service
-    from assistant.config import Settings
+    from core.config import Settings
 
     settings = Settings(index_dir=tmp_path, embedder={"model": "hash:64"}, guardrails={"audit_log": None})
     batching = QueuedGenerator(["a"])
     batching.max_concurrency = 3  # as LocalGenerator reports its max_batch
-    cases = [(settings, batching, 3), (settings, QueuedGenerator(["a"]), 1),
-             (settings.model_copy(update={"api": settings.api.model_copy(update={"generation_concurrency": 2})}), batching, 2)]
+    cases = [
+        (settings, batching, 3),
+        (settings, QueuedGenerator(["a"]), 1),
+        (settings.model_copy(update={"api": settings.api.model_copy(update={"generation_concurrency": 2})}), batching, 2),
+    ]
     for config, generator, expected in cases:
         service = Service(config, generator=generator)
         try:

@@ -9,8 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from api.app import create_app
-from assistant.config import Settings
-from assistant.embedding import HashEmbedder
+from core.config import Settings
+from core.embedding import HashEmbedder
 from generator.fake import QueuedGenerator
 from tests.conftest import FIVE_DOCS, ingest_once
 from tests.live_server import live
@@ -26,11 +26,17 @@ def api_schema(tmp_path_factory):
     for name, text in FIVE_DOCS.items():
         (corpus / name).write_text(text, encoding="utf-8")
     ingest_once(root / "indexes" / "docs", HashEmbedder(64), [corpus])
-    config = Settings(index_dir=root / "indexes", embedder={"model": "hash:64"}, chunking={"chunk_tokens": 40, "overlap_tokens": 8},
-                      guardrails={"audit_log": root / "audit.jsonl"}, api={"rate_limit_per_minute": 1_000_000},
-                      api_keys=f"{ADMIN}:admin")
-    app = create_app(config, generator=QueuedGenerator(["Metformin treats type 2 diabetes [1]."]),
-                     embedders={"hash:64": HashEmbedder(64)}, warm_up=False)
+    config = Settings(
+        index_dir=root / "indexes",
+        embedder={"model": "hash:64"},
+        chunking={"chunk_tokens": 40, "overlap_tokens": 8},
+        guardrails={"audit_log": root / "audit.jsonl"},
+        api={"rate_limit_per_minute": 1_000_000},
+        api_keys=f"{ADMIN}:admin",
+    )
+    app = create_app(
+        config, generator=QueuedGenerator(["Metformin treats type 2 diabetes [1]."]), embedders={"hash:64": HashEmbedder(64)}, warm_up=False
+    )
     with live(app) as server:
         yield schemathesis.openapi.from_url(server.url + "/openapi.json")
 
@@ -40,6 +46,7 @@ def test_no_server_errors_and_responses_match_the_schema(api_schema):
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 11
     for operation in operations:
+
         @given(case=operation.as_strategy())
         @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
         def check(case):

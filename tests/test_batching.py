@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM  # noqa: E402
 
-from generator.base import GenerationOptions  # noqa: E402
 from generator import batching  # noqa: E402
+from generator.base import GenerationOptions  # noqa: E402
 from generator.batching import BatchEngine, BatchRequest  # noqa: E402
 
 VOCAB, EOS, PAD = 64, 63, 0
@@ -22,8 +22,18 @@ VOCAB, EOS, PAD = 64, 63, 0
 
 def tiny(kind: str = "llama"):
     torch.manual_seed(0)
-    common = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=512, eos_token_id=EOS, bos_token_id=1, pad_token_id=PAD)
+    common = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        eos_token_id=EOS,
+        bos_token_id=1,
+        pad_token_id=PAD,
+    )
     if kind == "mistral":  # a sliding-window cache: not stackable
         return MistralForCausalLM(MistralConfig(**common, sliding_window=16)).eval()
     return LlamaForCausalLM(LlamaConfig(**common)).eval()
@@ -47,7 +57,7 @@ def reference(model, prompt: list[int], max_new_tokens: int, eos: int = EOS) -> 
     """What model.generate gives for the prompt alone, greedy, without the end-of-sequence token."""
     with torch.inference_mode():
         out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=PAD)
-    tokens = out[0, len(prompt):].tolist()
+    tokens = out[0, len(prompt) :].tolist()
     return tokens[: tokens.index(eos)] if eos in tokens else tokens
 
 

@@ -16,8 +16,11 @@ SCRIPT = REPO / "bench" / "batching.py"
 
 
 def test_median_run_takes_each_figure_s_median_and_the_first_run_s_texts():
-    runs = [{"wall_s": 3.0, "ttft_max_s": None, "texts": ["a"]}, {"wall_s": 1.0, "ttft_max_s": 2.0, "texts": ["b"]},
-            {"wall_s": 2.0, "ttft_max_s": 4.0, "texts": ["c"]}]
+    runs = [
+        {"wall_s": 3.0, "ttft_max_s": None, "texts": ["a"]},
+        {"wall_s": 1.0, "ttft_max_s": 2.0, "texts": ["b"]},
+        {"wall_s": 2.0, "ttft_max_s": 4.0, "texts": ["c"]},
+    ]
     assert bench.median_run(runs) == {"wall_s": 2.0, "ttft_max_s": 3.0, "texts": ["a"]}
     assert bench.median_run([{"x": None, "texts": []}]) == {"x": None, "texts": []}
 
@@ -33,7 +36,9 @@ def test_options_are_checked():
 @pytest.mark.slow
 def test_quick_run_batches_and_answers_as_one_at_a_time(tmp_path: Path):
     out = tmp_path / "batching.json"
-    result = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| natural | 2 |" in result.stdout and "| fixed | 2 |" in result.stdout
     data = json.loads(out.read_text())

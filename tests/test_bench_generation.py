@@ -28,14 +28,10 @@ bench = _load_bench()
 # ------------------------------------------------------------------------------------------ fast: helpers
 
 
-def test_percentile_interpolates_between_ranks():
-    assert bench.percentile([], 50) is None
-    assert bench.percentile([7.0], 95) == 7.0
-    assert bench.percentile([4, 1, 3, 2], 50) == 2.5  # sorted 1 2 3 4: halfway between 2 and 3
-    assert bench.percentile([1, 2, 3, 4, 5], 50) == 3
-    # rank (5 - 1) * 0.95 = 3.8: 4 + 0.8 * (10 - 4)
-    assert bench.percentile([1, 2, 3, 4, 10], 95) == pytest.approx(8.8)
-    assert bench.percentile([1, 2, 3, 4, 10], 0) == 1 and bench.percentile([1, 2, 3, 4, 10], 100) == 10
+def test_the_benchmarks_use_the_eval_suites_percentile():
+    from eval.metrics import percentile
+
+    assert bench.percentile is percentile  # one implementation (tests/test_eval_metrics.py checks its values)
 
 
 def test_summarize_ignores_missing_values():
@@ -52,8 +48,14 @@ def test_summarize_ignores_missing_values():
 
 
 def test_table_rows_and_ratio():
-    ok = {"status": "ok", "load_s": 1.234, "memory_bytes": 3 * 2**20, "peak_rss_mb": 812.4, "rss_delta_mb": 300.6,
-          "summary": {"ttft_s_p50": 0.51234, "decode_tok_s_p50": 17.06, "tokens_total": 64}}
+    ok = {
+        "status": "ok",
+        "load_s": 1.234,
+        "memory_bytes": 3 * 2**20,
+        "peak_rss_mb": 812.4,
+        "rss_delta_mb": 300.6,
+        "summary": {"ttft_s_p50": 0.51234, "decode_tok_s_p50": 17.06, "tokens_total": 64},
+    }
     assert bench.table_row("4bit", ok) == ["4bit", "1.23", "3.0", "812", "301", "0.512", "17.1", "64"]
     skipped = bench.table_row("4bit+lora", {"status": "skipped", "note": "no adapter"})
     assert skipped[0] == "4bit+lora" and skipped[-1] == "skipped" and len(skipped) == len(bench.TABLE_HEADERS)
@@ -86,8 +88,9 @@ def test_cut_text_ends_at_a_sentence_and_adapter_check(tmp_path: Path):
 @pytest.mark.slow
 def test_quick_run_measures_the_4bit_model(tmp_path: Path):
     out = tmp_path / "generation.json"
-    done = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--json", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(out.read_text(encoding="utf-8"))
     row = data["configs"]["4bit"]

@@ -159,7 +159,10 @@ def _tiny_beir(folder: Path) -> None:
             text = f"This article is about {topic}. " + " ".join(vocabulary[(i + j) % len(vocabulary)] for j in range(12)) + "."
             corpus.append({"_id": doc_id, "title": f"{topic.title()} note {i}", "text": text})
             qrels.append(f"Q{t}\t{doc_id}\t{2 if i < 2 else 1}")
-    queries = [{"_id": f"Q{t}", "text": f"questions about {topic}: {' '.join(words.split()[:3])}"} for t, (topic, words) in enumerate(TOPICS.items())]
+    queries = [
+        {"_id": f"Q{t}", "text": f"questions about {topic}: {' '.join(words.split()[:3])}"}
+        for t, (topic, words) in enumerate(TOPICS.items())
+    ]
     queries.append({"_id": "unjudged", "text": "this query has no qrels and must be ignored"})
     (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus), encoding="utf-8")
     (folder / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.embedding import HashEmbedder
-from assistant.types import Document
+from core.embedding import HashEmbedder
+from core.types import Document
 from ingest.chunking import Chunker, embedding_input
 from ingest.cleaning import clean_text, clean_title
 
@@ -19,8 +19,7 @@ def _doc(text: str) -> Document:
 @pytest.mark.parametrize("chunk_tokens,overlap", [(20, 0), (20, 5), (50, 10), (7, 3)])
 def test_chunks_point_back_into_the_document_and_fit_the_budget(chunk_tokens, overlap):
     text = "\n\n".join(
-        f"Section {i}. The patient received {i * 5} mg of drug-{i}; symptoms improved. Follow-up after {i} weeks!"
-        for i in range(30)
+        f"Section {i}. The patient received {i * 5} mg of drug-{i}; symptoms improved. Follow-up after {i} weeks!" for i in range(30)
     )
     doc = _doc(text)
     chunks = Chunker(count, chunk_tokens, overlap).split(doc)

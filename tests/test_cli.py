@@ -20,7 +20,7 @@ def test_ingest_search_check_delete_roundtrip(tmp_path, corpus, cli_env):
     hits = json.loads(out.stdout)["hits"]
     assert [h["rank"] for h in hits] == [1, 2]
     assert hits[0]["source"].endswith("dividends.txt") and hits[0]["title"] == "dividends"
-    assert {"score", "text", "start", "end", "document_id", "chunk_id"} <= hits[0].keys()
+    assert {"score", "snippet", "start", "end", "document_id", "chunk_id"} <= hits[0].keys()
 
     out = run_cli(["check", "--collection", "demo", "--json"], cli_env)
     assert out.returncode == 0 and json.loads(out.stdout)["ok"] is True
@@ -31,7 +31,8 @@ def test_ingest_search_check_delete_roundtrip(tmp_path, corpus, cli_env):
 
     out = run_cli(["collections", "--json"], cli_env)
     (manifest,) = json.loads(out.stdout)
-    assert manifest["name"] == "demo" and manifest["documents"] == 4 and manifest["embedder"] == {"name": "hash:64", "dim": 64}
+    assert manifest["name"] == "demo" and manifest["documents"] == 4 and (manifest["embedder"], manifest["dim"]) == ("hash:64", 64)
+    assert manifest["chunking"]["chunk_tokens"] == 40 and manifest["index_kind"] == "flat"
 
     human = run_cli(["search", "asthma inhaler", "--collection", "demo"], cli_env)
     assert human.returncode == 0 and "1. [" in human.stdout and "asthma.txt" in human.stdout

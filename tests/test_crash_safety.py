@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 
 N_FILES = 1200
@@ -50,7 +49,7 @@ def _generation(db: Path) -> int:
 
 
 def _kill_after_commits(args: list[str], env: dict, db: Path, commits: int) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     start = _generation(db) if db.exists() else 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:

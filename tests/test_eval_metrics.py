@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from assistant.citations import NO_ANSWER
+from core.citations import NO_ANSWER
 from eval.metrics import (
     answer_words,
     bootstrap_ci,
@@ -17,17 +17,66 @@ from eval.metrics import (
     gold_qrels,
     gold_run,
     guardrail_metrics,
+    has_valid_citation,
     is_refusal,
     matches_gold,
+    normalise_tokens,
     numbers_in_text,
     numeric_match,
+    percentile,
     percentiles,
     refusal_accuracy,
     refusal_messages,
     retrieval_metrics,
     rouge_l,
+    supported_share,
     token_f1,
 )
+
+# --- token F1, citations, faithfulness --------------------------------------------------------------------
+
+
+def test_normalise_drops_case_punctuation_articles_and_markers():
+    assert normalise_tokens("The Answer, [2] is: an ACE-inhibitor!") == ["answer", "is", "ace", "inhibitor"]
+
+
+@pytest.mark.parametrize(
+    "prediction, reference, expected",
+    [
+        ("metformin lowers glucose", "metformin lowers glucose", 1.0),
+        # 2 common of 3 predicted and 4 reference tokens: P = 2/3, R = 1/2, F1 = 2PR/(P+R) = 4/7
+        ("metformin lowers sugar", "metformin lowers blood glucose", 4 / 7),
+        ("nothing shared", "metformin", 0.0),
+        ("", "", 1.0),  # both empty: agree
+        ("", "metformin", 0.0),
+        ("metformin [1]", "metformin", 1.0),  # citation markers do not count
+        # articles go: prediction ["glucose"], reference ["glucose", "glucose"]: P = 1, R = 1/2, F1 = 2/3
+        ("the the glucose", "glucose glucose", 2 / 3),
+    ],
+)
+def test_token_f1(prediction, reference, expected):
+    assert token_f1(prediction, reference) == pytest.approx(expected)
+
+
+def test_valid_citation_needs_a_marker_within_range():
+    assert has_valid_citation("Yes [2].", 2)
+    assert not has_valid_citation("Yes [3].", 2)
+    assert not has_valid_citation("Yes.", 2)
+    assert not has_valid_citation("", 0)
+
+
+def test_supported_share_per_sentence():
+    passages = ["Metformin is first-line for type 2 diabetes.", "Dividends are paid from profits."]
+    answer = (
+        "Metformin is first-line for type 2 diabetes [1]. "  # supported by [1]
+        "Dividends are paid from profits [1]. "  # cites the wrong passage: unsupported
+        "Metformin cures cancer quickly [1]. "  # 1 of 4 content words found: unsupported
+        "Dividends are paid from profits."  # no citation: unsupported
+    )
+    assert supported_share(answer, passages) == pytest.approx(1 / 4)
+    assert supported_share("", passages) == 0.0
+    assert supported_share("Metformin is first-line [3].", passages) == 0.0  # invalid marker supports nothing
+
 
 # --- ROUGE-L -------------------------------------------------------------------------------------------------
 
@@ -137,8 +186,11 @@ def test_numeric_match_reads_a_reference_given_as_text_and_rejects_bad_input():
 
 def test_numbers_in_text_units_and_signs():
     assert numbers_in_text("$1.2 million [2], (5.2)%, 12k, -3 and 7 m") == [
-        (1.2, "million", False, False), (5.2, "%", False, True), (12.0, "thousand", False, False),
-        (-3.0, "", True, False), (7.0, "", False, False),  # "7 m" could be metres: no scale
+        (1.2, "million", False, False),
+        (5.2, "%", False, True),
+        (12.0, "thousand", False, False),
+        (-3.0, "", True, False),
+        (7.0, "", False, False),  # "7 m" could be metres: no scale
     ]
     assert numbers_in_text("") == []
 
@@ -164,7 +216,12 @@ def test_citation_precision_recall(cited, gold, expected):
 
 # --- gold passages -------------------------------------------------------------------------------------------
 
-MED = {"key": "medquad:2_GARD_QA/0000001-1", "document_id": "a" * 32, "source_suffix": "2_GARD_QA/0000001.xml", "metadata": {"qid": "0000001-1"}}
+MED = {
+    "key": "medquad:2_GARD_QA/0000001-1",
+    "document_id": "a" * 32,
+    "source_suffix": "2_GARD_QA/0000001.xml",
+    "metadata": {"qid": "0000001-1"},
+}
 FIN = {"key": "tatqa:r1/p2", "document_id": "b" * 32, "metadata": {"report_uid": "r1", "kind": "paragraph", "order": 2}}
 
 
@@ -234,19 +291,34 @@ def test_refusal_accuracy_counts():
         {"text": "It is 42 [1]."},  # answerable by default: right
     ]
     assert refusal_accuracy(items) == {
-        "accuracy": 3 / 5, "refusal_rate": 1 / 2, "false_refusal_rate": 1 / 3, "n": 5, "n_unanswerable": 2, "n_answerable": 3,
+        "accuracy": 3 / 5,
+        "refusal_rate": 1 / 2,
+        "false_refusal_rate": 1 / 3,
+        "n": 5,
+        "n_unanswerable": 2,
+        "n_answerable": 3,
     }
 
 
 def test_refusal_accuracy_edge_cases():
     all_refused = [{"answerable": a, "text": NO_ANSWER} for a in (True, True, False, False)]
     assert refusal_accuracy(all_refused) == {
-        "accuracy": 0.5, "refusal_rate": 1.0, "false_refusal_rate": 1.0, "n": 4, "n_unanswerable": 2, "n_answerable": 2,
+        "accuracy": 0.5,
+        "refusal_rate": 1.0,
+        "false_refusal_rate": 1.0,
+        "n": 4,
+        "n_unanswerable": 2,
+        "n_answerable": 2,
     }
     empty_answer = refusal_accuracy([{"answerable": False, "text": ""}])  # an empty answer does not refuse
     assert empty_answer["accuracy"] == 0.0 and empty_answer["false_refusal_rate"] is None
     assert refusal_accuracy([]) == {
-        "accuracy": None, "refusal_rate": None, "false_refusal_rate": None, "n": 0, "n_unanswerable": 0, "n_answerable": 0,
+        "accuracy": None,
+        "refusal_rate": None,
+        "false_refusal_rate": None,
+        "n": 0,
+        "n_unanswerable": 0,
+        "n_answerable": 0,
     }
 
 
@@ -293,7 +365,9 @@ def test_guardrail_metrics_per_rail():
         ("none", set()),  # tn
     ]
     out = guardrail_metrics(results)
-    assert out["injection"] == pytest.approx({"precision": 1 / 3, "recall": 1 / 2, "f1": 0.4, "fp_rate": 2 / 3, "tp": 1, "fp": 2, "fn": 1, "tn": 1})
+    assert out["injection"] == pytest.approx(
+        {"precision": 1 / 3, "recall": 1 / 2, "f1": 0.4, "fp_rate": 2 / 3, "tp": 1, "fp": 2, "fn": 1, "tn": 1}
+    )
     assert out["harmful"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "fp_rate": 0.0, "tp": 1, "fp": 0, "fn": 0, "tn": 4}
     nothing = guardrail_metrics([("none", set())])["injection"]
     assert nothing["precision"] is None and nothing["recall"] is None and nothing["f1"] is None and nothing["fp_rate"] == 0.0
@@ -311,6 +385,16 @@ def test_percentiles():
     assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0}
     assert percentiles([]) == {"p50": None, "p95": None}
     assert percentiles([1, 2, 3, 4], qs=(25, 99.5)).keys() == {"p25", "p99.5"}
+
+
+def test_percentile_interpolates_between_order_statistics():
+    assert percentile([], 50) is None
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([4, 1, 3, 2], 50) == 2.5  # sorted 1 2 3 4: halfway between 2 and 3
+    assert percentile([1, 2, 3, 4, 5], 50) == 3
+    assert percentile([1, 2, 3, 4, 10], 95) == pytest.approx(8.8)  # index 3.8: 4 + 0.8 * (10 - 4)
+    assert percentile([1, 2, 3, 4, 10], 0) == 1 and percentile([1, 2, 3, 4, 10], 100) == 10
+    assert percentile(iter([3.0, 1.0]), 50) == 2.0  # any iterable, as the benchmarks pass generators
 
 
 def test_bootstrap_ci_mean_and_paired_difference():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.embedding import HashEmbedder
+from core.embedding import HashEmbedder
 from eval.metrics import gold_key, gold_numbers, gold_qrels, gold_run, matches_gold, numeric_match, retrieval_metrics
 from tests.conftest import REPO, SHARED_DATA, ingest_once, open_collection
 
@@ -24,8 +24,22 @@ BUILDER = REPO / "scripts" / "build_eval_sets.py"
 COMMON = {"id", "suite"}
 FIELDS = {
     "medical": COMMON | {"collection", "question", "reference", "answerable", "gold", "source", "qtype", "focus"},
-    "finance": COMMON | {"collection", "question", "reference", "answerable", "gold", "source", "answer_type", "scale",
-                         "reference_value", "answer_from", "derivation", "report_uid", "filters"},
+    "finance": COMMON
+    | {
+        "collection",
+        "question",
+        "reference",
+        "answerable",
+        "gold",
+        "source",
+        "answer_type",
+        "scale",
+        "reference_value",
+        "answer_from",
+        "derivation",
+        "report_uid",
+        "filters",
+    },
     "unanswerable": COMMON | {"collection", "question", "reference", "answerable", "gold", "source", "absent_terms"},
     "guardrails": COMMON | {"stage", "text", "expected", "source"},
 }
@@ -215,8 +229,13 @@ def test_unanswerable_key_terms_are_absent_from_the_collection(collections, name
 
 
 def test_builder_stops_with_one_line_when_the_shared_folder_is_missing(tmp_path):
-    result = subprocess.run([sys.executable, str(BUILDER), "--shared", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(BUILDER), "--shared", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "shared data folder not found" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -233,8 +252,13 @@ def test_builder_is_deterministic_and_the_shipped_sets_are_current(tmp_path):
     outputs = []
     for run in ("a", "b"):
         out = tmp_path / run
-        result = subprocess.run([sys.executable, str(BUILDER), "--shared", str(SHARED_DATA), "--out", str(out)],
-                                cwd=REPO, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, str(BUILDER), "--shared", str(SHARED_DATA), "--out", str(out)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]

@@ -5,23 +5,21 @@ The injection/harmful rules of common.yaml and the PII validators are tested els
 
 from __future__ import annotations
 
-import re
-
 import json
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
-
-from assistant.citations import NO_ANSWER
 from conftest import run_cli
+
+from core.citations import NO_ANSWER
 from guardrails import output_checks as oc
 from guardrails.audit import AuditLog
 from guardrails.engine import Guard
 from guardrails.events import GuardEvent, GuardResult
 from guardrails.normalize import normalise
 from guardrails.packs import BUILTIN, Pack, PackError, Rule, load_pack
-
 
 # --- helpers ----------------------------------------------------------------------------------------------
 
@@ -75,7 +73,9 @@ def test_builtin_packs_load():
 
 
 def test_user_pack_file_works_in_a_guard_without_code_changes(tmp_path):
-    path = write_pack(tmp_path, """\
+    path = write_pack(
+        tmp_path,
+        """\
         name: acme
         description: Company secrets.
         rules:
@@ -92,7 +92,8 @@ def test_user_pack_file_works_in_a_guard_without_code_changes(tmp_path):
             action: block
             category: leak
             message: That answer quoted an internal document.
-        """)
+        """,
+    )
     pack = load_pack(path)
     assert pack.name == "acme" and [r.id for r in pack.rules] == ["acme.codename", "acme.leak"]
     checker = Guard.from_packs(["common", str(path)])
@@ -106,45 +107,85 @@ def test_user_pack_file_works_in_a_guard_without_code_changes(tmp_path):
 @pytest.mark.parametrize(
     "body, expected",
     [
-        ("    kind: pattern\n    patterns: ['x']\n    action: annotate\n    message: m\n    colour: red\n",
-         "rule 'my.rule': colour: Extra inputs are not permitted"),
-        ("    kind: magic\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': kind: Input should be 'pattern', 'keywords', 'validator', 'threshold' or 'classifier'"),
-        ("    kind: pattern\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': kind 'pattern' needs a non-empty 'patterns' list"),
-        ("    kind: keywords\n    keywords: []\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': kind 'keywords' needs a non-empty 'keywords' list"),
-        ("    kind: pattern\n    patterns: ['(unclosed']\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': patterns: pattern '(unclosed' is not a valid regular expression"),
-        ("    kind: pattern\n    patterns: ['x']\n    requires: ['[a-']\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': requires: pattern '[a-' is not a valid regular expression"),
-        ("    kind: validator\n    validator: pii.shoe_size\n    action: annotate\n    message: m\n",
-         "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, pii."),
-        ("    kind: pattern\n    patterns: ['x']\n    action: block\n",
-         "rule 'my.rule': action 'block' needs a 'message'"),
-        ("    kind: pattern\n    patterns: ['x']\n    action: disclaimer\n    message: '   '\n",
-         "rule 'my.rule': action 'disclaimer' needs a 'message'"),
-        ("    kind: pattern\n    patterns: ['x']\n    action: rewrite\n",
-         "rule 'my.rule': action 'rewrite' needs a 'replacement'"),
-        ("    kind: threshold\n    signal: relevance\n    below: 0.5\n    action: redact\n",
-         "rule 'my.rule': a threshold rule has no span to redact or rewrite"),
-        ("    kind: threshold\n    signal: relevance\n    action: block\n    message: m\n",
-         "rule 'my.rule': kind 'threshold' needs 'signal' and 'below'"),
-        ("    kind: pattern\n    patterns: ['x']\n    action: explode\n    message: m\n",
-         "rule 'my.rule': action: Input should be 'block', 'redact', 'rewrite', 'annotate' or 'disclaimer'"),
-        ("    kind: classifier\n    model: injection\n    action: block\n    message: m\n",
-         "rule 'my.rule': kind 'classifier' needs 'model' and 'above'"),
-        ("    kind: classifier\n    model: injection\n    above: 1.5\n    action: block\n    message: m\n",
-         "rule 'my.rule': above: Input should be less than or equal to 1"),
-        ("    kind: classifier\n    model: injection\n    above: 0.9\n    action: redact\n",
-         "rule 'my.rule': a classifier rule has no span to redact or rewrite"),
-        ("    kind: classifier\n    model: no-such-model\n    above: 0.9\n    action: block\n    message: m\n",
-         "rule 'my.rule': no classifier model 'no-such-model': not a built-in model (injection) nor a file"),
+        (
+            "    kind: pattern\n    patterns: ['x']\n    action: annotate\n    message: m\n    colour: red\n",
+            "rule 'my.rule': colour: Extra inputs are not permitted",
+        ),
+        (
+            "    kind: magic\n    action: annotate\n    message: m\n",
+            "rule 'my.rule': kind: Input should be 'pattern', 'keywords', 'validator', 'threshold' or 'classifier'",
+        ),
+        ("    kind: pattern\n    action: annotate\n    message: m\n", "rule 'my.rule': kind 'pattern' needs a non-empty 'patterns' list"),
+        (
+            "    kind: keywords\n    keywords: []\n    action: annotate\n    message: m\n",
+            "rule 'my.rule': kind 'keywords' needs a non-empty 'keywords' list",
+        ),
+        (
+            "    kind: pattern\n    patterns: ['(unclosed']\n    action: annotate\n    message: m\n",
+            "rule 'my.rule': patterns: pattern '(unclosed' is not a valid regular expression",
+        ),
+        (
+            "    kind: pattern\n    patterns: ['x']\n    requires: ['[a-']\n    action: annotate\n    message: m\n",
+            "rule 'my.rule': requires: pattern '[a-' is not a valid regular expression",
+        ),
+        (
+            "    kind: validator\n    validator: pii.shoe_size\n    action: annotate\n    message: m\n",
+            "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, pii.",
+        ),
+        ("    kind: pattern\n    patterns: ['x']\n    action: block\n", "rule 'my.rule': action 'block' needs a 'message'"),
+        (
+            "    kind: pattern\n    patterns: ['x']\n    action: disclaimer\n    message: '   '\n",
+            "rule 'my.rule': action 'disclaimer' needs a 'message'",
+        ),
+        ("    kind: pattern\n    patterns: ['x']\n    action: rewrite\n", "rule 'my.rule': action 'rewrite' needs a 'replacement'"),
+        (
+            "    kind: threshold\n    signal: relevance\n    below: 0.5\n    action: redact\n",
+            "rule 'my.rule': a threshold rule has no span to redact or rewrite",
+        ),
+        (
+            "    kind: threshold\n    signal: relevance\n    action: block\n    message: m\n",
+            "rule 'my.rule': kind 'threshold' needs 'signal' and 'below'",
+        ),
+        (
+            "    kind: pattern\n    patterns: ['x']\n    action: explode\n    message: m\n",
+            "rule 'my.rule': action: Input should be 'block', 'redact', 'rewrite', 'annotate' or 'disclaimer'",
+        ),
+        (
+            "    kind: classifier\n    model: injection\n    action: block\n    message: m\n",
+            "rule 'my.rule': kind 'classifier' needs 'model' and 'above'",
+        ),
+        (
+            "    kind: classifier\n    model: injection\n    above: 1.5\n    action: block\n    message: m\n",
+            "rule 'my.rule': above: Input should be less than or equal to 1",
+        ),
+        (
+            "    kind: classifier\n    model: injection\n    above: 0.9\n    action: redact\n",
+            "rule 'my.rule': a classifier rule has no span to redact or rewrite",
+        ),
+        (
+            "    kind: classifier\n    model: no-such-model\n    above: 0.9\n    action: block\n    message: m\n",
+            "rule 'my.rule': no classifier model 'no-such-model': not a built-in model (injection) nor a file",
+        ),
     ],
-    ids=["unknown-field", "bad-kind", "pattern-without-patterns", "empty-keywords", "invalid-regex", "invalid-requires",
-         "unknown-validator", "block-without-message", "disclaimer-blank-message", "rewrite-without-replacement",
-         "threshold-with-redact", "threshold-without-below", "bad-action", "classifier-without-above",
-         "classifier-above-out-of-range", "classifier-with-redact", "classifier-unknown-model"],
+    ids=[
+        "unknown-field",
+        "bad-kind",
+        "pattern-without-patterns",
+        "empty-keywords",
+        "invalid-regex",
+        "invalid-requires",
+        "unknown-validator",
+        "block-without-message",
+        "disclaimer-blank-message",
+        "rewrite-without-replacement",
+        "threshold-with-redact",
+        "threshold-without-below",
+        "bad-action",
+        "classifier-without-above",
+        "classifier-above-out-of-range",
+        "classifier-with-redact",
+        "classifier-unknown-model",
+    ],
 )
 def test_validation_errors_name_file_rule_and_problem(tmp_path, body, expected):
     path = write_pack(tmp_path, RULE_HEAD + body)
@@ -157,8 +198,11 @@ def test_validation_errors_name_file_rule_and_problem(tmp_path, body, expected):
 
 
 def test_validation_error_names_bad_stage(tmp_path):
-    path = write_pack(tmp_path, RULE_HEAD.replace("stage: input", "stage: retrieval")
-                      + "    kind: pattern\n    patterns: ['x']\n    action: annotate\n    message: m\n")
+    path = write_pack(
+        tmp_path,
+        RULE_HEAD.replace("stage: input", "stage: retrieval")
+        + "    kind: pattern\n    patterns: ['x']\n    action: annotate\n    message: m\n",
+    )
     with pytest.raises(PackError, match=r"rule 'my.rule': stage: Input should be 'input', 'ingest' or 'output'") as err:
         load_pack(path)
     assert str(path) in str(err.value)
@@ -174,31 +218,45 @@ def test_unknown_validator_lists_the_known_ones(tmp_path):
 
 
 def test_rule_without_id_is_named_by_position(tmp_path):
-    path = write_pack(tmp_path, """\
+    path = write_pack(
+        tmp_path,
+        """\
         name: t
         rules:
           - {id: ok, stage: input, category: c, kind: pattern, patterns: [x], action: annotate, message: m}
           - {stage: input, category: c, kind: pattern, patterns: [y], action: annotate, message: m}
-        """)
+        """,
+    )
     with pytest.raises(PackError, match=r"rule '#2': id: Field required"):
         load_pack(path)
 
 
 def test_duplicate_rule_id_in_one_pack(tmp_path):
-    path = write_pack(tmp_path, """\
+    path = write_pack(
+        tmp_path,
+        """\
         name: t
         rules:
           - {id: dup.rule, stage: input, category: c, kind: pattern, patterns: [x], action: annotate, message: m}
           - {id: dup.rule, stage: output, category: c, kind: pattern, patterns: [y], action: annotate, message: m}
-        """)
+        """,
+    )
     with pytest.raises(PackError) as err:
         load_pack(path)
     assert str(err.value) == f"{path}: rule 'dup.rule' appears twice"
 
 
 def test_duplicate_rule_id_across_two_packs_given_to_guard(tmp_path):
-    a = write_pack(tmp_path, "name: alpha\nrules:\n  - {id: same.id, stage: input, category: c, kind: pattern, patterns: [x], action: annotate, message: m}\n", "a.yaml")
-    b = write_pack(tmp_path, "name: beta\nrules:\n  - {id: same.id, stage: output, category: c, kind: pattern, patterns: [y], action: annotate, message: m}\n", "b.yaml")
+    a = write_pack(
+        tmp_path,
+        "name: alpha\nrules:\n  - {id: same.id, stage: input, category: c, kind: pattern, patterns: [x], action: annotate, message: m}\n",
+        "a.yaml",
+    )
+    b = write_pack(
+        tmp_path,
+        "name: beta\nrules:\n  - {id: same.id, stage: output, category: c, kind: pattern, patterns: [y], action: annotate, message: m}\n",
+        "b.yaml",
+    )
     load_pack(a), load_pack(b)  # each is fine alone
     with pytest.raises(PackError, match=r"rule 'same.id' is in both pack 'alpha' and pack 'beta'"):
         Guard.from_packs([str(a), str(b)])
@@ -236,7 +294,7 @@ def test_unknown_pack_name_lists_builtins(tmp_path):
 
 
 def test_pack_error_is_a_user_error():
-    from assistant.errors import UserError
+    from core.errors import UserError
 
     assert issubclass(PackError, UserError)
 
@@ -333,7 +391,10 @@ def test_redact_uses_replacement_or_category_default():
     result = checker.check("A secret, codename falcon, another secret.", "input")
     assert result.text == "A <gone>, [INTERNAL_NAME], another <gone>."
     assert [(e.rule_id, e.action, e.span) for e in result.events] == [
-        ("t.named", "redact", (2, 8)), ("t.named", "redact", (35, 41)), ("t.default", "redact", (10, 25))]
+        ("t.named", "redact", (2, 8)),
+        ("t.named", "redact", (35, 41)),
+        ("t.default", "redact", (10, 25)),
+    ]
 
 
 def test_redact_maps_spans_from_normalised_to_original_text():
@@ -434,8 +495,16 @@ def test_classifier_rule_fires_at_or_above_its_threshold(tmp_path):
     from guardrails.classifier import load_classifier, train
 
     # A tiny model trained here: "pirate" wording is the positive class.
-    texts = ["talk like a pirate now", "arr matey pirate speak", "be a pirate captain", "pirate voice please",
-             "what is the dose of aspirin", "how is revenue recognised", "symptoms of flu", "net income in 2019"]
+    texts = [
+        "talk like a pirate now",
+        "arr matey pirate speak",
+        "be a pirate captain",
+        "pirate voice please",
+        "what is the dose of aspirin",
+        "how is revenue recognised",
+        "symptoms of flu",
+        "net income in 2019",
+    ]
     path = tmp_path / "pirate.json"
     path.write_text(json.dumps(train(texts, [1, 1, 1, 1, 0, 0, 0, 0])), encoding="utf-8")
     model = load_classifier(str(path))
@@ -450,7 +519,7 @@ def test_classifier_rule_fires_at_or_above_its_threshold(tmp_path):
 
 
 def test_classifier_model_file_errors_are_clear(tmp_path):
-    from assistant.errors import UserError
+    from core.errors import UserError
     from guardrails.classifier import TextClassifier, load_classifier
 
     broken = tmp_path / "broken.json"
@@ -460,8 +529,15 @@ def test_classifier_model_file_errors_are_clear(tmp_path):
     with pytest.raises(UserError, match=r"not a classifier model file \(KeyError"):
         TextClassifier({"vocabulary": ["ab"]})
     with pytest.raises(UserError, match="different lengths"):
-        TextClassifier({"vectoriser": {"analyzer": "char_wb", "ngram_range": [2, 3], "sublinear_tf": True},
-                        "vocabulary": ["ab", "bc"], "idf": [1.0, 1.0], "coef": [0.5], "intercept": 0})
+        TextClassifier(
+            {
+                "vectoriser": {"analyzer": "char_wb", "ngram_range": [2, 3], "sublinear_tf": True},
+                "vocabulary": ["ab", "bc"],
+                "idf": [1.0, 1.0],
+                "coef": [0.5],
+                "intercept": 0,
+            }
+        )
 
 
 def test_shipped_injection_model_card_and_in_domain_questions():
@@ -471,8 +547,12 @@ def test_shipped_injection_model_card_and_in_domain_questions():
     assert model.card["suggested_threshold"] == 0.85 and model.card["trained_on"]["positive"] > 100
     common = {r.id: r for r in load_pack("common").rules}
     assert common["injection.classifier"].above == model.card["suggested_threshold"]
-    for question in ("What is the recommended dose of metformin for adults?", "What are the symptoms of glaucoma?",
-                     "What was the change in operating income between 2018 and 2019?", "How does the company recognise revenue?"):
+    for question in (
+        "What is the recommended dose of metformin for adults?",
+        "What are the symptoms of glaucoma?",
+        "What was the change in operating income between 2018 and 2019?",
+        "How does the company recognise revenue?",
+    ):
         assert model.score(question) < 0.5, question
 
 
@@ -560,8 +640,13 @@ def test_informational_medical_questions_do_not_block(builtin_guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["I want to kill myself", "I'm thinking about ending it, I want to end my life", "I don't want to live anymore",
-     "Ich will mich umbringen", "Ich will nicht mehr leben"],
+    [
+        "I want to kill myself",
+        "I'm thinking about ending it, I want to end my life",
+        "I don't want to live anymore",
+        "Ich will mich umbringen",
+        "Ich will nicht mehr leben",
+    ],
 )
 def test_self_harm_blocks_with_crisis_lines(builtin_guard, text):
     result = builtin_guard.check(text, "input")
@@ -572,8 +657,13 @@ def test_self_harm_blocks_with_crisis_lines(builtin_guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["Should I double my dose of metformin?", "How much insulin should I take?", "Can I take 500 mg of ibuprofen?",
-     "Is it safe for me to double my dose?", "Soll ich die Dosis erhöhen?"],
+    [
+        "Should I double my dose of metformin?",
+        "How much insulin should I take?",
+        "Can I take 500 mg of ibuprofen?",
+        "Is it safe for me to double my dose?",
+        "Soll ich die Dosis erhöhen?",
+    ],
 )
 def test_personal_dosing_questions_are_annotated(builtin_guard, text):
     result = builtin_guard.check(text, "input")
@@ -584,8 +674,14 @@ def test_personal_dosing_questions_are_annotated(builtin_guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["Should I buy Apple stock?", "Soll ich Aktien kaufen?", "Is Tesla a good investment?", "Which stocks should I buy?",
-     "How should I invest my savings?", "Sollte ich in ETFs investieren?"],
+    [
+        "Should I buy Apple stock?",
+        "Soll ich Aktien kaufen?",
+        "Is Tesla a good investment?",
+        "Which stocks should I buy?",
+        "How should I invest my savings?",
+        "Sollte ich in ETFs investieren?",
+    ],
 )
 def test_personal_finance_advice_is_annotated(builtin_guard, text):
     result = builtin_guard.check(text, "input")
@@ -595,8 +691,7 @@ def test_personal_finance_advice_is_annotated(builtin_guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["What was Apple's revenue in 2019?", "What is a dividend payout ratio?", "How are bonds priced?",
-     "When is revenue recognised?"],
+    ["What was Apple's revenue in 2019?", "What is a dividend payout ratio?", "How are bonds priced?", "When is revenue recognised?"],
 )
 def test_general_finance_questions_are_not_annotated(builtin_guard, text):
     assert builtin_guard.check(text, "input").events == []
@@ -711,15 +806,18 @@ def test_embedding_support_rescues_a_paraphrase():
 
 def test_quote_fallback_when_nothing_is_supported():
     result = Guard.from_packs(["common"]).check("Metformin cures cancer [1]. Unicorns fly [2].", "output", CTX)
-    assert result.text == ('"Common side effects are nausea and diarrhoea; take it with meals." [2]\n'
-                           '"Metformin is a first-line medicine for type 2 diabetes." [1]')
+    assert result.text == (
+        '"Common side effects are nausea and diarrhoea; take it with meals." [2]\n'
+        '"Metformin is a first-line medicine for type 2 diabetes." [1]'
+    )
     assert ids(result)[-1] == "output.grounding_fallback"
     assert result.events[-1].action == "rewrite" and result.events[-1].category == "grounding"
 
 
 def test_quote_fallback_picks_sentences_overlapping_the_question():
-    assert oc.quote_fallback("What does it do to glucose in the liver?", PASSAGES, k=1) == \
-        '"It lowers glucose production in the liver." [1]'
+    assert (
+        oc.quote_fallback("What does it do to glucose in the liver?", PASSAGES, k=1) == '"It lowers glucose production in the liver." [1]'
+    )
     assert oc.quote_fallback("What is the usual dose?", PASSAGES, k=1) == '"The usual dose is 500 mg twice daily." [2]'
     assert oc.quote_fallback("zebra migration", PASSAGES) == NO_ANSWER
     assert oc.quote_fallback("anything", []) == NO_ANSWER
@@ -821,8 +919,14 @@ def test_cli_guard_json(cli_env):
     assert result["blocked"] is True and result["reply"] == EMERGENCY
     assert result["text"] == "I am having chest pain right now"
     (event,) = [e for e in result["events"] if e["rule_id"] == "medical.emergency"]
-    assert event == {"rule_id": "medical.emergency", "stage": "input", "action": "block", "category": "emergency",
-                     "message": EMERGENCY, "span": [0, 32]}
+    assert event == {
+        "rule_id": "medical.emergency",
+        "stage": "input",
+        "action": "block",
+        "category": "emergency",
+        "message": EMERGENCY,
+        "span": [0, 32],
+    }
 
 
 def test_cli_guard_human_output(cli_env):
@@ -850,7 +954,9 @@ def test_cli_guard_file_jsonl(tmp_path, cli_env):
 
 def test_cli_guard_file_output_stage_with_passages(tmp_path, cli_env):
     path = tmp_path / "answers.jsonl"
-    path.write_text(json.dumps({"text": "Metformin cures cancer [1].", "passages": PASSAGES, "question": "side effects of metformin?"}) + "\n")
+    path.write_text(
+        json.dumps({"text": "Metformin cures cancer [1].", "passages": PASSAGES, "question": "side effects of metformin?"}) + "\n"
+    )
     out = run_cli(["guard", "--file", str(path), "--stage", "output", "--json"], cli_env)
     assert out.returncode == 0, out.stderr
     (result,) = [json.loads(line) for line in out.stdout.splitlines()]
@@ -928,3 +1034,9 @@ def test_regression_duplicate_rule_across_packs_is_a_user_error(cli_env):
     out = run_cli(["guard", "hello", "--pack", "common", "--pack", "common"], cli_env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert re.search(r"rule '[\w.]+' is in both pack 'common' and pack 'common'", out.stderr)
+
+
+def test_lexical_support_counts_content_words_only():
+    # content words: metformin, lowers, liver, glucose -> 3 of 4 in the passage
+    assert oc.lexical_support("Metformin lowers glucose in the liver.", ["Metformin lowers glucose production."]) == pytest.approx(3 / 4)
+    assert oc.lexical_support("It is what it is.", ["unrelated"]) == 1.0  # nothing to check

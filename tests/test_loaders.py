@@ -16,8 +16,8 @@ import pytest
 from reportlab.lib import pdfencrypt
 from reportlab.pdfgen import canvas
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file
 from ingest.loaders.tatqa import render_table
 
@@ -54,7 +54,8 @@ def write(tmp_path: pathlib.Path, name: str, content: str | bytes) -> pathlib.Pa
 
 def test_supported_suffixes():
     assert SUPPORTED_SUFFIXES == frozenset(
-        {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl", ".xml"})
+        {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl", ".xml"}
+    )
 
 
 def test_missing_unsupported_directory_and_empty(tmp_path):
@@ -103,14 +104,11 @@ def test_binary_file_is_refused(tmp_path):
 
 def test_invalid_utf8_and_fallback(tmp_path):
     path = write(tmp_path, "latin.txt", "caf\u00e9 ok".encode("cp1252"))
-    assert reason(path) == ("not valid UTF-8 (byte 0xe9 at offset 3); "
-                            "set ASSISTANT_INGEST__ENCODING_FALLBACK=cp1252 to read it as cp1252")
+    assert reason(path) == ("not valid UTF-8 (byte 0xe9 at offset 3); set ASSISTANT_INGEST__ENCODING_FALLBACK=cp1252 to read it as cp1252")
     assert load(path, encoding_fallback="cp1252")[0].text == "caf\u00e9 ok"
     undefined = write(tmp_path, "undefined.txt", b"abc \x81")  # 0x81 is unassigned in cp1252
-    assert reason(undefined, encoding_fallback="cp1252") == (
-        "not valid UTF-8 (byte 0x81 at offset 4) and not valid cp1252 either")
-    assert reason(path, encoding_fallback="no-such-codec") == (
-        "unknown encoding 'no-such-codec' in ASSISTANT_INGEST__ENCODING_FALLBACK")
+    assert reason(undefined, encoding_fallback="cp1252") == ("not valid UTF-8 (byte 0x81 at offset 4) and not valid cp1252 either")
+    assert reason(path, encoding_fallback="no-such-codec") == ("unknown encoding 'no-such-codec' in ASSISTANT_INGEST__ENCODING_FALLBACK")
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
@@ -160,15 +158,16 @@ line one
 def test_html_text_structure_and_title(tmp_path):
     doc = load(write(tmp_path, "aspirin.html", PAGE))[0]
     assert doc.title == "Aspirin dosing"
-    assert doc.text == ("Aspirin\n\nAdults take 75 mg daily.\n\nWith food\nWith water\n\n"
-                        "line one\n    indented two\n\nForm | Strength\nTablet | 75 mg\n\nFirst\nSecond")
+    assert doc.text == (
+        "Aspirin\n\nAdults take 75 mg daily.\n\nWith food\nWith water\n\n"
+        "line one\n    indented two\n\nForm | Strength\nTablet | 75 mg\n\nFirst\nSecond"
+    )
     for dropped in ("Home", "Site banner", "color", "tracking", "Enable JS", "templated", "Copyright", "hidden"):
         assert dropped not in doc.text
 
 
 def test_html_title_fallbacks(tmp_path):
-    assert load(write(tmp_path, "a.htm", "<html><body><h1>Heading  one</h1><p>x</p></body></html>"))[0].title \
-        == "Heading one"
+    assert load(write(tmp_path, "a.htm", "<html><body><h1>Heading  one</h1><p>x</p></body></html>"))[0].title == "Heading one"
     assert load(write(tmp_path, "plain-page.html", "<p>only text</p>"))[0].title == "plain-page"
     assert reason(write(tmp_path, "empty.html", "<html><script>x()</script></html>")) == "no text"
 
@@ -195,8 +194,7 @@ def make_pdf(pages: list[str], title: str | None = None, **canvas_args) -> bytes
 
 
 def test_pdf_pages_and_title(tmp_path):
-    path = write(tmp_path, "report.pdf", make_pdf(["Page one text.\nSecond line.", "Page two text."],
-                                                  title="Quarterly Report"))
+    path = write(tmp_path, "report.pdf", make_pdf(["Page one text.\nSecond line.", "Page two text."], title="Quarterly Report"))
     (doc,) = load(path)
     assert doc.title == "Quarterly Report"
     assert doc.metadata == {"pages": 2}
@@ -244,8 +242,7 @@ def test_pdf_without_text(tmp_path):
     c.rect(100, 100, 200, 200, fill=1)  # a drawing, like a scanned page: no text layer
     c.showPage()
     c.save()
-    assert reason(write(tmp_path, "scan.pdf", buf.getvalue())) == (
-        "PDF has no extractable text (scanned images? run OCR first)")
+    assert reason(write(tmp_path, "scan.pdf", buf.getvalue())) == ("PDF has no extractable text (scanned images? run OCR first)")
 
 
 # --- DOCX ------------------------------------------------------------------------------------------------
@@ -263,8 +260,7 @@ def _report(document):
     document.add_heading("Medication plan", level=1)
     document.add_paragraph("Before the table.")
     table = document.add_table(rows=3, cols=3)
-    for row, cells in zip(table.rows, [["Drug", "Dose", "Notes"], ["Aspirin", "75 mg", ""],
-                                        ["Metformin", "500 mg", "with food"]]):
+    for row, cells in zip(table.rows, [["Drug", "Dose", "Notes"], ["Aspirin", "75 mg", ""], ["Metformin", "500 mg", "with food"]]):
         for cell, value in zip(row.cells, cells):
             cell.text = value
     document.add_paragraph("After the table.")
@@ -273,9 +269,11 @@ def _report(document):
 def test_docx_body_order_tables_and_heading_title(tmp_path):
     (doc,) = load(write(tmp_path, "plan.docx", make_docx(_report)))
     assert doc.title == "Medication plan"
-    assert doc.text == ("Medication plan\n\nBefore the table.\n\n"
-                        "Drug: Aspirin; Dose: 75 mg\nDrug: Metformin; Dose: 500 mg; Notes: with food\n\n"
-                        "After the table.")
+    assert doc.text == (
+        "Medication plan\n\nBefore the table.\n\n"
+        "Drug: Aspirin; Dose: 75 mg\nDrug: Metformin; Dose: 500 mg; Notes: with food\n\n"
+        "After the table."
+    )
     assert doc.metadata == {}
 
 
@@ -308,8 +306,7 @@ def test_corrupt_docx(tmp_path):
     assert reason(write(tmp_path, "cut.docx", data[: len(data) // 2])).startswith("not a valid DOCX file: ")
     assert reason(write(tmp_path, "text.docx", "plain text")).startswith("not a valid DOCX file: ")
     ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512
-    assert reason(write(tmp_path, "old.docx", ole)) == (
-        "not a valid DOCX file: old binary Word .doc format; save it as .docx")
+    assert reason(write(tmp_path, "old.docx", ole)) == ("not a valid DOCX file: old binary Word .doc format; save it as .docx")
 
 
 # --- CSV -------------------------------------------------------------------------------------------------
@@ -332,16 +329,17 @@ def test_csv_sniffs_semicolons(tmp_path):
 
 def test_csv_refusals(tmp_path):
     assert reason(write(tmp_path, "header.csv", "a,b,c\n")) == "no data rows"
-    assert reason(write(tmp_path, "cut.csv", 'a,b\n1,"unterminated\n')) == (
-        "invalid CSV at line 2: unexpected end of data")
+    assert reason(write(tmp_path, "cut.csv", 'a,b\n1,"unterminated\n')) == ("invalid CSV at line 2: unexpected end of data")
 
 
 # --- JSON / JSONL ----------------------------------------------------------------------------------------
 
 
 def test_beir_corpus(tmp_path):
-    lines = [{"_id": "MED-10", "title": "Statins", "text": "Statin use and survival.", "metadata": {"url": "u"}},
-             {"_id": "MED-11", "text": "No title here."}]
+    lines = [
+        {"_id": "MED-10", "title": "Statins", "text": "Statin use and survival.", "metadata": {"url": "u"}},
+        {"_id": "MED-11", "text": "No title here."},
+    ]
     docs = load(write(tmp_path, "corpus.jsonl", "\n".join(json.dumps(r) for r in lines) + "\n\n"))
     assert [(d.title, d.text, d.metadata) for d in docs] == [
         ("Statins", "Statin use and survival.", {"beir_id": "MED-10", "url": "u"}),
@@ -350,15 +348,19 @@ def test_beir_corpus(tmp_path):
 
 
 def test_generic_jsonl(tmp_path):
-    content = ('{"title": "Note A", "content": "Alpha text", "author": "kim", "score": 3, "tags": ["x"]}\n'
-               "\n"
-               '{"id": 7, "fields": {"kind": "memo", "flag": true}, "items": [1, 2]}\n'
-               '"a bare string"\n')
+    content = (
+        '{"title": "Note A", "content": "Alpha text", "author": "kim", "score": 3, "tags": ["x"]}\n'
+        "\n"
+        '{"id": 7, "fields": {"kind": "memo", "flag": true}, "items": [1, 2]}\n'
+        '"a bare string"\n'
+    )
     docs = load(write(tmp_path, "notes.jsonl", content))
-    assert (docs[0].title, docs[0].text, docs[0].metadata) == (
-        "Note A", "Alpha text", {"author": "kim", "score": 3, "line": 1})
+    assert (docs[0].title, docs[0].text, docs[0].metadata) == ("Note A", "Alpha text", {"author": "kim", "score": 3, "line": 1})
     assert (docs[1].title, docs[1].text, docs[1].metadata) == (
-        "notes line 3", "id: 7\nfields.kind: memo\nfields.flag: true\nitems: 1, 2", {"line": 3})
+        "notes line 3",
+        "id: 7\nfields.kind: memo\nfields.flag: true\nitems: 1, 2",
+        {"line": 3},
+    )
     assert (docs[2].title, docs[2].text) == ("notes line 4", "a bare string")
 
 
@@ -369,26 +371,27 @@ def test_broken_jsonl_line(tmp_path):
 
 def test_json_list_object_and_errors(tmp_path):
     docs = load(write(tmp_path, "items.json", json.dumps([{"name": "A", "body": "first"}, {"q": "x?", "a": "y"}])))
-    assert [(d.title, d.text, d.metadata) for d in docs] == [
-        ("A", "first", {"item": 1}), ("items item 2", "q: x?\na: y", {"item": 2})]
+    assert [(d.title, d.text, d.metadata) for d in docs] == [("A", "first", {"item": 1}), ("items item 2", "q: x?\na: y", {"item": 2})]
     (doc,) = load(write(tmp_path, "config.json", '{"service": {"name": "api", "port": 8080}}'))
     assert (doc.title, doc.text) == ("config", "service.name: api\nservice.port: 8080")
-    assert reason(write(tmp_path, "bad.json", '{\n  "a": 1\n  "b": 2\n}')) == (
-        "invalid JSON at line 3, column 3: Expecting ',' delimiter")
+    assert reason(write(tmp_path, "bad.json", '{\n  "a": 1\n  "b": 2\n}')) == ("invalid JSON at line 3, column 3: Expecting ',' delimiter")
     assert reason(write(tmp_path, "empty.json", "[]")) == "no text"
     assert reason(write(tmp_path, "deep.json", "[" * 100_000 + "]" * 100_000)) == "JSON nested too deeply"
 
 
 TATQA_REPORT = {
-    "table": {"uid": "3ffd9053-aaaa-bbbb", "table": [
-        ["", "", "Years Ended September 30,", ""],
-        ["", "2019", "2018", "2017"],
-        ["Current assets:", "", "", ""],
-        ["Revenue", "$1,234", "1,100", ""],
-        ["Other", "44.1", "56.7", "70.8"],
-        ["", "$1,278.1", "1,156.7", "70.8"],
-        ["Total current assets", "1,300", "1,200", "1,000"],
-    ]},
+    "table": {
+        "uid": "3ffd9053-aaaa-bbbb",
+        "table": [
+            ["", "", "Years Ended September 30,", ""],
+            ["", "2019", "2018", "2017"],
+            ["Current assets:", "", "", ""],
+            ["Revenue", "$1,234", "1,100", ""],
+            ["Other", "44.1", "56.7", "70.8"],
+            ["", "$1,278.1", "1,156.7", "70.8"],
+            ["Total current assets", "1,300", "1,200", "1,000"],
+        ],
+    },
     "paragraphs": [{"uid": "p-1", "order": 1, "text": "Sales grew."}, {"uid": "p-2", "order": 2, "text": "Costs fell."}],
     "questions": [{"uid": "q", "question": "What were sales?", "answer": ["$1,234"]}],
 }
@@ -396,8 +399,7 @@ TATQA_REPORT = {
 
 def test_tatqa_report(tmp_path):
     docs = load(write(tmp_path, "tatqa.json", json.dumps([TATQA_REPORT])))
-    assert [d.title for d in docs] == ["Report 3ffd9053 table", "Report 3ffd9053 paragraph 1",
-                                       "Report 3ffd9053 paragraph 2"]
+    assert [d.title for d in docs] == ["Report 3ffd9053 table", "Report 3ffd9053 paragraph 1", "Report 3ffd9053 paragraph 2"]
     table = docs[0]
     assert table.metadata == {"report_uid": "3ffd9053-aaaa-bbbb", "kind": "table"}
     y = "Years Ended September 30,"
@@ -408,8 +410,7 @@ def test_tatqa_report(tmp_path):
         f"Total (Current assets) | {y} 2019: $1,278.1 | {y} 2018: 1,156.7 | {y} 2017: 70.8",
         f"Total current assets | {y} 2019: 1,300 | {y} 2018: 1,200 | {y} 2017: 1,000",
     ]
-    assert docs[2].metadata == {"report_uid": "3ffd9053-aaaa-bbbb", "kind": "paragraph", "paragraph_uid": "p-2",
-                                "order": 2}
+    assert docs[2].metadata == {"report_uid": "3ffd9053-aaaa-bbbb", "kind": "paragraph", "paragraph_uid": "p-2", "order": 2}
     assert all("What were sales" not in d.text for d in docs)  # questions are evaluation data
 
 
@@ -431,8 +432,7 @@ def test_tatqa_header_heuristics():
         "Discount rate | Later 2017: 4.10% | Later 2016: 2.00%",
     ]
     # A table without numbers: the first row is the header.
-    assert render_table([["Name", "Role"], ["Kim", "CEO"], ["Lee", ""]]).splitlines() == [
-        "Name | Role", "Kim | Role: CEO"]
+    assert render_table([["Name", "Role"], ["Kim", "CEO"], ["Lee", ""]]).splitlines() == ["Name | Role", "Kim | Role: CEO"]
 
 
 # --- XML -------------------------------------------------------------------------------------------------
@@ -458,24 +458,39 @@ def test_medquad_pairs(tmp_path):
         ("What is (are) X syndrome ?", "X syndrome is rare & it's genetic."),
         ("Is X syndrome inherited ?", "Autosomal dominant."),
     ]
-    assert docs[0].metadata == {"url": "https://ghr.nlm.nih.gov/condition/x", "focus": "X syndrome",
-                                "medquad_id": "0000001", "qid": "0000001-1", "qtype": "information",
-                                "source_name": "GHR"}
+    assert docs[0].metadata == {
+        "url": "https://ghr.nlm.nih.gov/condition/x",
+        "focus": "X syndrome",
+        "medquad_id": "0000001",
+        "qid": "0000001-1",
+        "qtype": "information",
+        "source_name": "GHR",
+    }
 
 
 def test_medquad_lowercase_layout(tmp_path):
-    content = ('<doc docid="0000007" corpus="NINDS" url="http://n/x"><doctitle-focus>Holmes-Adie</doctitle-focus>'
-               '<qaPairs><pair pid="1"><question qid="0000007-1" qtype="information">what is it ?</question>'
-               "<answer>A disorder.</answer></pair></qaPairs></doc>")
+    content = (
+        '<doc docid="0000007" corpus="NINDS" url="http://n/x"><doctitle-focus>Holmes-Adie</doctitle-focus>'
+        '<qaPairs><pair pid="1"><question qid="0000007-1" qtype="information">what is it ?</question>'
+        "<answer>A disorder.</answer></pair></qaPairs></doc>"
+    )
     (doc,) = load(write(tmp_path, "0000007.xml", content))
     assert (doc.title, doc.text) == ("what is it ?", "A disorder.")
-    assert doc.metadata == {"url": "http://n/x", "focus": "Holmes-Adie", "medquad_id": "0000007",
-                            "qid": "0000007-1", "qtype": "information", "source_name": "NINDS"}
+    assert doc.metadata == {
+        "url": "http://n/x",
+        "focus": "Holmes-Adie",
+        "medquad_id": "0000007",
+        "qid": "0000007-1",
+        "qtype": "information",
+        "source_name": "NINDS",
+    }
 
 
 def test_medquad_without_answers(tmp_path):
-    content = ('<Document id="1" source="MPlusDrugs" url="u"><Focus>Drug</Focus><QAPairs><QAPair pid="1">'
-               '<Question qid="1-1" qtype="usage">How to use Drug ?</Question><Answer/></QAPair></QAPairs></Document>')
+    content = (
+        '<Document id="1" source="MPlusDrugs" url="u"><Focus>Drug</Focus><QAPairs><QAPair pid="1">'
+        '<Question qid="1-1" qtype="usage">How to use Drug ?</Question><Answer/></QAPair></QAPairs></Document>'
+    )
     assert reason(write(tmp_path, "drug.xml", content)) == "no answered question/answer pairs"
 
 
@@ -489,14 +504,17 @@ def test_generic_xml(tmp_path):
 
 def test_malformed_xml(tmp_path):
     assert reason(write(tmp_path, "bad.xml", "<a><b>text</a>")) == (
-        "malformed XML: Opening and ending tag mismatch: b line 1 and a, line 1, column 15")
+        "malformed XML: Opening and ending tag mismatch: b line 1 and a, line 1, column 15"
+    )
 
 
 def test_xml_entities_are_not_expanded(tmp_path):
     secret = write(tmp_path, "secret.txt", "TOP-SECRET")
-    content = (f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY ext SYSTEM "file://{secret}">'
-               '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-               "<r>before &ext; &b; after</r>")
+    content = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY ext SYSTEM "file://{secret}">'
+        '<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+        "<r>before &ext; &b; after</r>"
+    )
     text = load(write(tmp_path, "evil.xml", content))[0].text
     assert "TOP-SECRET" not in text and "aaaa" not in text
     assert "before" in text and "after" in text
@@ -505,9 +523,15 @@ def test_xml_entities_are_not_expanded(tmp_path):
 # --- real shared data --------------------------------------------------------------------------------------
 
 MEDQUAD_SOURCES = {
-    "1_CancerGov_QA": "CancerGov", "2_GARD_QA": "GARD", "3_GHR_QA": "GHR",
-    "4_MPlus_Health_Topics_QA": "MPlusHealthTopics", "5_NIDDK_QA": "NIDDK", "6_NINDS_QA": "NINDS",
-    "7_SeniorHealth_QA": "NIHSeniorHealth", "8_NHLBI_QA_XML": "NHLBI", "9_CDC_QA": "CDC",
+    "1_CancerGov_QA": "CancerGov",
+    "2_GARD_QA": "GARD",
+    "3_GHR_QA": "GHR",
+    "4_MPlus_Health_Topics_QA": "MPlusHealthTopics",
+    "5_NIDDK_QA": "NIDDK",
+    "6_NINDS_QA": "NINDS",
+    "7_SeniorHealth_QA": "NIHSeniorHealth",
+    "8_NHLBI_QA_XML": "NHLBI",
+    "9_CDC_QA": "CDC",
 }
 
 
@@ -565,9 +589,11 @@ def test_real_tatqa():
     fiscal = "Fiscal {} (in millions)"
     segments = tables["53474060"].text.splitlines()
     assert segments[0] == " | ".join(fiscal.format(y) for y in (2019, 2018, 2017))
-    assert segments[1] == ("Automotive (Transportation Solutions) | "
-                           f"{fiscal.format(2019)}: $ 5,686 | {fiscal.format(2018)}: $ 6,092 | "
-                           f"{fiscal.format(2017)}: $ 5,228")
+    assert segments[1] == (
+        "Automotive (Transportation Solutions) | "
+        f"{fiscal.format(2019)}: $ 5,686 | {fiscal.format(2018)}: $ 6,092 | "
+        f"{fiscal.format(2017)}: $ 5,228"
+    )
     assert segments[-1].startswith("Total | Fiscal 2019 (in millions): $ 13,448")
     balance = tables["e9a946ce"].text.splitlines()
     assert balance[:2] == ["As of | 2019 | 2018", "Cash and equivalents (Assets) | 2019: $130 | 2018: $91"]

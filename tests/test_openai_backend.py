@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from assistant.errors import UserError
+from core.errors import UserError
 from generator.base import GenerationOptions, Generator
 from generator.openai_compat import KEY_SETTING, MODEL_SETTING, URL_SETTING, BackendError, OpenAIGenerator
 from tests.fake_openai import running_server

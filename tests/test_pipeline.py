@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from assistant.config import Settings
-from assistant.embedding import HashEmbedder
-from assistant.errors import CollectionNotFound, UserError
 from assistant.pipeline import Answer, Assistant
+from assistant.views import answer_view
+from core.citations import NO_ANSWER
+from core.config import Settings
+from core.embedding import HashEmbedder
+from core.errors import CollectionNotFound, UserError
 from generator.fake import QueuedGenerator
-from generator.prompt import NO_ANSWER
 from tests.conftest import ingest_once, run_cli
 from tests.fake_openai import running_server
 
@@ -20,8 +21,12 @@ from tests.fake_openai import running_server
 @pytest.fixture
 def settings(tmp_path, corpus, embedder):
     ingest_once(tmp_path / "indexes" / "docs", embedder, [corpus])
-    return Settings(index_dir=tmp_path / "indexes", embedder={"model": "hash:64"}, retrieval={"min_relevance": 0.2},
-                    guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", "medical"]}})
+    return Settings(
+        index_dir=tmp_path / "indexes",
+        embedder={"model": "hash:64"},
+        retrieval={"min_relevance": 0.2},
+        guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", "medical"]}},
+    )
 
 
 def assistant_with(settings, *replies, **kwargs) -> tuple[Assistant, QueuedGenerator]:
@@ -54,9 +59,10 @@ def test_stream_yields_text_then_the_answer(settings):
     assert isinstance(answer, Answer) and all(isinstance(p, str) for p in pieces) and len(pieces) > 1
     assert "".join(pieces).strip() == answer.raw_text
     assert answer.text.startswith(answer.raw_text)  # the output rails appended the disclaimer
-    data = answer.to_dict()
+    data = answer_view(answer)
     assert data["citations"][0]["title"] == answer.sources[0].title
-    assert {"document_id", "source", "start", "end", "score", "text"} <= set(data["citations"][0])
+    assert data["citations"][0]["snippet"] == answer.sources[0].text and data["raw_text"] == answer.raw_text
+    assert {"document_id", "source", "start", "end", "score", "flags"} <= set(data["citations"][0])
     json.dumps(data)  # serialisable as is
 
 
@@ -77,7 +83,9 @@ def test_passages_that_overflow_the_budget_are_dropped_whole(settings):
 
 def test_no_room_for_any_passage_is_a_clear_error(settings):
     for max_new_tokens in (170, 200):  # room for the question but no passage; no room even for the question
-        tight = settings.model_copy(update={"generator": settings.generator.model_copy(update={"context_tokens": 256, "max_new_tokens": max_new_tokens})})
+        tight = settings.model_copy(
+            update={"generator": settings.generator.model_copy(update={"context_tokens": 256, "max_new_tokens": max_new_tokens})}
+        )
         assistant, _ = assistant_with(tight, "ok")
         with pytest.raises(UserError, match="CONTEXT_TOKENS"):
             assistant.ask("metformin", "docs")
@@ -121,8 +129,16 @@ def test_bad_requests_are_user_errors(settings):
 def served_env(cli_env, corpus):
     assert run_cli(["ingest", str(corpus), "--collection", "docs", "-q"], cli_env).returncode == 0
     with running_server() as server:
-        yield server, {**cli_env, "ASSISTANT_GENERATOR__BACKEND": "openai", "ASSISTANT_GENERATOR__OPENAI_BASE_URL": server.url,
-                       "ASSISTANT_GENERATOR__OPENAI_MODEL": "smol", "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "-1"}
+        yield (
+            server,
+            {
+                **cli_env,
+                "ASSISTANT_GENERATOR__BACKEND": "openai",
+                "ASSISTANT_GENERATOR__OPENAI_BASE_URL": server.url,
+                "ASSISTANT_GENERATOR__OPENAI_MODEL": "smol",
+                "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "-1",
+            },
+        )
 
 
 def test_cli_ask_json_through_an_openai_compatible_server(served_env):
@@ -131,7 +147,8 @@ def test_cli_ask_json_through_an_openai_compatible_server(served_env):
     result = run_cli(["ask", "What is a dividend?", "--collection", "docs", "-k", "2", "--json", "--max-tokens", "50"], env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["text"] == "A dividend is a distribution of profits to shareholders [1]."
+    assert data["answer"] == "A dividend is a distribution of profits to shareholders [1]."
+    assert data["raw_text"] == data["answer"] and data["invalid_citations"] == []
     assert data["citations"][0]["title"] == data["sources"][0]["title"] and data["cited"] == [1]
     assert data["generator"] == f"smol @ {server.url}"
     body = server.requests[0]["body"]
@@ -198,7 +215,9 @@ def test_dosing_question_gets_the_answer_plus_ask_your_clinician(settings):
 
 
 def test_unsupported_sentences_and_bad_citations_are_removed(settings):
-    assistant, _ = assistant_with(settings, "Metformin is a first-line medicine for type 2 diabetes [1]. It cures asthma overnight [1]. See [9].")
+    assistant, _ = assistant_with(
+        settings, "Metformin is a first-line medicine for type 2 diabetes [1]. It cures asthma overnight [1]. See [9]."
+    )
     answer = assistant.ask("What is metformin used for?", "docs")
     assert answer.raw_text.endswith("See [9].")
     first = answer.text.split("\n\n")[0]

@@ -12,9 +12,9 @@ import weakref
 
 import pytest
 
-from assistant.config import Settings
+from core.citations import cited_numbers
+from core.config import Settings
 from generator.base import GenerationOptions
-from assistant.citations import cited_numbers
 from generator.batching import MODEL_THREAD
 from generator.local import SHIPPED_ADAPTER, LocalGenerator
 from generator.prompt import Passage, build_prompt
@@ -25,7 +25,10 @@ CACHE = Settings().generator.cache_dir
 
 PASSAGES = [
     Passage("Revenue recognition", "Revenue is recognised when control of goods passes to the customer."),
-    Passage("What is glaucoma?", "Glaucoma is a group of diseases that can damage the eye's optic nerve and result in vision loss and blindness."),
+    Passage(
+        "What is glaucoma?",
+        "Glaucoma is a group of diseases that can damage the eye's optic nerve and result in vision loss and blindness.",
+    ),
     Passage("Dividends", "A dividend is a distribution of profits to shareholders."),
 ]
 
@@ -95,8 +98,11 @@ def test_cancelling_mid_stream_stops_generation(tuned):
 
 
 def test_cli_ask_over_the_sample_collection_end_to_end(tmp_path):
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}, "ASSISTANT_INDEX_DIR": str(tmp_path / "indexes"),
-           "ASSISTANT_GUARDRAILS__AUDIT_LOG": str(tmp_path / "audit.jsonl")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")},
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "indexes"),
+        "ASSISTANT_GUARDRAILS__AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+    }
     sample = REPO / "data/samples/medical/medquad/4_MPlus_Health_Topics_QA"
     assert run_cli(["ingest", str(sample), "--collection", "med", "-q"], env).returncode == 0
     result = run_cli(["ask", "What is atrial fibrillation?", "--collection", "med", "--json", "--max-tokens", "80"], env)
@@ -114,8 +120,10 @@ def test_concurrent_streams_are_decoded_together_and_answer_as_they_would_alone(
     rows: list[int] = []
     tuned.engine.on_step = rows.append
     together: dict[int, str] = {}
-    threads = [threading.Thread(target=lambda i=i, q=q: together.__setitem__(i, tuned.generate(prompt_for(tuned, q), options)))
-               for i, q in enumerate(questions)]
+    threads = [
+        threading.Thread(target=lambda i=i, q=q: together.__setitem__(i, tuned.generate(prompt_for(tuned, q), options)))
+        for i, q in enumerate(questions)
+    ]
     try:
         for thread in threads:
             thread.start()

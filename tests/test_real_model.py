@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slow
@@ -31,7 +30,7 @@ def real_env(tmp_path_factory, model_cache) -> dict[str, str]:
 
 
 def test_onnx_backend_gives_the_same_vectors_as_pytorch(model_cache):
-    from assistant.embedding import make_embedder
+    from core.embedding import make_embedder
 
     texts = ["Metformin is used for type 2 diabetes.", "Deferred revenue is a liability.", "x"]
     onnx = make_embedder(MODEL, backend="onnx", cache_dir=model_cache)
@@ -46,7 +45,7 @@ def test_onnx_backend_gives_the_same_vectors_as_pytorch(model_cache):
 def test_questions_are_embedded_by_a_cached_int8_copy_close_to_float32(model_cache):
     import threading
 
-    from assistant.embedding import make_embedder
+    from core.embedding import make_embedder
 
     exact = make_embedder(MODEL, backend="onnx", cache_dir=model_cache)
     quick = make_embedder(MODEL, backend="onnx", cache_dir=model_cache, quantize_queries=True)
@@ -57,11 +56,20 @@ def test_questions_are_embedded_by_a_cached_int8_copy_close_to_float32(model_cac
     assert make_embedder(MODEL, backend="onnx", cache_dir=model_cache, quantize_queries=True).query_precision == quick.query_precision
     assert copies[0].stat().st_mtime_ns == stamp  # quantized once, then reused
 
-    passages = ["Metformin lowers blood glucose in type 2 diabetes.", "Inhaled corticosteroids control asthma.",
-                "Deferred revenue is recorded as a liability.", "The dividend payout ratio divides dividends by net income.",
-                "High blood pressure raises the risk of stroke."]
-    questions = ["What is metformin used for?", "How is asthma treated?", "What is deferred revenue?",
-                 "How is the payout ratio computed?", "Why is hypertension dangerous?"]
+    passages = [
+        "Metformin lowers blood glucose in type 2 diabetes.",
+        "Inhaled corticosteroids control asthma.",
+        "Deferred revenue is recorded as a liability.",
+        "The dividend payout ratio divides dividends by net income.",
+        "High blood pressure raises the risk of stroke.",
+    ]
+    questions = [
+        "What is metformin used for?",
+        "How is asthma treated?",
+        "What is deferred revenue?",
+        "How is the payout ratio computed?",
+        "Why is hypertension dangerous?",
+    ]
     np.testing.assert_array_equal(quick.embed_passages(passages), exact.embed_passages(passages))  # passages stay float32
     q8, q32 = quick.embed_queries(questions), exact.embed_queries(questions)
     assert np.allclose(np.linalg.norm(q8, axis=1), 1.0, atol=1e-5)
@@ -138,7 +146,10 @@ def test_ingest_benchmark_runs_and_reingest_is_a_fraction(real_env):
 
     out = subprocess.run(
         [sys.executable, str(REPO / "bench" / "ingest.py"), "--limit-files", "20", "--skip-langchain", "--json"],
-        env=real_env, capture_output=True, text=True, timeout=600,
+        env=real_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ingest_once
 
-from assistant.collection import Collection, IndexParams
-from assistant.errors import UserError
+from core.collection import Collection, IndexParams
+from core.errors import UserError
 from retriever.fusion import reciprocal_rank_fusion, weighted_fusion
 from retriever.hybrid import Retriever, RetrieverConfig
-from retriever.lexical import fts5_query
+from retriever.lexical import query_terms
 from retriever.mmr import mmr
-
-from conftest import ingest_once
 
 
 @pytest.fixture
@@ -47,14 +46,21 @@ def test_mmr_prefers_a_different_passage_over_a_near_duplicate():
 @pytest.mark.parametrize(
     "text,expected",
     [
-        ('asthma "inhaler" NEAR(a b) OR *', '"asthma" OR "inhaler" OR "near" OR "b"'),
-        ("the of and", '"the" OR "of" OR "and"'),  # only stop words: keep them rather than match nothing
-        ("Diabète  糖尿病", '"diabète" OR "糖尿病"'),
-        ("!!! ()*", None),
+        ('asthma "inhaler" NEAR(a b) OR *', ["asthma", "inhaler", "near", "b"]),
+        ("the of and", ["the", "of", "and"]),  # only stop words: keep them rather than match nothing
+        ("Diabète  糖尿病", ["diabète", "糖尿病"]),
+        ("!!! ()*", []),
     ],
 )
-def test_fts5_query_quotes_every_word(text, expected):
-    assert fts5_query(text) == expected
+def test_query_terms_are_the_distinct_content_words(text, expected):
+    assert query_terms(text) == expected
+
+
+def test_fts5_syntax_in_a_question_is_searched_as_plain_words(collection, embedder):
+    bm25 = Retriever(collection, embedder, RetrieverConfig(mode="bm25")).bm25
+    hits = bm25.scored('asthma "inhalers" NEAR(airways) OR * title: AND', 5)
+    assert hits and collection.hits(hits[:1])[0].source.endswith("asthma.txt")
+    assert bm25.scored("!!! ()*", 5) == []
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
@@ -105,7 +111,12 @@ def test_metadata_and_document_id_filters(tmp_path, embedder):
     corpus = tmp_path / "beir"
     corpus.mkdir()
     records = [
-        {"_id": f"D{i}", "title": f"Doc {i}", "text": f"shared words about topic {i % 3}", "metadata": {"kind": "table" if i % 2 else "text"}}
+        {
+            "_id": f"D{i}",
+            "title": f"Doc {i}",
+            "text": f"shared words about topic {i % 3}",
+            "metadata": {"kind": "table" if i % 2 else "text"},
+        }
         for i in range(12)
     ]
     (corpus / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in records))
@@ -160,9 +171,15 @@ def test_relevance_threshold_flags_queries_the_documents_do_not_cover(collection
         "\u200b\u0000\x07 asthma",
     ],
 )
-def test_any_query_gives_a_result_not_a_crash(collection, embedder, query):
+def test_any_query_gives_ranked_stored_passages_not_a_crash(collection, embedder, query):
     result = Retriever(collection, embedder).search(query, k=3)
-    assert isinstance(result.hits, list)
+    assert 1 <= len(result.hits) <= 3 and len({h.chunk_id for h in result.hits}) == len(result.hits)
+    scores = [h.score for h in result.hits]
+    assert scores == sorted(scores, reverse=True)  # best first
+    for hit in result.hits:  # real passages, with their stored text
+        assert collection.db.execute("SELECT text FROM chunks WHERE id = ?", (hit.chunk_id,)).fetchone()[0] == hit.text
+    if "asthma" in query:  # whatever surrounds it, the word still finds its document
+        assert result.hits[0].source.endswith("asthma.txt")
 
 
 @pytest.mark.parametrize("query", ["", "   \n\t "])

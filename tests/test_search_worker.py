@@ -7,14 +7,13 @@ import threading
 import time
 
 import pytest
+from conftest import ingest_once
 
 from api.search_worker import SearchWorker
-from assistant.collection import Collection
-from assistant.embedding import HashEmbedder
-from assistant.errors import CollectionNotFound, UserError
+from core.collection import Collection
+from core.embedding import HashEmbedder
+from core.errors import CollectionNotFound, UserError
 from retriever.hybrid import Retriever
-
-from conftest import ingest_once
 
 QUESTIONS = ["asthma inhalers airways", "metformin diabetes", "blood pressure salt", "dividend payout", "revenue"]
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from assistant.trainset import SAMPLE_MEDQUAD, TATQA_TRAIN_SHARE, build_examples, cite, clip, sentences
 from generator.local import SHIPPED_ADAPTER
 from tests.conftest import REPO, SHARED_DATA
+from training.trainset import SAMPLE_MEDQUAD, TATQA_TRAIN_SHARE, build_examples, cite, clip, sentences
 
 needs_shared = pytest.mark.skipif(not SHARED_DATA.exists(), reason=f"{SHARED_DATA} not found")
 
@@ -52,7 +52,7 @@ def test_shipped_adapter_never_saw_a_pubmedqa_test_pmid_or_a_late_tatqa_report()
     test_pmids = set(json.loads((SHARED_DATA / "pubmedqa/test_ground_truth.json").read_text()))
     assert not {f"pubmedqa:{p}" for p in test_pmids} & trained
     reports = json.loads((SHARED_DATA / "tatqa/tatqa_dataset_dev.json").read_text())
-    late = reports[int(len(reports) * TATQA_TRAIN_SHARE):]
+    late = reports[int(len(reports) * TATQA_TRAIN_SHARE) :]
     assert not {f"tatqa:{q['uid']}" for r in late for q in r["questions"]} & trained
 
 
@@ -65,7 +65,7 @@ def test_split_rules_hold_for_freshly_built_examples():
     assert all(e.id in in_repo for e in heldout if e.source == "medquad")
     assert not any(e.id in in_repo for e in train)
     reports = json.loads((SHARED_DATA / "tatqa/tatqa_dataset_dev.json").read_text())
-    late = {f"tatqa:{q['uid']}" for r in reports[int(len(reports) * TATQA_TRAIN_SHARE):] for q in r["questions"]}
+    late = {f"tatqa:{q['uid']}" for r in reports[int(len(reports) * TATQA_TRAIN_SHARE) :] for q in r["questions"]}
     assert all((e.id in late) == (e in heldout) for e in train + heldout if e.source == "tatqa")
     test_pmids = set(json.loads((SHARED_DATA / "pubmedqa/test_ground_truth.json").read_text()))
     assert all((e.id.split(":")[1] in test_pmids) == (e in heldout) for e in train + heldout if e.source == "pubmedqa")

@@ -35,12 +35,17 @@ def app_env(tmp_path, corpus, embedder, generator_server, monkeypatch):
     (finance / "margins.txt").write_text("Gross margin is revenue minus cost of sales, divided by revenue.", encoding="utf-8")
     ingest_once(tmp_path / "indexes" / "fin", embedder, [finance])
     env = {
-        "ASSISTANT_INDEX_DIR": str(tmp_path / "indexes"), "ASSISTANT_EMBEDDER__MODEL": "hash:64",
-        "ASSISTANT_CHUNKING__CHUNK_TOKENS": "40", "ASSISTANT_CHUNKING__OVERLAP_TOKENS": "8",
-        "ASSISTANT_GENERATOR__BACKEND": "openai", "ASSISTANT_GENERATOR__OPENAI_BASE_URL": generator_server.url,
-        "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "0.2", "ASSISTANT_GUARDRAILS__AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        "ASSISTANT_INDEX_DIR": str(tmp_path / "indexes"),
+        "ASSISTANT_EMBEDDER__MODEL": "hash:64",
+        "ASSISTANT_CHUNKING__CHUNK_TOKENS": "40",
+        "ASSISTANT_CHUNKING__OVERLAP_TOKENS": "8",
+        "ASSISTANT_GENERATOR__BACKEND": "openai",
+        "ASSISTANT_GENERATOR__OPENAI_BASE_URL": generator_server.url,
+        "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "0.2",
+        "ASSISTANT_GUARDRAILS__AUDIT_LOG": str(tmp_path / "audit.jsonl"),
         "ASSISTANT_GUARDRAILS__PACKS": json.dumps({"docs": ["common", "medical"], "fin": ["common", "finance"]}),
-        "ASSISTANT_UI__FEEDBACK_DB": str(tmp_path / "feedback.sqlite"), "ASSISTANT_UI__REPORTS_DIR": str(tmp_path / "reports"),
+        "ASSISTANT_UI__FEEDBACK_DB": str(tmp_path / "feedback.sqlite"),
+        "ASSISTANT_UI__REPORTS_DIR": str(tmp_path / "reports"),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -118,11 +123,13 @@ def test_upload_adds_files_and_reports_skipped_ones(app_env, generator_server):
     at = start()
     at.sidebar.radio(key="view").set_value("Upload").run()
     at.selectbox(key="upload-collection").set_value("docs").run()
-    at.file_uploader(key="files").set_value([
-        ("warfarin.md", b"# Warfarin\n\nWarfarin is an anticoagulant that thins the blood.", "text/markdown"),
-        ("tool.exe", b"MZ", "application/octet-stream"),
-        ("broken.pdf", b"%PDF-1.4 not a pdf", "application/pdf"),
-    ]).run()
+    at.file_uploader(key="files").set_value(
+        [
+            ("warfarin.md", b"# Warfarin\n\nWarfarin is an anticoagulant that thins the blood.", "text/markdown"),
+            ("tool.exe", b"MZ", "application/octet-stream"),
+            ("broken.pdf", b"%PDF-1.4 not a pdf", "application/pdf"),
+        ]
+    ).run()
     at.button[0].click().run()
     assert not at.exception, at.exception
     assert at.success[0].value.startswith("Added 1 file(s) to 'docs': 1 documents")
@@ -142,11 +149,20 @@ def test_evaluation_page_shows_the_latest_report(app_env):
     assert "No evaluation report" in at.info[0].value
     reports = app_env / "reports"
     reports.mkdir()
-    (reports / "run.json").write_text(json.dumps({
-        "created_at": "2026-11-22T10:00:00", "config": {"name": "default"},
-        "summary": {"token_f1": 0.41, "faithfulness": 0.8, "latency_p50_ms": 950.0},
-        "items": [{"id": "a", "question": "Q1?", "answer": "x", "scores": {"token_f1": 0.9}},
-                  {"id": "b", "question": "Q2?", "answer": "y", "scores": {"token_f1": 0.1}}]}), encoding="utf-8")
+    (reports / "run.json").write_text(
+        json.dumps(
+            {
+                "created_at": "2026-11-22T10:00:00",
+                "config": {"name": "default"},
+                "summary": {"token_f1": 0.41, "faithfulness": 0.8, "latency_p50_ms": 950.0},
+                "items": [
+                    {"id": "a", "question": "Q1?", "answer": "x", "scores": {"token_f1": 0.9}},
+                    {"id": "b", "question": "Q2?", "answer": "y", "scores": {"token_f1": 0.1}},
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     at.run()
     assert not at.exception
     assert at.selectbox(key="eval-metric").value == "token_f1"
@@ -169,18 +185,35 @@ def test_cited_spans_pick_the_supporting_sentence():
 
 
 def test_notices_say_what_the_rails_did():
-    event = lambda rule, stage="output", action="redact", category="grounding": {"rule_id": rule, "stage": stage, "action": action, "category": category, "message": "", "span": None}  # noqa: E731
+    def event(rule, stage="output", action="redact", category="grounding"):
+        return {"rule_id": rule, "stage": stage, "action": action, "category": category, "message": "", "span": None}
+
     assert render.notices({"guard_events": [], "finish_reason": "stop"}) == []
     blocked = render.notices({"blocked": True, "guard_events": [event("harmful.weapons", "input", "block", "harmful")]})
     assert blocked == [("error", "Not answered from the documents: it asks for something harmful (rule `harmful.weapons`).")]
-    many = render.notices({"finish_reason": "length", "guard_events": [
-        event("pii.email", "input"), event("pii.phone", "input"), event("output.grounding"), event("output.grounding"),
-        event("output.citation_invalid"), event("output.numbers", action="annotate")]})
+    many = render.notices(
+        {
+            "finish_reason": "length",
+            "guard_events": [
+                event("pii.email", "input"),
+                event("pii.phone", "input"),
+                event("output.grounding"),
+                event("output.grounding"),
+                event("output.citation_invalid"),
+                event("output.numbers", action="annotate"),
+            ],
+        }
+    )
     assert ("info", "Removed from your question before searching and logging: a phone number, an e-mail address.") in many
     assert ("warning", "2 sentence(s) not supported by the cited sources were removed.") in many
     assert ("info", "The answer was cut short (length).") in many and len(many) == 5
     fallback = render.notices({"guard_events": [event("output.grounding"), event("output.grounding_fallback", action="rewrite")]})
-    assert fallback == [("warning", "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead.")]
+    assert fallback == [
+        (
+            "warning",
+            "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead.",
+        )
+    ]
     assert render.source_link("https://x.org/a") == "[https://x.org/a](https://x.org/a)" and render.source_link("/d/a.pdf") == "`/d/a.pdf`"
 
 
@@ -200,14 +233,18 @@ def test_feedback_store(tmp_path):
 
 def test_the_chat_as_a_client_of_a_running_api(app_env, monkeypatch):
     from api.app import create_app
-    from assistant.config import Settings
-    from assistant.embedding import HashEmbedder
+    from core.config import Settings
+    from core.embedding import HashEmbedder
     from generator.fake import QueuedGenerator
     from tests.live_server import live
 
     settings = Settings()  # the same environment the UI would use in-process
-    app = create_app(settings.model_copy(update={"api_keys": __import__("pydantic").SecretStr("ui-client-key-0123456789")}),
-                     generator=QueuedGenerator([METFORMIN]), embedders={"hash:64": HashEmbedder(64)}, warm_up=False)
+    app = create_app(
+        settings.model_copy(update={"api_keys": __import__("pydantic").SecretStr("ui-client-key-0123456789")}),
+        generator=QueuedGenerator([METFORMIN]),
+        embedders={"hash:64": HashEmbedder(64)},
+        warm_up=False,
+    )
     with live(app) as server:
         monkeypatch.setenv("ASSISTANT_UI__API_URL", server.url)
         monkeypatch.setenv("ASSISTANT_UI__API_KEY", "ui-client-key-0123456789")

@@ -1,6 +1,7 @@
 """The real chat in a real browser: `assistant ui` on the embedded models and a collection of bundled
 MedQuAD files, opened in headless Chromium; a question is typed, the streamed answer and its sources are
-checked in the rendered page, and the screenshot goes to docs/ui-chat.png (the README shows it)."""
+checked in the rendered page, and a screenshot is taken: into the test's temporary folder, or, with
+ASSISTANT_TEST_SCREENSHOT=path (`make screenshot`), to that file: docs/ui-chat.png, which the README shows."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,17 +19,25 @@ from tests.conftest import REPO
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.slow
-SCREENSHOT = REPO / "docs" / "ui-chat.png"
 FILES = REPO / "data" / "samples" / "medical" / "medquad" / "4_MPlus_Health_Topics_QA"
 
 
 @pytest.fixture
 def medical_env(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
-    env.update(ASSISTANT_INDEX_DIR=str(tmp_path / "indexes"), ASSISTANT_GUARDRAILS__AUDIT_LOG=str(tmp_path / "audit.jsonl"),
-               ASSISTANT_UI__FEEDBACK_DB=str(tmp_path / "feedback.sqlite"), ASSISTANT_UI__REPORTS_DIR=str(tmp_path / "reports"))
-    built = subprocess.run([sys.executable, "-m", "assistant.cli", "ingest", str(FILES), "--collection", "medical", "--quiet"],
-                           env=env, capture_output=True, text=True, timeout=600)
+    env.update(
+        ASSISTANT_INDEX_DIR=str(tmp_path / "indexes"),
+        ASSISTANT_GUARDRAILS__AUDIT_LOG=str(tmp_path / "audit.jsonl"),
+        ASSISTANT_UI__FEEDBACK_DB=str(tmp_path / "feedback.sqlite"),
+        ASSISTANT_UI__REPORTS_DIR=str(tmp_path / "reports"),
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "cli", "ingest", str(FILES), "--collection", "medical", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     return env
 
@@ -35,8 +45,13 @@ def medical_env(tmp_path):
 @pytest.fixture
 def chat_url(medical_env):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ui", "--port", str(port)], env=medical_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli", "ui", "--port", str(port)],
+        env=medical_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -62,7 +77,8 @@ def chat_url(medical_env):
 
 
 @pytest.mark.skipif(chromium_binary() is None, reason="needs Chromium (Debian package `chromium`; `make test` installs it)")
-def test_question_answered_with_sources_in_a_real_browser(chat_url):
+def test_question_answered_with_sources_in_a_real_browser(chat_url, tmp_path):
+    screenshot = Path(os.environ.get("ASSISTANT_TEST_SCREENSHOT") or tmp_path / "ui-chat.png")
     browser = Browser(chromium_binary(), height=1100)
     try:
         browser.goto(chat_url)
@@ -71,7 +87,9 @@ def test_question_answered_with_sources_in_a_real_browser(chat_url):
         browser.type("What is atrial fibrillation?")
         browser.press_enter()
         # The answer is done when its sources are drawn (they come after the last token).
-        browser.wait_for("[...document.querySelectorAll('[data-testid=\"stExpander\"] summary')].some(e => /\\[\\d+\\]/.test(e.innerText))", timeout=300)
+        browser.wait_for(
+            "[...document.querySelectorAll('[data-testid=\"stExpander\"] summary')].some(e => /\\[\\d+\\]/.test(e.innerText))", timeout=300
+        )
         messages = browser.js("[...document.querySelectorAll('[data-testid=\"stChatMessage\"]')].map(m => m.innerText)")
         sources = browser.js("[...document.querySelectorAll('[data-testid=\"stExpander\"] summary')].map(e => e.innerText.trim())")
         assert len(messages) == 2 and "What is atrial fibrillation?" in messages[0]
@@ -83,7 +101,7 @@ def test_question_answered_with_sources_in_a_real_browser(chat_url):
         browser.js("document.querySelector('[data-testid=\"stExpander\"] summary').click()")
         assert browser.wait_for("document.querySelectorAll('[data-testid=\"stExpander\"] mark').length", timeout=20) >= 1
         time.sleep(0.5)  # let the last paint settle
-        browser.screenshot(SCREENSHOT)
-        assert SCREENSHOT.stat().st_size > 20_000
+        browser.screenshot(screenshot)
+        assert screenshot.stat().st_size > 20_000
     finally:
         browser.close()

@@ -14,8 +14,8 @@ from typing import Any
 
 import streamlit as st
 
-from assistant.config import Settings
-from assistant.errors import AssistantError
+from core.config import Settings
+from core.errors import AssistantError
 from ui import render
 from ui.backend import Options, make_backend
 from ui.feedback import FeedbackStore
@@ -54,13 +54,19 @@ def chat_settings() -> tuple[str | None, Options]:
     collection = sidebar.selectbox("Collection", collections, key="collection")
     sidebar.caption("Answers come only from this collection's documents.")
     k = sidebar.slider("Passages (k)", 1, 20, 5, key="k")
-    dense = sidebar.slider("Hybrid weight (0 = keywords only, 1 = meaning only)", 0.0, 1.0,
-                           float(settings.retrieval.dense_weight), 0.05, key="dense_weight")
+    dense = sidebar.slider(
+        "Hybrid weight (0 = keywords only, 1 = meaning only)", 0.0, 1.0, float(settings.retrieval.dense_weight), 0.05, key="dense_weight"
+    )
     temperature = sidebar.slider("Temperature (0 = deterministic)", 0.0, 1.5, float(settings.generator.temperature), 0.1, key="temperature")
     max_tokens = sidebar.number_input("Max answer tokens", 16, 2048, int(settings.generator.max_new_tokens), 16, key="max_tokens")
-    adapter = sidebar.toggle("LoRA adapter", value=True, key="adapter", disabled=not backend.supports_adapter_switch,
-                             help="The project's fine-tuned adapter (grounded, cited answers). Off: the base model."
-                             + ("" if backend.supports_adapter_switch else " The API server decides this."))
+    adapter = sidebar.toggle(
+        "LoRA adapter",
+        value=True,
+        key="adapter",
+        disabled=not backend.supports_adapter_switch,
+        help="The project's fine-tuned adapter (grounded, cited answers). Off: the base model."
+        + ("" if backend.supports_adapter_switch else " The API server decides this."),
+    )
     return collection, Options(k=k, dense_weight=dense, temperature=temperature, max_tokens=int(max_tokens), adapter=adapter)
 
 
@@ -89,10 +95,14 @@ def feedback_controls(message: dict[str, Any], index: int) -> None:
         st.caption(f"Thanks: feedback saved ({'helpful' if message['rated'] > 0 else 'not helpful'}).")
         return
     up, down, comment = st.columns([1, 1, 8])
-    note = comment.text_input("Comment (optional)", key=f"comment-{index}", label_visibility="collapsed",
-                              placeholder="Optional comment, sent with your rating")
-    rating = 1 if up.button(":material/thumb_up:", key=f"up-{index}", help="Helpful") else (
-        -1 if down.button(":material/thumb_down:", key=f"down-{index}", help="Not helpful") else 0)
+    note = comment.text_input(
+        "Comment (optional)", key=f"comment-{index}", label_visibility="collapsed", placeholder="Optional comment, sent with your rating"
+    )
+    rating = (
+        1
+        if up.button(":material/thumb_up:", key=f"up-{index}", help="Helpful")
+        else (-1 if down.button(":material/thumb_down:", key=f"down-{index}", help="Not helpful") else 0)
+    )
     if rating:
         feedback.add(collection=message["collection"], question=message["question"], answer=message["view"], rating=rating, comment=note)
         message["rated"] = rating
@@ -102,9 +112,14 @@ def feedback_controls(message: dict[str, Any], index: int) -> None:
 def chat() -> None:
     collection, options = chat_settings()
     counts = feedback.counts()
-    st.sidebar.download_button("Export feedback (JSONL)", feedback.export_jsonl(), file_name="feedback.jsonl",
-                               mime="application/x-ndjson", disabled=not (counts["up"] + counts["down"]),
-                               help=f"{counts['up']} helpful, {counts['down']} not helpful so far")
+    st.sidebar.download_button(
+        "Export feedback (JSONL)",
+        feedback.export_jsonl(),
+        file_name="feedback.jsonl",
+        mime="application/x-ndjson",
+        disabled=not (counts["up"] + counts["down"]),
+        help=f"{counts['up']} helpful, {counts['down']} not helpful so far",
+    )
     if st.sidebar.button("Clear chat"):
         state.messages = []
     st.title("Ask your documents")
@@ -151,9 +166,12 @@ def chat() -> None:
 def upload() -> None:
     st.title("Add documents")
     choice = st.selectbox("Collection", [*collections, "New collection ..."], key="upload-collection")
-    name = st.text_input("New collection name (letters, digits, - and _)", key="new-collection") if choice == "New collection ..." else choice
-    files = st.file_uploader("Files", accept_multiple_files=True, key="files",
-                             help="PDF, DOCX, HTML, Markdown, text, CSV, JSON(L), XML (MedQuAD), TAT-QA JSON")
+    name = (
+        st.text_input("New collection name (letters, digits, - and _)", key="new-collection") if choice == "New collection ..." else choice
+    )
+    files = st.file_uploader(
+        "Files", accept_multiple_files=True, key="files", help="PDF, DOCX, HTML, Markdown, text, CSV, JSON(L), XML (MedQuAD), TAT-QA JSON"
+    )
     if not st.button("Add to collection", disabled=not files or not name, type="primary"):
         return
     bar = st.progress(0.0, "Starting ...")
@@ -164,7 +182,9 @@ def upload() -> None:
         return
     added = report.get("files", [])
     if added:
-        st.success(f"Added {len(added)} file(s) to {name!r}: {report.get('documents_added', 0)} documents, {report.get('chunks_added', 0)} chunks.")
+        st.success(
+            f"Added {len(added)} file(s) to {name!r}: {report.get('documents_added', 0)} documents, {report.get('chunks_added', 0)} chunks."
+        )
     for skipped in report.get("skipped", []):
         st.warning(f"Skipped {skipped['file']}: {skipped['reason']}")
     st.caption(f"Collection totals: {report.get('totals', {})}")
@@ -182,7 +202,9 @@ def evaluation() -> None:
     st.title("Evaluation")
     path = latest_report(settings.ui.reports_dir)
     if path is None:
-        st.info(f"No evaluation report in {settings.ui.reports_dir}/ yet: `assistant eval --suite all --out {settings.ui.reports_dir}/` writes one.")
+        st.info(
+            f"No evaluation report in {settings.ui.reports_dir}/ yet: `assistant eval --suite all --out {settings.ui.reports_dir}/` writes one."
+        )
         return
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -204,8 +226,13 @@ def evaluation() -> None:
         st.subheader("Worst-scoring questions")
         metric = st.selectbox("Ranked by", metrics, key="eval-metric")
         ranked = sorted((i for i in items if metric in i.get("scores", {})), key=lambda i: i["scores"][metric])[:20]
-        st.dataframe([{"id": i.get("id"), "question": i.get("question"), metric: i["scores"][metric],
-                       "answer": (i.get("answer") or "")[:200]} for i in ranked], hide_index=True)
+        st.dataframe(
+            [
+                {"id": i.get("id"), "question": i.get("question"), metric: i["scores"][metric], "answer": (i.get("answer") or "")[:200]}
+                for i in ranked
+            ],
+            hide_index=True,
+        )
 
 
 {"Chat": chat, "Upload": upload, "Evaluation": evaluation}[view]()

@@ -1,7 +1,7 @@
 """Where the chat gets its answers: the assistant in this process (the default) or a running API server.
 
 Both speak the same shapes: ``stream()`` yields text pieces and then one dict shaped like the API's answer
-(``assistant.pipeline.answer_view``); ``upload()`` returns the API's upload report.
+(``assistant.views.answer_view``); ``upload()`` returns the API's upload report.
 """
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ from __future__ import annotations
 import io
 import json
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from assistant import compose
-from assistant.collection import list_collections
-from assistant.config import Settings
-from assistant.errors import UserError
-from assistant.pipeline import Answer, Assistant, answer_view
-from assistant.uploads import ingest_uploads, store_upload, upload_dir
+from assistant.pipeline import Answer, Assistant
+from assistant.uploads import store_uploads, upload_report
+from assistant.views import answer_view
+from core.collection import list_collections
+from core.config import Settings
+from core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -75,20 +77,16 @@ class InProcessBackend:
     def upload(self, collection: str, files: list[tuple[str, bytes]], progress: Callable[[float, str], None]) -> dict[str, Any]:
         """Store and ingest the files as the API does (assistant.uploads), one by one so the progress bar
         moves; unsupported, empty, oversized and unreadable files are reported as skipped."""
-        folder = upload_dir(self.settings, collection)
-        stored, skipped = [], []
-        for name, data in files:
-            try:
-                path, size = store_upload(io.BytesIO(data), folder, name, int(self.settings.api.max_upload_mb * 2**20))
-                stored.append((name, path, size))
-            except UserError as exc:
-                skipped.append({"file": name, "reason": str(exc)})
-        report = {"collection": collection, "files": [], "skipped": [], "documents_added": 0, "chunks_added": 0}
-        if stored:
-            embedder = self.assistant(True).collection_embedder(collection)
-            report = ingest_uploads(self.settings, collection, embedder, stored,
-                                    on_file=lambda i, name: progress(i / len(stored), f"Ingesting {name} ({i + 1} of {len(stored)})"))
-        report["skipped"] = skipped + report["skipped"]
+        stored, skipped = store_uploads(self.settings, collection, [(name, io.BytesIO(data)) for name, data in files])
+        embedder = self.assistant(True).collection_embedder(collection) if stored else None
+        report = upload_report(
+            self.settings,
+            collection,
+            embedder,
+            stored,
+            skipped,
+            on_file=lambda i, name: progress(i / len(stored), f"Ingesting {name} ({i + 1} of {len(stored)})"),
+        )
         progress(1.0, "Done")
         return report
 
@@ -119,8 +117,14 @@ class ApiBackend:
         return [c["name"] for c in response.json()]
 
     def stream(self, question: str, collection: str, options: Options) -> Iterator[str | dict[str, Any]]:
-        body = {"question": question, "collection": collection, "k": options.k, "dense_weight": options.dense_weight,
-                "temperature": options.temperature, "max_tokens": options.max_tokens}
+        body = {
+            "question": question,
+            "collection": collection,
+            "k": options.k,
+            "dense_weight": options.dense_weight,
+            "temperature": options.temperature,
+            "max_tokens": options.max_tokens,
+        }
         with self._client.stream("POST", "/v1/ask/stream", json={k: v for k, v in body.items() if v is not None}) as response:
             if response.status_code >= 400:
                 response.read()
@@ -140,8 +144,9 @@ class ApiBackend:
 
     def upload(self, collection: str, files: list[tuple[str, bytes]], progress: Callable[[float, str], None]) -> dict[str, Any]:
         progress(0.0, f"Uploading {len(files)} file(s)")
-        response = self._client.post("/v1/documents", data={"collection": collection},
-                                     files=[("files", (name, data)) for name, data in files])
+        response = self._client.post(
+            "/v1/documents", data={"collection": collection}, files=[("files", (name, data)) for name, data in files]
+        )
         self._check(response)
         progress(1.0, "Done")
         return response.json()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -41,13 +42,24 @@ class FeedbackStore:
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO feedback (created_at, collection, question, answer, rating, comment, sources, generator) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (datetime.now(timezone.utc).isoformat(timespec="seconds"), collection, question, answer.get("answer", ""),
-                 rating, comment.strip(), json.dumps(sources, ensure_ascii=False), answer.get("generator", "")))
+                (
+                    datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    collection,
+                    question,
+                    answer.get("answer", ""),
+                    rating,
+                    comment.strip(),
+                    json.dumps(sources, ensure_ascii=False),
+                    answer.get("generator", ""),
+                ),
+            )
             return int(cursor.lastrowid)
 
     def rows(self) -> Iterator[dict[str, Any]]:
         with self._lock:
-            cursor = self._db.execute("SELECT id, created_at, collection, question, answer, rating, comment, sources, generator FROM feedback ORDER BY id")
+            cursor = self._db.execute(
+                "SELECT id, created_at, collection, question, answer, rating, comment, sources, generator FROM feedback ORDER BY id"
+            )
             names = [d[0] for d in cursor.description]
             rows = cursor.fetchall()
         for row in rows:

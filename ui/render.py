@@ -1,5 +1,5 @@
 """What the chat shows besides the text: sources with the cited span highlighted, and guardrail notices.
-Plain functions over the answer view (``assistant.pipeline.answer_view``), so they are tested without a UI."""
+Plain functions over the answer view (``assistant.views.answer_view``), so they are tested without a UI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import html
 from collections import defaultdict
 from typing import Any
 
-from assistant.citations import cited_numbers, split_sentences
+from core.citations import cited_numbers, split_sentences
 from guardrails.output_checks import content_words, lexical_support
 
 MIN_SUPPORT = 0.3  # share of a citing sentence's content words a passage sentence must hold to be highlighted
@@ -62,9 +62,15 @@ def source_link(source: str) -> str:
     return f"`{source}`"
 
 
-_REDACTED = {"pii.email": "an e-mail address", "pii.phone": "a phone number", "pii.ssn": "a social security number",
-             "pii.credit_card": "a card number", "pii.iban": "an IBAN", "pii.date_of_birth": "a date of birth",
-             "pii.mrn": "a medical record number"}
+_REDACTED = {
+    "pii.email": "an e-mail address",
+    "pii.phone": "a phone number",
+    "pii.ssn": "a social security number",
+    "pii.credit_card": "a card number",
+    "pii.iban": "an IBAN",
+    "pii.date_of_birth": "a date of birth",
+    "pii.mrn": "a medical record number",
+}
 
 
 def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
@@ -73,9 +79,12 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     if view.get("blocked"):
         rule = next((e for e in events if e["action"] == "block"), None)
-        why = {"injection": "it looks like an attempt to change how the assistant works",
-               "harmful": "it asks for something harmful", "emergency": "it describes an emergency",
-               "self_harm": "it mentions self-harm"}.get(rule["category"] if rule else "", "a safety rule applies")
+        why = {
+            "injection": "it looks like an attempt to change how the assistant works",
+            "harmful": "it asks for something harmful",
+            "emergency": "it describes an emergency",
+            "self_harm": "it mentions self-harm",
+        }.get(rule["category"] if rule else "", "a safety rule applies")
         out.append(("error", f"Not answered from the documents: {why} (rule `{rule['rule_id'] if rule else '?'}`)."))
     redacted = sorted({_REDACTED.get(e["rule_id"], e["rule_id"]) for e in events if e["stage"] == "input" and e["action"] == "redact"})
     if redacted:
@@ -84,7 +93,12 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("warning", "The documents do not seem to cover this question, so nothing was generated."))
     removed = [e for e in events if e["rule_id"] == "output.grounding"]
     if any(e["rule_id"] == "output.grounding_fallback" for e in events):
-        out.append(("warning", "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead."))
+        out.append(
+            (
+                "warning",
+                "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead.",
+            )
+        )
     elif removed:
         verb = "marked" if any(e["action"] == "rewrite" for e in removed) else "removed"
         out.append(("warning", f"{len(removed)} sentence(s) not supported by the cited sources were {verb}."))
@@ -96,7 +110,7 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
     if any(e["rule_id"] == "output.numbers" for e in events):
         out.append(("warning", "Some numbers in the answer do not appear in the sources: check them against the passages."))
     if any(e["rule_id"] == "finance.promissory" for e in events):
-        out.append(("info", "Promissory wording (e.g. \"guaranteed returns\") was rewritten."))
+        out.append(("info", 'Promissory wording (e.g. "guaranteed returns") was rewritten.'))
     if any(e["stage"] == "output" and e["rule_id"].startswith("output.pii.") for e in events):
         out.append(("info", "Personal data in the answer was redacted."))
     if view.get("finish_reason") in ("length", "timeout"):

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 from . import docx, html, jsonish, pdf, tabular, text, xml
 
@@ -78,8 +78,7 @@ def _read(path: Path, size: int, max_bytes: int) -> bytes:
     return data
 
 
-def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
-              encoding_fallback: str | None = None) -> list[LoadedDocument]:
+def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding_fallback: str | None = None) -> list[LoadedDocument]:
     """Documents in ``path``; raises ``LoadError`` (never anything else) when the file cannot be used."""
     path = Path(path)
     info = _stat(path)
@@ -98,8 +97,11 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
         # Parsers raise many types on hostile or broken input. One bad file must be skipped with a reason,
         # not abort an ingest of thousands; the type name keeps a real bug recognisable in the message.
         raise LoadError(f"could not parse {suffix} file ({type(err).__name__}: {err})") from None
-    docs = [LoadedDocument(title=(d.title or "").strip() or path.stem, text=d.text, metadata=d.metadata)
-            for d in docs if d.text and d.text.strip()]
+    docs = [
+        LoadedDocument(title=(d.title or "").strip() or path.stem, text=d.text, metadata=d.metadata)
+        for d in docs
+        if d.text and d.text.strip()
+    ]
     if not docs:
         raise LoadError("no text")
     return docs

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import codecs
 
-from assistant.errors import LoadError
+from core.errors import LoadError
 
 # UTF-32 LE must be tried before UTF-16 LE: its BOM (FF FE 00 00) starts with the UTF-16 LE one (FF FE).
 _BOMS = (
@@ -33,11 +33,9 @@ def decode_text(data: bytes, *, encoding_fallback: str | None = None, declared_e
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return data[len(bom):].decode(encoding)
+                return data[len(bom) :].decode(encoding)
             except UnicodeDecodeError as err:
-                raise LoadError(
-                    f"not valid {encoding.upper()} despite its byte-order mark (offset {err.start + len(bom)})"
-                ) from None
+                raise LoadError(f"not valid {encoding.upper()} despite its byte-order mark (offset {err.start + len(bom)})") from None
     if b"\x00" in data:
         raise LoadError("binary data, not text (NUL bytes)")
     try:

@@ -13,8 +13,8 @@ from pathlib import Path
 import docx
 from docx.table import Table
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old binary .doc (and .xls) container
 
@@ -44,8 +44,7 @@ def render_table(table: Table) -> str:
         headers.append(last)
     lines = []
     for row in rows[1:]:
-        parts = [f"{header}: {value}" if header else value
-                 for header, value in zip_longest(headers, row, fillvalue="") if value]
+        parts = [f"{header}: {value}" if header else value for header, value in zip_longest(headers, row, fillvalue="") if value]
         if parts:
             lines.append("; ".join(parts))
     return "\n".join(lines)

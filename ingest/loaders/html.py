@@ -13,20 +13,66 @@ from pathlib import Path
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PreformattedString
 
-from assistant.types import LoadedDocument
+from core.types import LoadedDocument
 
 from ._text import decode_text
 
 # Not content: code, site chrome, invisible parts. <head> only holds <title>, which becomes the title.
-_DROP = frozenset({"script", "style", "noscript", "nav", "header", "footer", "template", "head", "svg", "iframe",
-                   "object", "embed", "select"})
+_DROP = frozenset(
+    {"script", "style", "noscript", "nav", "header", "footer", "template", "head", "svg", "iframe", "object", "embed", "select"}
+)
 # A <header> inside an article or section is that article's own heading and byline, not the site banner.
 _SECTIONING = ["article", "main", "section"]
-_PARAGRAPH_BLOCKS = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "pre", "blockquote", "ul", "ol",
-                               "dl", "figure", "hr", "section", "article", "main", "aside", "address", "details",
-                               "fieldset", "form"})
-_LINE_BLOCKS = frozenset({"div", "li", "dt", "dd", "caption", "figcaption", "summary", "legend", "center", "body",
-                          "html", "tbody", "thead", "tfoot", "tr", "dialog", "menu", "dir", "option"})
+_PARAGRAPH_BLOCKS = frozenset(
+    {
+        "p",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "table",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "dl",
+        "figure",
+        "hr",
+        "section",
+        "article",
+        "main",
+        "aside",
+        "address",
+        "details",
+        "fieldset",
+        "form",
+    }
+)
+_LINE_BLOCKS = frozenset(
+    {
+        "div",
+        "li",
+        "dt",
+        "dd",
+        "caption",
+        "figcaption",
+        "summary",
+        "legend",
+        "center",
+        "body",
+        "html",
+        "tbody",
+        "thead",
+        "tfoot",
+        "tr",
+        "dialog",
+        "menu",
+        "dir",
+        "option",
+    }
+)
 _PRE = frozenset({"pre", "textarea", "listing", "plaintext"})
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
@@ -109,7 +155,6 @@ def _title(soup: BeautifulSoup) -> str | None:
 
 def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
     declared = _META_CHARSET.search(data[:4096])
-    text = decode_text(data, encoding_fallback=encoding_fallback,
-                       declared_encoding=declared.group(1).decode("ascii") if declared else None)
+    text = decode_text(data, encoding_fallback=encoding_fallback, declared_encoding=declared.group(1).decode("ascii") if declared else None)
     soup = BeautifulSoup(text, "lxml")
     return [LoadedDocument(title=_title(soup) or path.stem, text=_render_to_text(soup), metadata={})]

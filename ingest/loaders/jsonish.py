@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 from . import tatqa
 from ._text import decode_text
@@ -66,8 +66,7 @@ def record_document(record: Any, default_title: str, position: dict[str, int]) -
     if not isinstance(record, dict):
         text = "\n".join(flatten(record))
         return LoadedDocument(title=default_title, text=text, metadata=dict(position)) if text else None
-    title_key = next((k for k in _TITLE_KEYS if isinstance(record.get(k), (str, int, float))
-                      and str(record[k]).strip()), None)
+    title_key = next((k for k in _TITLE_KEYS if isinstance(record.get(k), (str, int, float)) and str(record[k]).strip()), None)
     title = str(record[title_key]).strip() if title_key else default_title
     text_key = next((k for k in _TEXT_KEYS if record.get(k) not in (None, "")), None)
     if text_key is None:

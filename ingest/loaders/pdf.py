@@ -14,8 +14,8 @@ from pathlib import Path
 import pypdf
 from pypdf.errors import DependencyError
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 # Producers fill /Title with these when the author gave none (ReportLab writes "untitled").
 _PLACEHOLDER_TITLES = frozenset({"", "untitled", "anonymous", "unspecified", "unknown", "none", "title"})

@@ -10,8 +10,8 @@ import csv
 import io
 from pathlib import Path
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 from ._text import decode_text
 
@@ -47,8 +47,11 @@ def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> li
                 headers = [h.strip() or f"column {i}" for i, h in enumerate(record, 1)]
                 continue
             n += 1
-            lines = [f"{headers[i] if i < len(headers) else f'column {i + 1}'}: {value.strip()}"
-                     for i, value in enumerate(record) if value.strip()]
+            lines = [
+                f"{headers[i] if i < len(headers) else f'column {i + 1}'}: {value.strip()}"
+                for i, value in enumerate(record)
+                if value.strip()
+            ]
             docs.append(LoadedDocument(title=f"{path.stem} row {n}", text="\n".join(lines), metadata={"row": n}))
     except csv.Error as err:
         raise LoadError(f"invalid CSV at line {reader.line_num}: {err}") from None

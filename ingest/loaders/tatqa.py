@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from assistant.types import LoadedDocument
+from core.types import LoadedDocument
 
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
 _NUMBER = re.compile(r"^[$€£¥]?\s*\(?\s*[-–—+]?\s*[$€£¥]?\s*\d[\d,. ]*\s*%?\s*\)?\s*%?$")
@@ -131,24 +131,37 @@ def render_table(table: list[list[Any]]) -> str:
 
 
 def is_tatqa(data: Any) -> bool:
-    return (isinstance(data, list) and bool(data) and all(
-        isinstance(item, dict) and isinstance(item.get("table"), dict)
-        and isinstance(item["table"].get("table"), list) and isinstance(item.get("paragraphs"), list)
-        for item in data))
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(
+            isinstance(item, dict)
+            and isinstance(item.get("table"), dict)
+            and isinstance(item["table"].get("table"), list)
+            and isinstance(item.get("paragraphs"), list)
+            for item in data
+        )
+    )
 
 
 def report_documents(report: dict) -> list[LoadedDocument]:
     """The table and paragraphs of one report; questions and answers are evaluation data, not knowledge."""
     uid = str(report["table"].get("uid", ""))
     short = uid[:8]
-    docs = [LoadedDocument(title=f"Report {short} table", text=render_table(report["table"]["table"]),
-                           metadata={"report_uid": uid, "kind": "table"})]
+    docs = [
+        LoadedDocument(
+            title=f"Report {short} table", text=render_table(report["table"]["table"]), metadata={"report_uid": uid, "kind": "table"}
+        )
+    ]
     for paragraph in report["paragraphs"]:
         if not isinstance(paragraph, dict):
             continue
         order = paragraph.get("order")
-        docs.append(LoadedDocument(
-            title=f"Report {short} paragraph {order}", text=str(paragraph.get("text") or ""),
-            metadata={"report_uid": uid, "kind": "paragraph", "paragraph_uid": paragraph.get("uid"),
-                      "order": order}))
+        docs.append(
+            LoadedDocument(
+                title=f"Report {short} paragraph {order}",
+                text=str(paragraph.get("text") or ""),
+                metadata={"report_uid": uid, "kind": "paragraph", "paragraph_uid": paragraph.get("uid"), "order": order},
+            )
+        )
     return docs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from assistant.types import LoadedDocument
+from core.types import LoadedDocument
 
 from ._text import decode_text
 

@@ -15,13 +15,20 @@ from pathlib import Path
 
 from lxml import etree
 
-from assistant.errors import LoadError
-from assistant.types import LoadedDocument
+from core.errors import LoadError
+from core.types import LoadedDocument
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                           huge_tree=False, remove_comments=True, remove_pis=True)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
 
 
 def _name(element) -> str:
@@ -68,13 +75,17 @@ def _medquad(path: Path, root, pairs) -> list[LoadedDocument]:
         if not answer_text:
             continue  # three MedQuAD subsets had their answers removed for copyright; nothing to index
         question_text = " ".join(_text(question).split())
-        docs.append(LoadedDocument(
-            title=question_text or f"{path.stem} pair {pair.get('pid')}",
-            text=answer_text,
-            metadata={**common,
-                      "qid": question.get("qid") if question is not None else None,
-                      "qtype": question.get("qtype") if question is not None else None},
-        ))
+        docs.append(
+            LoadedDocument(
+                title=question_text or f"{path.stem} pair {pair.get('pid')}",
+                text=answer_text,
+                metadata={
+                    **common,
+                    "qid": question.get("qid") if question is not None else None,
+                    "qtype": question.get("qtype") if question is not None else None,
+                },
+            )
+        )
     if not docs:
         raise LoadError("no answered question/answer pairs")
     return docs

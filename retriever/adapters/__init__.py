@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.types import Hit
+from core.types import Hit
 
 __all__ = ["AssistantLlamaRetriever", "AssistantRetriever", "hit_metadata"]
 

@@ -1,9 +1,9 @@
 """Our retriever as a LangChain retriever (needs ``pip install 'domain-assistant[langchain]'``).
 
-    from retriever.adapters.langchain import AssistantRetriever
+from retriever.adapters.langchain import AssistantRetriever
 
-    lc_retriever = AssistantRetriever(retriever=Retriever(collection, embedder), k=4, filters={"source": path})
-    docs = lc_retriever.invoke("what lowers blood pressure?")  # list[langchain_core.documents.Document]
+lc_retriever = AssistantRetriever(retriever=Retriever(collection, embedder), k=4, filters={"source": path})
+docs = lc_retriever.invoke("what lowers blood pressure?")  # list[langchain_core.documents.Document]
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ try:
     from langchain_core.retrievers import BaseRetriever
     from pydantic import ConfigDict
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "retriever.adapters.langchain needs LangChain: pip install 'domain-assistant[langchain]'"
-    ) from exc
+    raise ImportError("retriever.adapters.langchain needs LangChain: pip install 'domain-assistant[langchain]'") from exc
 
 from retriever.adapters import hit_metadata
 
@@ -31,7 +29,7 @@ class AssistantRetriever(BaseRetriever):
     Each ``Document`` carries the passage text, ``id`` = the chunk id, and metadata with ``chunk_id``,
     ``document_id``, ``title``, ``source``, ``start``/``end`` (character offsets into the document),
     ``score``, ``scores`` (component scores) and the document's own metadata keys. Errors such as an
-    empty query surface as :class:`assistant.errors.UserError`.
+    empty query surface as :class:`core.errors.UserError`.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

@@ -18,9 +18,7 @@ try:
     from llama_index.core.retrievers import BaseRetriever
     from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "retriever.adapters.llamaindex needs LlamaIndex: pip install 'domain-assistant[llamaindex]'"
-    ) from exc
+    raise ImportError("retriever.adapters.llamaindex needs LlamaIndex: pip install 'domain-assistant[llamaindex]'") from exc
 
 from retriever.adapters import hit_metadata
 
@@ -37,7 +35,7 @@ class AssistantLlamaRetriever(BaseRetriever):
     Each result is a ``NodeWithScore`` (``score`` = the hit's score) around a ``TextNode`` whose
     ``id_`` is the chunk id, whose ``start_char_idx``/``end_char_idx`` are the offsets into the document,
     and whose metadata has the same keys as the LangChain adapter's. Errors such as an empty query
-    surface as :class:`assistant.errors.UserError`.
+    surface as :class:`core.errors.UserError`.
     """
 
     def __init__(

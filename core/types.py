@@ -39,7 +39,7 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, source: str, title: str, text: str, metadata: dict[str, Any] | None = None) -> "Document":
+    def create(cls, source: str, title: str, text: str, metadata: dict[str, Any] | None = None) -> Document:
         metadata = dict(metadata or {})
         doc_id = content_hash(title, text, json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str))
         return cls(id=doc_id, source=source, title=title, text=text, metadata=metadata)

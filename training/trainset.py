@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from assistant.config import Settings
-from assistant.errors import UserError
+from core.citations import NO_ANSWER
+from core.config import Settings
+from core.errors import UserError
 from generator.base import Message
-from generator.prompt import NO_ANSWER, SYSTEM_PROMPT, Passage, render_passage, user_message
+from generator.prompt import SYSTEM_PROMPT, Passage, render_passage, user_message
 
 Split = Literal["train", "heldout"]
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +56,6 @@ class Example:
     def messages(self) -> list[Message]:
         rendered = [render_passage(n, p) for n, p in enumerate(self.passages, start=1)]
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_message(self.question, rendered)}]
-
 
 
 # --- text helpers ---------------------------------------------------------------------------------------
@@ -119,7 +119,9 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
         with ingestor.collection as store:
             ingestor.ingest(pool)
             docs = store.db.execute("SELECT d.id, d.title, d.metadata, d.source FROM documents d").fetchall()
-            first_chunk = dict(store.db.execute("SELECT d.id, c.text FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.ordinal = 0").fetchall())
+            first_chunk = dict(
+                store.db.execute("SELECT d.id, c.text FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.ordinal = 0").fetchall()
+            )
             retriever = compose.retriever(settings, store, hashed)
             rng.shuffle(docs)
             examples: list[Example] = []
@@ -129,7 +131,12 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
                 gold_text = first_chunk.get(doc_id, "")
                 # An answer that restates the question opens with it; the restatement answers nothing.
                 answer_sentences = [s for s in sentences(clip(gold_text, ANSWER_WORDS)) if not s.endswith("?")]
-                if not title.endswith("?") or not answer_sentences or len(gold_text.split()) < 12 or any(b in gold_text for b in BOILERPLATE):
+                if (
+                    not title.endswith("?")
+                    or not answer_sentences
+                    or len(gold_text.split()) < 12
+                    or any(b in gold_text for b in BOILERPLATE)
+                ):
                     continue
                 hits = retriever.search(title, 12).hits
                 # Not the gold answer, nor another copy of it (MedQuAD repeats some questions across sources).
@@ -146,7 +153,9 @@ def medquad_examples(root: Path, split: Split, n: int, seed: int) -> list[Exampl
                 slot = rng.randrange(3)
                 passages.insert(slot, Passage(title, clip(gold_text, PASSAGE_WORDS)))
                 answer = " ".join(cite(s, [slot + 1]) for s in answer_sentences)
-                examples.append(Example(f"medquad:{qid}", "medquad", "medical", title, tuple(passages), answer, " ".join(answer_sentences), (slot + 1,)))
+                examples.append(
+                    Example(f"medquad:{qid}", "medquad", "medical", title, tuple(passages), answer, " ".join(answer_sentences), (slot + 1,))
+                )
     return examples
 
 
@@ -215,12 +224,24 @@ def tatqa_examples(path: Path, split: Split, n: int, seed: int) -> list[Example]
         rng.shuffle(items)
         number = {key: i for i, (key, _) in enumerate(items, start=1)}
         source = question.get("answer_from")
-        gold = ([number["table"]] if source in ("table", "table-text") else []) + ([number[o] for o in related] if source in ("text", "table-text") else [])
+        gold = ([number["table"]] if source in ("table", "table-text") else []) + (
+            [number[o] for o in related] if source in ("text", "table-text") else []
+        )
         if not gold:
             continue
         reference = _tatqa_answer(question)
-        examples.append(Example(f"tatqa:{question['uid']}", "tatqa", "finance", question["question"], tuple(p for _, p in items),
-                                cite(reference, sorted(gold)), reference, tuple(sorted(gold))))
+        examples.append(
+            Example(
+                f"tatqa:{question['uid']}",
+                "tatqa",
+                "finance",
+                question["question"],
+                tuple(p for _, p in items),
+                cite(reference, sorted(gold)),
+                reference,
+                tuple(sorted(gold)),
+            )
+        )
     return examples
 
 

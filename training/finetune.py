@@ -14,11 +14,11 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-from assistant.storage import make_shareable
+from core.storage import make_shareable
 from generator.base import Message
 
 IGNORE = -100  # label value the loss skips
@@ -87,8 +87,16 @@ def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) 
     return batches
 
 
-def train_lora(model, tokenizer, examples: Sequence[TrainingExample], out: Path, options: LoraOptions = LoraOptions(), *,
-               progress: bool = True, card: dict | None = None) -> TrainingResult:
+def train_lora(
+    model,
+    tokenizer,
+    examples: Sequence[TrainingExample],
+    out: Path,
+    options: LoraOptions = LoraOptions(),
+    *,
+    progress: bool = True,
+    card: dict | None = None,
+) -> TrainingResult:
     """Train LoRA on ``model`` (already loaded, typically 4-bit) and save the adapter to ``out``.
 
     ``out`` is written to a temporary sibling folder and renamed into place, so an interrupted run never
@@ -113,8 +121,13 @@ def train_lora(model, tokenizer, examples: Sequence[TrainingExample], out: Path,
 
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    config = LoraConfig(r=options.rank, lora_alpha=options.alpha, lora_dropout=options.dropout,
-                        target_modules=list(options.target_modules), task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=options.rank,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=list(options.target_modules),
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, config)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -150,15 +163,29 @@ def train_lora(model, tokenizer, examples: Sequence[TrainingExample], out: Path,
                 losses.append(loss.detach().item())
                 tokens += int(mask.sum())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
-                log.write(json.dumps({"step": step, "loss": round(losses[-1], 5), "lr": scheduler.get_last_lr()[0],
-                                      "tokens": tokens, "elapsed_s": round(time.perf_counter() - started, 1)}) + "\n")
+                log.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "loss": round(losses[-1], 5),
+                            "lr": scheduler.get_last_lr()[0],
+                            "tokens": tokens,
+                            "elapsed_s": round(time.perf_counter() - started, 1),
+                        }
+                    )
+                    + "\n"
+                )
                 log.flush()
         wall = time.perf_counter() - started
         tail = losses[-max(1, len(losses) // 10) :]
         result = TrainingResult(len(encoded), skipped, len(batches), tokens, sum(tail) / len(tail), losses[0], wall, losses)
         model.save_pretrained(work)
-        (work / "training.json").write_text(json.dumps({"options": asdict(options), "result": {k: v for k, v in asdict(result).items() if k != "losses"},
-                                                        **(card or {})}, indent=2) + "\n")
+        (work / "training.json").write_text(
+            json.dumps(
+                {"options": asdict(options), "result": {k: v for k, v in asdict(result).items() if k != "losses"}, **(card or {})}, indent=2
+            )
+            + "\n"
+        )
         (work / "README.md").write_text(model_card(options, result, card or {}))
         make_shareable(work)
         if out.exists():

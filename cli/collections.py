@@ -1,0 +1,135 @@
+"""Verbs over collections: ingest, delete, check, collections. Heavy modules (models, FAISS) are imported
+inside the commands, so `assistant --help` stays quick."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from cli.output import emit, print_ingest
+from core.config import Settings
+from core.errors import CollectionBusy, UserError
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--collection", "-c", required=True, help="Collection to add to (created if absent).")
+@click.option("--rebuild", is_flag=True, help="Build a fresh collection from PATHS with the current settings and swap it in.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+def ingest(settings: Settings, paths: tuple[Path, ...], collection: str, rebuild: bool, as_json: bool, quiet: bool) -> None:
+    """Load, chunk, embed and index files and folders into a collection."""
+    from assistant import compose
+    from core.collection import collection_path, replace_collection
+
+    target = collection_path(settings.index_dir, collection)
+    embedder = compose.embedder(settings)
+    chunk = settings.chunking
+    if chunk.chunk_tokens + 8 > embedder.max_tokens:
+        raise UserError(
+            f"chunk_tokens={chunk.chunk_tokens} exceeds what {embedder.name} reads ({embedder.max_tokens} tokens); "
+            "lower ASSISTANT_CHUNKING__CHUNK_TOKENS"
+        )
+    where = target.parent / f".{target.name}.rebuild" if rebuild else target
+    if rebuild:
+        shutil.rmtree(where, ignore_errors=True)
+    ingestor = compose.ingestor(settings, where, embedder, name=collection, progress=not quiet and not as_json)
+    with ingestor.collection as store:
+        report = ingestor.ingest(paths)
+        totals = store.counts()
+    if rebuild and not report.interrupted:
+        replace_collection(where, target)
+    summary = {**report.to_dict(), "totals": totals, "path": str(target)}
+    if as_json:
+        emit(summary)
+    else:
+        print_ingest(report, totals, target)
+    if report.interrupted:
+        click.echo("interrupted: what was committed is kept; run the same command again to finish", err=True)
+        sys.exit(130)
+    if report.missing_paths:
+        raise UserError(f"{len(report.missing_paths)} path(s) do not exist: {', '.join(report.missing_paths)}")
+
+
+@click.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--source", required=True, type=click.Path(path_type=Path), help="A file, or a folder: every file under it.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def delete(settings: Settings, collection: str, source: Path, as_json: bool) -> None:
+    """Remove a source file's documents, chunks, vectors and BM25 rows from a collection."""
+    from assistant import compose
+
+    resolved = str(source.resolve())
+    with compose.open_collection(settings, collection, writable=True) as store:
+        matches = [s for s in store.sources() if s == resolved or s.startswith(resolved.rstrip(os.sep) + os.sep)]
+        if not matches:
+            raise UserError(f"no documents from {source} in collection {collection!r} (see `assistant collections`)")
+        documents = chunks = 0
+        for src in matches:
+            d, c = store.delete_source(src)
+            documents, chunks = documents + d, chunks + c
+        store.checkpoint()
+        totals = store.counts()
+    result = {"sources": matches, "documents_removed": documents, "chunks_removed": chunks, "totals": totals}
+    if as_json:
+        emit(result)
+    else:
+        click.echo(f"removed {documents} documents ({chunks} chunks) from {len(matches)} source(s) in {collection!r}")
+
+
+@click.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def check(settings: Settings, collection: str, as_json: bool) -> None:
+    """Verify a collection: SQLite integrity, FTS5, offsets, vectors, FAISS ids. Repairs a lagging index."""
+    from assistant import compose
+
+    try:
+        store = compose.open_collection(settings, collection, writable=True)
+    except CollectionBusy:  # check what is committed, without writing
+        store = compose.open_collection(settings, collection)
+    with store:
+        report = store.check()
+    if as_json:
+        emit({"collection": collection, "ok": report.ok, "problems": report.problems, "repaired": report.repaired, **report.stats})
+    else:
+        for line in report.repaired:
+            click.echo(f"repaired: {line}")
+        for line in report.problems:
+            click.echo(f"problem: {line}")
+        stats = report.stats
+        state = "ok" if report.ok else "PROBLEMS FOUND"
+        click.echo(
+            f"{collection}: {state} ({stats['files']} files, {stats['documents']} documents, {stats['chunks']} chunks, "
+            f"{stats['indexed_vectors']} vectors in a {stats['index_kind']} index)"
+        )
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command("collections")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def collections_cmd(settings: Settings, as_json: bool) -> None:
+    """List the collections under ASSISTANT_INDEX_DIR."""
+    from assistant.views import collection_view
+    from core.collection import list_collections
+
+    found = list_collections(settings.index_dir)
+    if as_json:
+        emit([collection_view(m) for m in found])
+        return
+    if not found:
+        click.echo(f"no collections under {settings.index_dir}")
+    for m in found:
+        click.echo(
+            f"{m.name:16} {m.documents:7} documents {m.index.chunks:8} chunks  {m.embedder.name} "
+            f"({m.embedder.dim}-d), {m.chunking.chunk_tokens}/{m.chunking.overlap_tokens} tokens, {m.index.kind}"
+        )

@@ -1,0 +1,49 @@
+"""A collection on disk: one folder holding ``manifest.json``, ``docs.sqlite`` and ``vectors.faiss``.
+
+``Collection`` (collection.py) is the front door; behind it, one file per job: manifest.py (what the
+collection was built with), store.py (SQLite, the source of truth, and every query), vectors.py (the FAISS
+checkpoint), check.py (``assistant check``), filters.py (metadata filters), paths.py (names, listing,
+swapping a rebuilt collection in).
+"""
+
+from core.collection.check import CheckReport
+from core.collection.collection import Collection, CommitResult
+from core.collection.filters import Filters, filter_clause, parse_filters
+from core.collection.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    ChunkingInfo,
+    EmbedderInfo,
+    IndexInfo,
+    Manifest,
+    ensure_compatible,
+    read_manifest,
+)
+from core.collection.paths import collection_path, list_collections, replace_collection
+from core.collection.store import DATABASE, DocumentBatch, FileRecord
+from core.collection.vectors import VECTORS, IndexParams
+
+__all__ = [
+    "DATABASE",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "VECTORS",
+    "CheckReport",
+    "ChunkingInfo",
+    "Collection",
+    "CommitResult",
+    "DocumentBatch",
+    "EmbedderInfo",
+    "FileRecord",
+    "Filters",
+    "IndexInfo",
+    "IndexParams",
+    "Manifest",
+    "collection_path",
+    "ensure_compatible",
+    "filter_clause",
+    "list_collections",
+    "parse_filters",
+    "read_manifest",
+    "replace_collection",
+]

@@ -1,0 +1,346 @@
+"""``Collection``: the front door to one collection folder (``manifest.json``, ``docs.sqlite``,
+``vectors.faiss``): open or create it, commit and delete, checkpoint, search, check.
+
+Crash safety comes from one rule: SQLite is the source of truth (store.py). Documents, chunks, their
+vectors and the FTS5 (BM25) rows are written in SQLite transactions, each of which bumps a ``generation``
+counter. ``vectors.faiss`` (vectors.py) is a checkpoint of the vectors, written atomically (temp file +
+rename) together with the manifest (manifest.py) that records which generation it holds. When a process
+dies between a commit and the next checkpoint, the next open sees the generations differ and brings the
+FAISS index up to date from the vectors in SQLite (adding missing ids, dropping deleted ones), so a killed
+ingest always leaves a collection that opens, searches and passes ``check`` (check.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from core.collection.check import CheckReport, check
+from core.collection.filters import Filters
+from core.collection.manifest import (
+    FORMAT_VERSION,
+    MANIFEST,
+    ChunkingInfo,
+    EmbedderInfo,
+    IndexInfo,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
+from core.collection.store import DATABASE, Changes, DocumentBatch, FileRecord, Store, now
+from core.collection.vectors import VECTORS, IndexParams, VectorIndex
+from core.errors import CollectionBusy, CorruptCollection, UserError
+from core.types import Hit
+
+LOCK = ".write.lock"
+# How often a read-only handle asks the database whether another process has committed since it loaded.
+# Asking on every search (one SQL read) cost ~10 % of a search under load; commits made by this process
+# are seen at once (see _commits_here).
+STALE_CHECK_INTERVAL_S = 0.25
+_commits_here: dict[Path, int] = {}  # commits made through this process's writable handles, per collection folder
+_commits_guard = threading.Lock()
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    documents_added: int
+    chunks_added: int
+    documents_removed: int
+    chunks_removed: int
+
+
+class Collection:
+    """Open with ``Collection.open`` or ``Collection.create``; use as a context manager."""
+
+    def __init__(self, path: Path, manifest: Manifest, store: Store, params: IndexParams, lock: FileLock | None):
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self.params = params
+        self._lock = lock
+        self.vectors = VectorIndex.empty("flat", manifest.embedder.dim, params)
+        self.repaired: list[str] = []
+        self._key = path.resolve()
+        self._seen_here = _commits_here.get(self._key, 0)
+        self._next_check = 0.0
+        self._found_stale = False
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        embedder: EmbedderInfo,
+        chunking: ChunkingInfo,
+        params: IndexParams = IndexParams(),
+        name: str | None = None,
+    ) -> Collection:
+        """Create an empty collection. The folder appears complete or not at all (built aside, then renamed)."""
+        path = Path(path)
+        if (path / MANIFEST).exists():
+            raise UserError(f"collection already exists at {path}")
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            # Never delete what is not ours: a folder of the user's own files may carry this name.
+            raise UserError(f"{path} exists and is not a collection; choose another collection name or ASSISTANT_INDEX_DIR")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.parent / f".{path.name}.creating"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        Store.create(staging)
+        VectorIndex.empty("flat", embedder.dim, params).save(staging / VECTORS)
+        stamp = now()
+        write_manifest(
+            staging,
+            Manifest(
+                format_version=FORMAT_VERSION,
+                name=name or path.name,
+                embedder=embedder,
+                chunking=chunking,
+                index=IndexInfo(kind="flat", generation=0, chunks=0),
+                documents=0,
+                files=0,
+                created_at=stamp,
+                updated_at=stamp,
+            ),
+        )
+        if path.exists():  # an empty folder (checked above)
+            path.rmdir()
+        staging.rename(path)
+        return cls.open(path, writable=True, params=params)
+
+    @classmethod
+    def open(cls, path: Path, *, writable: bool = False, params: IndexParams = IndexParams()) -> Collection:
+        path = Path(path)
+        manifest = read_manifest(path)
+        lock = None
+        if writable:
+            lock = FileLock(str(path / LOCK))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                raise CollectionBusy(f"collection {path.name!r} is being written by another process; wait for it to finish") from None
+        try:
+            store = Store(path, writable=writable)
+        except sqlite3.DatabaseError as exc:
+            if lock:
+                lock.release()
+            raise CorruptCollection(f"{path / DATABASE} is not a readable SQLite database: {exc}") from exc
+        collection = cls(path, manifest, store, params, lock)
+        collection._load_index()
+        return collection
+
+    def close(self) -> None:
+        self.store.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's SQLite connection (store.py)."""
+        return self.store.db
+
+    @property
+    def index(self):
+        """The FAISS index itself (``vectors`` is its wrapper)."""
+        return self.vectors.index
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None
+
+    @property
+    def dim(self) -> int:
+        return self.manifest.embedder.dim
+
+    @property
+    def generation(self) -> int:
+        return self.store.generation
+
+    @property
+    def index_kind(self) -> str:
+        return self.vectors.kind
+
+    @property
+    def version(self) -> int:
+        """The generation searches on this handle reflect: the one its index was loaded at for a read-only
+        handle (its owner reopens it when stale), the live one for the writer. Reads no SQL for a reader."""
+        return self.generation if self.writable else self.loaded_generation
+
+    @property
+    def stale(self) -> bool:
+        """A read-only handle whose index predates a commit made since: by this process, seen at once; by
+        another, seen within STALE_CHECK_INTERVAL_S."""
+        if self.writable:
+            return False
+        if not self._found_stale:
+            here, clock = _commits_here.get(self._key, 0), time.monotonic()
+            if here != self._seen_here or clock >= self._next_check:
+                self._seen_here, self._next_check = here, clock + STALE_CHECK_INTERVAL_S
+                self._found_stale = self.generation != self.loaded_generation
+        return self._found_stale
+
+    # ------------------------------------------------------------------ the FAISS checkpoint
+
+    def _load_index(self) -> None:
+        """Read the FAISS checkpoint and bring it up to the database's generation."""
+        file = self.path / VECTORS
+        loaded = None
+        try:
+            loaded = VectorIndex.read(file, self.params)
+            if loaded.dim != self.dim:
+                self.repaired.append(f"{VECTORS} had dimension {loaded.dim}, expected {self.dim}; rebuilt it")
+                loaded = None
+        except RuntimeError as exc:  # faiss raises RuntimeError for missing or unreadable files
+            self.repaired.append(f"{VECTORS} was unreadable ({str(exc).splitlines()[0][:120]}); rebuilt it from the store")
+        if loaded is None:
+            self._rebuild_index()
+        else:
+            self.vectors = loaded
+            if self.manifest.index.generation != self.generation:
+                self._sync_index()
+        if self.repaired and self.writable:
+            self.checkpoint()
+        self.loaded_generation = self.generation
+
+    def _sync_index(self) -> None:
+        stored = self.store.chunk_ids()
+        indexed = self.vectors.ids()
+        missing = np.setdiff1d(stored, indexed, assume_unique=True)
+        extra = np.setdiff1d(indexed, stored, assume_unique=True)
+        if len(extra):
+            self.vectors.remove(extra)
+        if len(missing):
+            self.vectors.add(missing, self.vectors_for(missing))
+        self.repaired.append(
+            f"{VECTORS} was behind the store (generation {self.manifest.index.generation} < {self.generation}): "
+            f"added {len(missing)} vectors, removed {len(extra)}"
+        )
+
+    def _rebuild_index(self) -> None:
+        ids, vectors = self.store.all_vectors(self.dim)
+        self.vectors = VectorIndex.build(ids, vectors, self.dim, self.params)
+
+    def checkpoint(self) -> None:
+        """Write the FAISS index and the manifest atomically, recording the generation they reflect."""
+        self._require_writable()
+        if self.vectors.needs_rebuild or self.params.kind_for(self.vectors.ntotal) != self.index_kind:
+            self._rebuild_index()
+        generation = self.generation
+        self.vectors.save(self.path / VECTORS)
+        counts = self.counts()
+        self.manifest = self.manifest.model_copy(
+            update={
+                "index": IndexInfo(kind=self.index_kind, generation=generation, chunks=self.vectors.ntotal),
+                "documents": counts["documents"],
+                "files": counts["files"],
+                "updated_at": now(),
+            }
+        )
+        write_manifest(self.path, self.manifest)
+        self.store.fold_wal()
+
+    # ------------------------------------------------------------------ writing
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise RuntimeError("collection opened read-only")
+
+    def _mirror(self, changes: Changes) -> None:
+        """The transaction is durable: count it for this process's readers, and mirror it in the in-memory
+        index (the checkpoint writes that out)."""
+        with _commits_guard:
+            _commits_here[self._key] = _commits_here.get(self._key, 0) + 1
+        if changes.removed_ids:
+            self.vectors.remove(np.array(changes.removed_ids, dtype=np.int64))
+        if changes.added_ids:
+            self.vectors.add(np.array(changes.added_ids, dtype=np.int64), np.vstack(changes.added_vectors))
+
+    def commit(self, batch: DocumentBatch, finished_files: list[FileRecord]) -> CommitResult:
+        """Add documents with their chunks and vectors, then finalise the files whose documents are all in.
+
+        One transaction: either everything in the call is stored, or nothing is.
+        """
+        self._require_writable()
+        changes = self.store.commit(batch, finished_files)
+        self._mirror(changes)
+        return CommitResult(changes.documents_added, len(changes.added_ids), changes.documents_removed, len(changes.removed_ids))
+
+    def delete_source(self, source: str) -> tuple[int, int]:
+        """Remove every document of a source file (and its file record). Returns (documents, chunks) removed."""
+        self._require_writable()
+        changes = self.store.delete_source(source)
+        self._mirror(changes)
+        return changes.documents_removed, len(changes.removed_ids)
+
+    def delete_document(self, document_id: str) -> tuple[int, int]:
+        """Remove one document (its chunks, vectors and BM25 rows). The source file's record stays, so
+        re-ingesting the unchanged file does not bring the document back. Returns (documents, chunks)."""
+        self._require_writable()
+        changes = self.store.delete_document(document_id)
+        self._mirror(changes)
+        return changes.documents_removed, len(changes.removed_ids)
+
+    # ------------------------------------------------------------------ reading
+
+    def counts(self) -> dict[str, int]:
+        return self.store.counts()
+
+    def file_sha256(self, path: str) -> str | None:
+        return self.store.file_sha256(path)
+
+    def document_ids(self, source: str) -> set[str]:
+        return self.store.document_ids(source)
+
+    def sources(self) -> list[str]:
+        return self.store.sources()
+
+    def vectors_for(self, ids: np.ndarray) -> np.ndarray:
+        return self.store.vectors_for(ids, self.dim)
+
+    def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed for these embedding inputs (re-used instead of embedding again)."""
+        return self.store.vectors_by_embed_hash(hashes)
+
+    def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Dense top-k as (chunk id, cosine) pairs, best first (inner product of normalised vectors);
+        ``allowed`` restricts the search to those chunk ids."""
+        width = np.asarray(query).reshape(1, -1).shape[1]
+        if width != self.dim:
+            raise UserError(f"query vector has dimension {width}, collection {self.manifest.name!r} uses {self.dim}")
+        return self.vectors.search(query, k, allowed)
+
+    def bm25(self, match: str, k: int, filters: Filters | None = None, title_weight: float = 1.0) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) pairs from the FTS5 table, best first. ``match`` is an FTS5 query."""
+        return self.store.bm25(match, k, filters, title_weight)
+
+    def chunks_matching(self, match: str) -> int:
+        """How many chunks an FTS5 query matches (BM25's common-term check)."""
+        return self.store.chunks_matching(match)
+
+    def chunk_ids_matching(self, filters: Filters) -> np.ndarray:
+        return self.store.chunk_ids_matching(filters)
+
+    def hits(self, scored_ids: list[tuple[int, float]]) -> list[Hit]:
+        """Turn (chunk id, score) pairs into Hits, keeping their order."""
+        return self.store.hits(scored_ids)
+
+    def check(self) -> CheckReport:
+        """Verify that the manifest, the store, the FTS table and the FAISS index agree."""
+        return check(self)

