@@ -109,7 +109,7 @@ def test_cli_ask_over_the_sample_collection_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["generator"] == "SmolLM2-135M-Instruct 4bit + LoRA"
-    assert data["cited"] and not data["invalid_citations"], data["text"]
+    assert data["cited"] and not data["invalid_citations"], data["answer"]
     assert any("atrial fibrillation" in c["title"].lower() for c in data["citations"]), data["citations"]
 
 
