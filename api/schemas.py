@@ -56,6 +56,9 @@ class AskResponse(BaseModel):
     sources: list[Passage] = Field(description="Every passage the model was given.")
     cited: list[int] = Field(description="The passage numbers the answer cites, in order of first citation.")
     invalid_citations: list[int] = Field(description="Numbers the model cited that match no passage (removed from the answer).")
+    answerable: bool = Field(description="Whether the documents answer the question (false: the answer says why, as `reason`).")
+    answerability: float = Field(description="The answerability check's probability that the passages answer the question.")
+    reason: str | None = Field(description='Why the documents do not answer it, e.g. "The documents do not mention Tesla."')
     finish_reason: str
     blocked: bool
     relevant: bool

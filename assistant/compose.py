@@ -13,6 +13,7 @@ from core.embedding import Embedder, make_embedder
 from generator.base import GenerationOptions, Generator
 from ingest.chunking import Chunker
 from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
+from retriever.answerability import AnswerabilityModel
 from retriever.hybrid import Retriever, RetrieverConfig
 
 
@@ -84,6 +85,13 @@ def retriever(settings: Settings, store: Collection, embedder: Embedder, **overr
     model the collection was built with."""
     config = {**settings.retrieval.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     return Retriever(store, embedder, RetrieverConfig(**config))
+
+
+def answerability_model(settings: Settings, collection: str) -> AnswerabilityModel:
+    """The answerability model for a collection (settings.answerability.models, else the default model),
+    with the threshold setting applied."""
+    cfg = settings.answerability
+    return AnswerabilityModel.load(cfg.models.get(collection, cfg.default_model)).with_threshold(cfg.threshold)
 
 
 def generator(settings: Settings) -> Generator:

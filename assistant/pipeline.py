@@ -20,14 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant import compose
-from core.citations import NO_ANSWER, cited_numbers, invalid_numbers
+from core.citations import COULD_NOT_ANSWER, NO_ANSWER, cited_numbers, invalid_numbers
 from core.collection import MANIFEST, collection_path, read_manifest
 from core.config import Settings
 from core.embedding import Embedder
 from core.errors import UserError
 from core.types import Hit
 from generator.base import GenerationOptions, Generator
+from generator.degenerate import LoopDetector, is_degenerate
 from generator.prompt import Passage, build_prompt
+from guardrails.output_checks import is_refusal, quote_fallback
+from retriever.answerability import Answerability, AnswerabilityModel
 from retriever.hybrid import Retriever
 
 
@@ -58,7 +61,8 @@ class Answer:
     relevant: bool  # the retriever's "something relevant was found" signal
     relevance: float
     # stop, length, timeout, cancelled; no_passages (nothing retrieved), blocked (an input rail refused),
-    # not_covered (the retriever found nothing relevant enough to answer from)
+    # not_covered (the answerability check found the documents do not cover the question), degenerate (the
+    # generation looped and was stopped)
     finish_reason: str
     tokens: int  # generated
     generator: str
@@ -68,6 +72,12 @@ class Answer:
     blocked: bool = False  # an input rail refused the question; ``text`` is its fixed reply
     raw_text: str = ""  # the text as generated, before the output rails (what was streamed)
     prompt_tokens: int = 0  # the prompt the model read, chat template included
+    # Do the documents answer the question? The answerability check before generation (retriever/
+    # answerability.py), turned to False after it when the model said the passages do not hold the answer or
+    # nothing it wrote was supported; ``reason`` says why in words, and is part of ``text``.
+    answerable: bool = True
+    answerability: float = 1.0  # the check's P(answerable)
+    reason: str | None = None
 
     @property
     def citations(self) -> list[Source]:
@@ -96,6 +106,8 @@ class Assistant:
         self._stores: dict[str, Any] = {}  # collection name -> Collection, opened once
         self._retrievers: dict[tuple, Any] = {}  # (collection, overrides) -> Retriever
         self._guards: dict[str, Any] = {}
+        self._models: dict[str, AnswerabilityModel] = {}  # collection name -> its answerability model
+        self._deciders: dict[str, Answerability] = {}
         self._audit = None
         self._lock = threading.Lock()
 
@@ -129,6 +141,23 @@ class Assistant:
                 embedder = self._embedder(store.manifest.embedder.name)
                 self._retrievers[key] = compose.retriever(self.settings, store, embedder, **overrides)
             return self._retrievers[key]
+
+    def answerability_model(self, collection: str) -> AnswerabilityModel:
+        """The collection's answerability model (compose.answerability_model), loaded once."""
+        with self._lock:
+            if collection not in self._models:
+                self._models[collection] = compose.answerability_model(self.settings, collection)
+            return self._models[collection]
+
+    def answerability(self, collection: str) -> Answerability:
+        """The answerability decider of the collection's open handle (a new one when it was reopened)."""
+        store = self.retriever(collection).collection
+        model = self.answerability_model(collection)
+        with self._lock:
+            decider = self._deciders.get(collection)
+            if decider is None or decider.collection is not store:
+                decider = self._deciders[collection] = Answerability(store, model)
+            return decider
 
     def embedder(self, model: str) -> Embedder:
         """The named embedding model, loaded once (and wrapped) for questions and uploads alike."""
@@ -234,16 +263,21 @@ class Assistant:
         result = retriever.search(question, k, filters)
         answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
         answer.relevant, answer.relevance = result.relevant, result.relevance
+        decision = self.answerability(collection).decide(question, result.hits, result.relevance)
+        answer.timings_ms["answerability"] = decision.ms
+        answer.answerable, answer.answerability = decision.answerable, decision.score
+        answer.reason = None if decision.answerable else decision.reason
         if not result.hits:
-            yield from self._finish(answer, NO_ANSWER, "no_passages", started)
+            answer.answerable = False
+            answer.reason = "No passage matches the filters." if filters else "The collection holds no passages."
+            yield from self._finish(answer, _with_reason(NO_ANSWER, answer.reason), "no_passages", started)
             return
         if guard is not None:
-            covered = guard.check(
-                question, "input", {**context, "relevant": float(result.relevant), "relevance": result.relevance}, kinds={"threshold"}
-            )
+            signals = {"answerable": float(decision.answerable), "relevant": float(result.relevant), "relevance": result.relevance}
+            covered = guard.check(question, "input", {**context, **signals}, kinds={"threshold"})
             answer.guard_events += [e.to_dict() for e in covered.events]
             if covered.blocked:
-                yield from self._finish(answer, covered.reply, "not_covered", started)
+                yield from self._finish(answer, _with_reason(covered.reply or NO_ANSWER, decision.reason), "not_covered", started)
                 return
 
         generator = self.generator
@@ -270,27 +304,51 @@ class Assistant:
             if cancel.is_set():
                 stream.cancel()
         pieces = []
+        loop = LoopDetector()
         for piece in stream:
             if not pieces:
                 answer.timings_ms["first_token"] = (time.perf_counter() - started) * 1000
             pieces.append(piece)
             yield piece
+            if loop.feed(piece):
+                stream.cancel()  # a loop never ends by itself: stop it instead of running to the token limit
+                break
         answer.raw_text = "".join(pieces).strip()
         answer.tokens = stream.tokens
         answer.timings_ms["generate"] = (time.perf_counter() - generating) * 1000
-        text = answer.raw_text
+        passages = [s.text for s in answer.sources]
+        position = {s.chunk_id: s.number for s in answer.sources}
+        evidence = [position[result.hits[i].chunk_id] for i in decision.evidence if result.hits[i].chunk_id in position]
+        text, lead = answer.raw_text, ""
+        if loop.looping or is_degenerate(text):
+            # Nothing usable was written: the passages that bear on the question are shown as evidence, under a
+            # lead that says so (added after the rails, which would drop it as a sentence citing nothing).
+            quotes = quote_fallback(question, passages, evidence=evidence)
+            text, lead = (quotes, COULD_NOT_ANSWER) if quotes else (NO_ANSWER, "")
         if guard is not None:
-            passages = [s.text for s in answer.sources]
             checked = guard.check(
-                text, "output", {**context, "question": question, "passages": passages, "support": self._support(retriever.embedder)}
+                text,
+                "output",
+                {**context, "question": question, "passages": passages, "evidence": evidence, "support": self._support(retriever.embedder)},
             )
             answer.guard_events += [e.to_dict() for e in checked.events]
             text = checked.text
+        if lead:
+            text = f"{lead}\n{text}"
+        if is_refusal(text.split("\n\n")[0]):
+            # The model (or the grounding check) found no answer in the passages: not answerable, with a reason.
+            answer.answerable, answer.reason = False, decision.reason
+            text = _with_reason(text, answer.reason)
         if notes:
             text = text.rstrip() + "\n\n" + "\n".join(notes)
         answer.cited = cited_numbers(text, len(answer.sources))
         answer.invalid_citations = invalid_numbers(answer.raw_text, len(answer.sources))
-        reason = "cancelled" if cancel is not None and cancel.is_set() else stream.finish_reason or "stop"
+        if cancel is not None and cancel.is_set():
+            reason = "cancelled"
+        elif loop.looping:
+            reason = "degenerate"
+        else:
+            reason = stream.finish_reason or "stop"
         yield from self._finish(answer, text, reason, started, streamed=True)
 
     @staticmethod
@@ -318,6 +376,14 @@ class Assistant:
             yield text
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         yield answer
+
+
+def _with_reason(text: str, reason: str | None) -> str:
+    """The reply with the reason after its first paragraph (before any disclaimer the rails appended)."""
+    if not reason or reason in text:
+        return text
+    head, sep, tail = text.partition("\n\n")
+    return f"{head.rstrip()} {reason}{sep}{tail}"
 
 
 def _source(number: int, hit: Hit) -> Source:

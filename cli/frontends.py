@@ -15,7 +15,9 @@ from core.errors import UserError
 
 
 @click.command("eval")
-@click.option("--suite", default="all", show_default=True, type=click.Choice(["medical", "finance", "unanswerable", "guardrails", "all"]))
+@click.option(
+    "--suite", default="all", show_default=True, type=click.Choice(["medical", "finance", "unanswerable", "uncovered", "guardrails", "all"])
+)
 @click.option(
     "--config",
     "config_file",

@@ -1,5 +1,5 @@
 """Citation markers in an answer: ``[1]``, ``[2, 3]``, ``[1][4]``, mapped back to the numbered passages,
-and the fixed sentence an answer uses when the passages do not hold the answer.
+and the fixed sentences an answer uses when the passages do not hold the answer or none could be written.
 
 In the bottom layer because the generator (writes them), the guardrails (check them) and the evaluation
 (scores them) all read answers the same way."""
@@ -10,6 +10,9 @@ import re
 from dataclasses import dataclass
 
 NO_ANSWER = "The passages do not contain the answer."
+# The lead of an answer the model could not write, where passages bearing on the question exist: what
+# follows are quotations, shown as evidence rather than as an answer.
+COULD_NOT_ANSWER = "No answer could be written from the passages. What they say that bears on the question:"
 MARKER = re.compile(r"\[(\s*\d+\s*(?:[,;]\s*\d+\s*)*)\]")
 
 

@@ -89,6 +89,20 @@ class RetrievalSettings(BaseModel):
     bm25_title_weight: float = Field(1.0, ge=0.0, description="weight of a title match against a text match in BM25")
 
 
+class AnswerabilitySettings(BaseModel):
+    # Fitted on dev data where documents were left out (bench/answerability.py); a model per domain because
+    # the same signals weigh differently in clinical prose and in annual-report tables.
+    models: dict[str, str] = Field(
+        {"medical": "medical", "finance": "finance"},
+        description="the answerability model per collection (a shipped name or a JSON file from `python bench/answerability.py "
+        "--fit`), as JSON",
+    )
+    default_model: str = Field("general", description="the model of a collection not named in `models`")
+    threshold: float | None = Field(
+        None, gt=0.0, lt=1.0, description='P(answerable) under which a question is answered "not covered"; unset: the model\'s own'
+    )
+
+
 class IngestSettings(BaseModel):
     max_file_mb: float = Field(100.0, gt=0, description="larger files are skipped with a reason")
     commit_chunks: int = Field(
@@ -205,6 +219,7 @@ class Settings(BaseSettings):
     chunking: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answerability: AnswerabilitySettings = AnswerabilitySettings()
     ingest: IngestSettings = IngestSettings()
     generator: GeneratorSettings = GeneratorSettings()
     guardrails: GuardrailSettings = GuardrailSettings()

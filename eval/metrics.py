@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core.citations import MARKER, NO_ANSWER, cited_numbers
+from core.citations import COULD_NOT_ANSWER, MARKER, NO_ANSWER, cited_numbers
 from guardrails.output_checks import is_refusal as _is_no_answer
 from guardrails.output_checks import sentence_spans, unsupported_sentences
 
@@ -271,12 +271,35 @@ def is_refusal(text: str) -> bool:
     text = " ".join((text or "").split())
     if not text:
         return False
-    if _is_no_answer(text):
+    if _is_no_answer(text) or text.startswith(COULD_NOT_ANSWER):  # no answer written; evidence shown instead
         return True
     lowered = text.lower()
     if any(" ".join(m.split()).lower().rstrip(".") in lowered for m in refusal_messages()):
         return True
     return bool(_DECLINE.search(text))
+
+
+_NAMED_ABSENT = re.compile(r"The documents do not mention (.+?)\.(?:\s|$)")
+
+
+def reason_names(reason: str | None) -> list[str]:
+    """The terms a reason claims no document mentions ("The documents do not mention Tesla or NVIDIA." ->
+    ["Tesla", "NVIDIA"]); [] for a reason that claims no such thing."""
+    match = _NAMED_ABSENT.search(reason or "")
+    if not match:
+        return []
+    return [t.strip() for t in re.split(r",\s*|\s+or\s+", match.group(1)) if t.strip()]
+
+
+def reason_is_true(reason: str | None, absent_terms: Sequence[str]) -> bool | None:
+    """Whether every term the reason says no document mentions is one the collection truly lacks (an eval
+    item's ``absent_terms``, checked against the collection's text when the set was built); None when the
+    reason names no term."""
+    named = reason_names(reason)
+    if not named:
+        return None
+    absent = {w.lower() for w in absent_terms}
+    return all(set(re.findall(r"[a-z0-9]+", term.lower())) <= absent for term in named)
 
 
 def refusal_accuracy(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

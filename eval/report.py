@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from eval.scoring import ANSWER_SUITES, GUARD_SUITE, RAILS, RETRIEVAL_METRICS
+from eval.scoring import ANSWER_SUITES, DOMAINS, GUARD_SUITE, NOT_COVERED_SUITES, RAILS, RETRIEVAL_METRICS
 
 ANSWER_COLUMNS = (
     ("token_f1", "token F1"),
@@ -89,6 +89,18 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
             ]
         )
         out.append(("Refusals", ["suite", "accuracy", "refusal rate (unanswerable)", "false refusals (answerable)"], rows))
+        rows = [
+            [domain]
+            + [
+                _fmt(summary.get(f"answerability.{domain}.{m}"))
+                for m in ("uncovered_refused", "false_refusal", "reason_named", "reason_true")
+            ]
+            for domain in DOMAINS
+            if f"answerability.{domain}.uncovered_refused" in summary
+        ]
+        if rows:
+            headers = ["domain (test half)", "not covered: refused", "answerable: refused", "reasons naming a term", "of those, true"]
+            out.append(("Answerability", headers, rows))
     if GUARD_SUITE in metrics:
         g = metrics[GUARD_SUITE]
         rows = [
@@ -306,8 +318,8 @@ def _metric_bars(report: Mapping[str, Any]) -> str:
     summaries = [report["summary"]] + ([compare["summary"]] if compare else [])
     for suite in [s for s in ANSWER_SUITES if s in report["metrics"]]:
         keys = [(m, label) for m, label in ANSWER_COLUMNS if m != "answer_words"] + list(RETRIEVAL_COLUMNS)
-        if suite == "unanswerable":
-            keys = [("refusal_accuracy", "refusal accuracy"), ("faithfulness", "faithful")]
+        if suite in NOT_COVERED_SUITES:
+            keys = [("refusal_accuracy", "refusal accuracy"), ("reason_true", "reason true"), ("faithfulness", "faithful")]
         rows = [(label, [s.get(f"{suite}.{m}") for s in summaries]) for m, label in keys if any(f"{suite}.{m}" in s for s in summaries)]
         if rows:
             parts.append(f"<div><h3>{_e(suite)}</h3>{bar_chart(rows, names)}</div>")

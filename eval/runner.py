@@ -109,7 +109,7 @@ def load_items(data_dir: Path, suites: Sequence[str], limit: int | None = None) 
         if limit is not None:
             if suite == scoring.GUARD_SUITE:
                 items = _interleave(items, "expected")
-            elif suite == "unanswerable":
+            elif suite in scoring.NOT_COVERED_SUITES:
                 items = _interleave(items, "collection")
             items = items[:limit]
         out[suite] = items

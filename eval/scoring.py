@@ -31,6 +31,7 @@ from eval.metrics import (
     is_refusal,
     numeric_match,
     percentiles,
+    reason_is_true,
     refusal_accuracy,
     retrieval_metrics,
     rouge_l,
@@ -38,16 +39,29 @@ from eval.metrics import (
     token_f1,
 )
 
-ANSWER_SUITES = ("medical", "finance", "unanswerable")
+ANSWER_SUITES = ("medical", "finance", "unanswerable", "uncovered")
+NOT_COVERED_SUITES = ("unanswerable", "uncovered")  # questions the collections do not answer
 GUARD_SUITE = "guardrails"
-SUITES = ("medical", "finance", "unanswerable", "guardrails")
+SUITES = ("medical", "finance", "unanswerable", "uncovered", "guardrails")
+DOMAINS = ("medical", "finance")
 RAILS = ("injection", "harmful")
 RETRIEVAL_KS = (1, 3, 5, 10)
 RETRIEVAL_METRICS = tuple(f"recall@{k}" for k in RETRIEVAL_KS) + ("mrr@10", "ndcg@10")
 # Reasons the pipeline gives when it answered with a fixed reply instead of generating.
 FIXED_REPLIES = ("blocked", "not_covered", "no_passages")
 # Item scores averaged into the summary as "<suite>.<score>", in the order tables show them.
-ANSWER_SCORES = ("token_f1", "rouge_l", "faithfulness", "citation_precision", "citation_recall", "numeric_match", "refused", "answer_words")
+ANSWER_SCORES = (
+    "token_f1",
+    "rouge_l",
+    "faithfulness",
+    "citation_precision",
+    "citation_recall",
+    "numeric_match",
+    "refused",
+    "answer_words",
+    "reason_named",
+    "reason_true",
+)
 FAITHFUL_ENOUGH = 0.5  # below this share of supported sentences an answer is listed as a failure
 
 
@@ -93,10 +107,18 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
             scores["citation_recall"] = recall
         if item.get("reference_value") is not None:
             scores["numeric_match"] = float(numeric_match(body, item["reference_value"], item.get("scale") or ""))
-    if not refused and record.get("raw_text") and sources:
-        scores["faithfulness"] = supported_share(record["raw_text"], [s["snippet"] for s in sources])
+    raw = record.get("raw_text") or ""
+    if raw and sources and not is_refusal(raw) and record.get("finish_reason") not in FIXED_REPLIES:
+        # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
+        scores["faithfulness"] = supported_share(raw, [s["snippet"] for s in sources])
     scores["refused"] = float(refused)
     scores["answer_words"] = float(answer_words(body))
+    if not answerable and refused:
+        # Does the reason shown name what is missing, and is it truly missing? (None: it names no term.)
+        true = reason_is_true(record.get("reason"), item.get("absent_terms") or [])
+        scores["reason_named"] = float(true is not None)
+        if true is not None:
+            scores["reason_true"] = float(true)
 
     if answerable:
         if refused:
@@ -232,7 +254,7 @@ def summarize(
             summary[f"{suite}.benign_block_rate"] = m["benign_block_rate"]
             continue
         for name, value in m["answers"].items():
-            if value["n"] and not (suite == "unanswerable" and name == "refused"):  # that one is refusal_accuracy
+            if value["n"] and not (suite in NOT_COVERED_SUITES and name == "refused"):  # that one is refusal_accuracy
                 summary[f"{suite}.{name}"] = value["mean"]
         if m["retrieval"]["n_queries"]:
             for name in RETRIEVAL_METRICS:
@@ -240,7 +262,7 @@ def summarize(
         if m.get("retrieval_open", {}).get("n_queries"):
             for name in RETRIEVAL_METRICS:
                 summary[f"{suite}.open.{name}"] = m["retrieval_open"][name]
-        if suite == "unanswerable":
+        if suite in NOT_COVERED_SUITES:
             summary[f"{suite}.refusal_accuracy"] = m["refusal"]["accuracy"]
         for kind in ("ttft", "total"):
             for q in ("p50", "p95"):
@@ -252,6 +274,7 @@ def summarize(
         summary["refusal.accuracy"] = overall["accuracy"]
         summary["refusal.refusal_rate"] = overall["refusal_rate"]
         summary["refusal.false_refusal_rate"] = overall["false_refusal_rate"]
+        summary.update(answerability_summary(rows))
         overall_latency = latency(r for s in answer_suites for r in records_by_suite[s])
         for kind in ("ttft", "total"):
             for q in ("p50", "p95"):
@@ -259,8 +282,29 @@ def summarize(
     return summary
 
 
+def answerability_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
+    """Per domain, on the test half of the items (``split``; an item without one counts): the share of the
+    questions the collection does not cover that were refused, the share of answerable ones refused, and
+    of the refusals, how many reasons name a missing term and how many of those are true."""
+    out: dict[str, float | None] = {}
+    test = [r for r in rows if r["item"].get("split", "test") == "test"]
+    for domain in DOMAINS:
+        mine = [r for r in test if r["item"].get("collection") == domain]
+        if not mine:
+            continue
+        uncovered = [r for r in mine if not r["item"].get("answerable", True)]
+        answerable = [r for r in mine if r["item"].get("answerable", True)]
+        refused = [r for r in uncovered if r["refused"]]
+        named = [r for r in refused if "reason_true" in r["scores"]]
+        out[f"answerability.{domain}.uncovered_refused"] = _mean(float(r["refused"]) for r in uncovered)
+        out[f"answerability.{domain}.false_refusal"] = _mean(float(r["refused"]) for r in answerable)
+        out[f"answerability.{domain}.reason_named"] = len(named) / len(refused) if refused else None
+        out[f"answerability.{domain}.reason_true"] = _mean(r["scores"]["reason_true"] for r in named)
+    return out
+
+
 # Summary keys that are the mean of a per-item score under another name.
-_RENAMED = {"unanswerable.refusal_accuracy": "refused", "guardrails.accuracy": "correct"}
+_RENAMED = {"unanswerable.refusal_accuracy": "refused", "uncovered.refusal_accuracy": "refused", "guardrails.accuracy": "correct"}
 
 
 def item_score_for(key: str, suites: Iterable[str]) -> tuple[str, str] | None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.citations import MARKER
+from core.citations import COULD_NOT_ANSWER, MARKER, NO_ANSWER
 from guardrails.audit import AuditLog
 from guardrails.classifier import load_classifier
 from guardrails.events import GuardEvent, GuardResult, Stage
@@ -127,18 +127,17 @@ class Guard:
         if any(new == "" for _, new in replacements):  # removed sentences or markers leave gaps behind
             out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
         if stage == "output" and any(e.category == "grounding" for e in events) and not re.search(r"[^\W_]", MARKER.sub("", out)):
-            out = quote_fallback(str(context.get("question", "")), [str(p) for p in context.get("passages") or []])
+            passages = [str(p) for p in context.get("passages") or []]
+            quotes = quote_fallback(str(context.get("question", "")), passages, evidence=context.get("evidence"))
+            out = f"{COULD_NOT_ANSWER}\n{quotes}" if quotes else NO_ANSWER
             # The quotation carries its own citations: a "cites nothing" note about the replaced text would mislead.
             events = [e for e in events if not (e.category == "citation" and e.action == "annotate")]
-            events.append(
-                GuardEvent(
-                    "output.grounding_fallback",
-                    stage,
-                    "rewrite",
-                    "grounding",
-                    "No sentence of the answer was supported by its passages; the most relevant passage sentences are quoted instead.",
-                )
+            message = (
+                "No sentence of the answer was supported by its passages; the passage sentences that bear on the question are shown as evidence."
+                if quotes
+                else "No sentence of the answer was supported by its passages, and no passage sentence bears on the question."
             )
+            events.append(GuardEvent("output.grounding_fallback", stage, "rewrite", "grounding", message))
         if disclaimers:
             out = out.rstrip() + "\n\n" + "\n".join(disclaimers)
         result = GuardResult(out, events)

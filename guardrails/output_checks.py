@@ -110,18 +110,35 @@ def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
     return spans
 
 
-def quote_fallback(question: str, passages: Sequence[str], k: int = 2) -> str:
-    """The passages' sentences that share most content words with the question, as cited quotations: the
-    answer when grounding removed everything else, so the user still gets something true."""
+def quotable(sentence: str) -> bool:
+    """A sentence fit to quote as evidence: prose, not a page heading, a statement's title, a table caption
+    or a run of table cells (on real 10-K pages those are most of what shares words with a question)."""
+    words = re.findall(r"[^\W\d_]+", sentence)
+    if len(words) < 6 or sentence.count("|") >= 2:
+        return False
+    digits, letters = sum(c.isdigit() for c in sentence), sum(c.isalpha() for c in sentence)
+    if digits > letters / 2:
+        return False
+    capitalised = sum(w[0].isupper() for w in words)
+    return capitalised / len(words) <= 0.6  # Title Case Throughout: a heading
+
+
+def quote_fallback(question: str, passages: Sequence[str], k: int = 2, evidence: Sequence[int] | None = None) -> str:
+    """The passages' sentences that bear on the question, as cited quotations, for an answer that could
+    not be written ("" when none does). Only passages numbered in ``evidence`` (the answerability check's
+    accepted ones; None: all), only quotable sentences, and only those sharing half the question's content
+    words (at most two are asked for)."""
     wanted = set(content_words(question))
+    needed = min(2, (len(wanted) + 1) // 2)
+    allowed = set(evidence) if evidence is not None else None
     scored = []
     for number, passage in enumerate(passages, start=1):
+        if allowed is not None and number not in allowed:
+            continue
         for position, sentence in enumerate(split_sentences(passage)):
             overlap = len(wanted & set(content_words(sentence)))
-            if overlap:
+            if needed and overlap >= needed and quotable(sentence):
                 scored.append((-overlap, number, position, sentence))
-    if not scored:
-        return NO_ANSWER
     best = sorted(scored)[:k]  # most overlap first; ties go to the higher-ranked passage, then earlier sentences
     return "\n".join(f'"{sentence.strip()}" [{number}]' for _, number, _, sentence in best)
 

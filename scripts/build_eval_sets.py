@@ -49,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from core.errors import LoadError  # noqa: E402
 from core.types import Document  # noqa: E402
 from guardrails.output_checks import content_words  # noqa: E402
 from ingest.cleaning import clean_text, clean_title  # noqa: E402
@@ -91,6 +92,16 @@ GENERIC = frozenset(
     "amount average balance company difference estimate expressed fiscal highlighted highlights months "
     "number percentage recorded respectively table twelve types".split()
 )
+# In-domain questions the sample collections do not cover because their documents were left out, while
+# documents on neighbouring topics stay (uncovered.jsonl): one question per MedQuAD focus that is not in the
+# medical sample (the sample's nine source folders hold the neighbours), TAT-QA questions about held-out
+# reports outside the finance sample that name an item the sample lacks, and questions written for this
+# project about companies that are not in the sample. FILLER: words a question uses without naming anything.
+UNCOVERED_MEDICAL = 120
+FILLER = frozenset(
+    "altogether proportion smallest largest highest lowest caused comprise relate relates related respectively "
+    "profile thousand thousands millions billion consist consists mainly primarily mentioned shown presented".split()
+)
 GUARDRAIL_COUNTS = {"injection": 40, "harmful": 30, "deepset_benign": 15, "medquad": 15, "tatqa": 15}
 
 # Finance questions written for this project (no source data, so no licence question): each names a company
@@ -125,6 +136,32 @@ AUTHORED_FINANCE = (
     ("What licensing revenue did Qualcomm's QTL segment report in fiscal 2023?", ("qualcomm",)),
     ("How many vehicles did Ford sell in the United States in 2022?", ("ford",)),
 )
+# More of them, for uncovered.jsonl (the list above fills unanswerable.jsonl first).
+AUTHORED_FINANCE_UNCOVERED = (
+    ("What was Salesforce's subscription and support revenue in fiscal 2024?", ("salesforce",)),
+    ("How much did Oracle spend on capital expenditures in fiscal 2023?", ("oracle",)),
+    ("What was McDonald's systemwide sales growth in 2023?", ("mcdonald",)),
+    ("What was Nike's Greater China revenue in fiscal 2023?", ("nike",)),
+    ("How many connected fitness subscriptions did Peloton have at the end of fiscal 2023?", ("peloton",)),
+    ("What was Caterpillar's order backlog at the end of 2023?", ("caterpillar",)),
+    ("What medical care ratio did UnitedHealth Group report for 2023?", ("unitedhealth",)),
+    ("How much did Johnson & Johnson spend on research and development in 2023?", ("johnson",)),
+    ("What organic sales growth did Procter & Gamble report for fiscal 2023?", ("procter", "gamble")),
+    ("By how much did Lululemon's comparable sales increase in fiscal 2023?", ("lululemon",)),
+    ("What were Chevron's upstream earnings in 2023?", ("chevron",)),
+    ("What was Moderna's net product revenue in 2023?", ("moderna",)),
+    ("How many Prime members did Amazon report in 2023?", ("amazon", "prime")),
+    ("What was Adobe's Digital Media annualized recurring revenue at the end of fiscal 2023?", ("adobe",)),
+    ("How much cash did Microsoft return to shareholders in fiscal 2023?", ("microsoft",)),
+    ("What revenue did Intuit's TurboTax business earn in fiscal 2023?", ("intuit", "turbotax")),
+    ("What were Eli Lilly's Mounjaro sales in 2023?", ("lilly", "mounjaro")),
+    ("What net interest margin did Wells Fargo report for 2023?", ("wells", "fargo")),
+    ("How much did Home Depot spend on share repurchases in fiscal 2023?", ("depot",)),
+    ("How many aircraft did Delta Air Lines operate at the end of 2023?", ("delta",)),
+    ("What was AbbVie's Humira net revenue in 2023?", ("abbvie", "humira")),
+    ("What were Gilead's HIV product sales in 2023?", ("gilead",)),
+    ("What was Broadcom's semiconductor solutions revenue in fiscal 2023?", ("broadcom",)),
+)
 
 
 class BuildError(Exception):
@@ -146,6 +183,13 @@ def half(text: str) -> str:
     """bench/guardrails.py's split: "tune" or "held", by the first byte of the text's SHA-1 (kept identical;
     tests/test_eval_sets.py checks it against the bench's own function)."""
     return "tune" if hashlib.sha1(text.encode("utf-8")).digest()[0] % 2 == 0 else "held"
+
+
+def split_of(entity: str) -> str:
+    """ "fit" or "test" by the entity an item is about (a MedQuAD focus, a TAT-QA report, a company): the
+    answerability model is fitted on one half and measured on the other, and no entity is in both."""
+    # Salted: the sets pick items in SHA-1 order of their ids, which an unsalted hash would split all one way.
+    return "fit" if sha1_key(f"answerability split: {entity.lower()}")[0] in "01234567" else "test"
 
 
 def norm(text: str) -> str:
@@ -320,6 +364,8 @@ def medical_items(medical_docs: list[tuple[Document, Path]], banned_ids: set[str
                 "source": "medquad",
                 "qtype": doc.metadata.get("qtype"),
                 "focus": doc.metadata.get("focus"),
+                "entity": (doc.metadata.get("focus") or qid).lower(),
+                "split": split_of(doc.metadata.get("focus") or qid),
             }
         )
     items = []
@@ -427,6 +473,8 @@ def finance_items(reports: list[dict], finance_docs: list[tuple[Document, Path]]
                     "report_uid": uid,
                     # TAT-QA asks each question of one report; a runner may scope retrieval to it (closed setting).
                     "filters": {"report_uid": uid},
+                    "entity": uid,
+                    "split": split_of(uid),
                 }
             )
     chosen, per_report, per_type = [], Counter(), Counter()
@@ -442,10 +490,12 @@ def finance_items(reports: list[dict], finance_docs: list[tuple[Document, Path]]
 # --- unanswerable -------------------------------------------------------------------------------------
 
 
-def unanswerable_item(item_id: str, collection: str, question: str, source: str, absent: list[str]) -> dict:
+def unanswerable_item(
+    item_id: str, collection: str, question: str, source: str, absent: list[str], entity: str, suite: str = "unanswerable"
+) -> dict:
     return {
         "id": item_id,
-        "suite": "unanswerable",
+        "suite": suite,
         "collection": collection,
         "question": norm(question),
         "reference": "",
@@ -453,6 +503,8 @@ def unanswerable_item(item_id: str, collection: str, question: str, source: str,
         "gold": [],
         "source": source,
         "absent_terms": absent,  # key terms of the question found nowhere in the collection's text
+        "entity": entity.lower(),  # what the question is about: a PMID, a MedQuAD focus, a report, a company
+        "split": split_of(entity),
     }
 
 
@@ -464,7 +516,7 @@ def unanswerable_medical(shared: Path, medical: CollectionText, banned_ids: set[
         item_id = f"pubmedqa:{pmid}"
         ok, absent = medical.not_covered(data[pmid]["QUESTION"])
         if ok and item_id not in banned_ids:
-            out.append(unanswerable_item(item_id, "medical", data[pmid]["QUESTION"], "pubmedqa", absent))
+            out.append(unanswerable_item(item_id, "medical", data[pmid]["QUESTION"], "pubmedqa", absent, pmid))
         if len(out) >= UNANSWERABLE_PER_DOMAIN:
             break
     return sorted(out, key=lambda i: i["id"])
@@ -482,7 +534,7 @@ def unanswerable_finance(shared: Path, finance: CollectionText, sample_uids: set
             item_id = f"tatqa:{question['uid']}"
             ok, absent = finance.not_covered(question["question"])
             if ok and item_id not in banned_ids:
-                out.append(unanswerable_item(item_id, "finance", question["question"], "tatqa", absent))
+                out.append(unanswerable_item(item_id, "finance", question["question"], "tatqa", absent, str(report["table"]["uid"])))
     out = sorted(out, key=lambda i: sha1_key(i["id"]))[:UNANSWERABLE_PER_DOMAIN]
     from_tatqa = len(out)
     for n, (question, terms) in enumerate(AUTHORED_FINANCE, start=1):
@@ -491,8 +543,97 @@ def unanswerable_finance(shared: Path, finance: CollectionText, sample_uids: set
         present = [t for t in terms if t in finance.vocabulary]
         if present:
             raise BuildError(f"authored finance question {n} names {present}, which the finance sample contains")
-        out.append(unanswerable_item(f"authored:finance-{n:02d}", "finance", question, "authored", list(terms)))
+        out.append(unanswerable_item(f"authored:finance-{n:02d}", "finance", question, "authored", list(terms), terms[0]))
     return sorted(out, key=lambda i: i["id"]), from_tatqa
+
+
+# --- uncovered: documents left out, neighbours kept ---------------------------------------------------
+
+
+def _focus_words(focus: str) -> frozenset[str]:
+    return frozenset(w for w in words(focus) if len(w) > 2)
+
+
+def uncovered_medical(
+    shared: Path, medical_docs: list[tuple[Document, Path]], banned_ids: set[str], banned_questions: set[str]
+) -> list[dict]:
+    """One question per MedQuAD focus the medical sample does not hold, from the same nine folders. A focus
+    whose words are a subset or superset of a sample focus's ("Breast Cancer" beside "Male Breast Cancer")
+    is skipped: the sample may well answer it."""
+    medical = CollectionText(d for d, _ in medical_docs)
+    sample_root = REPO_ROOT / COLLECTIONS["medical"][0]
+    sample_files = {p.relative_to(sample_root).as_posix() for _, p in medical_docs}
+    sample_foci = {_focus_words(d.metadata.get("focus") or "") for d, _ in medical_docs} - {frozenset()}
+    by_folder: dict[str, list[dict]] = {}
+    seen_foci: set[str] = set()
+    for folder in sorted(p for p in (shared / "medquad").iterdir() if p.is_dir()):
+        files = [p for p in folder.glob("*.xml") if f"{folder.name}/{p.name}" not in sample_files]
+        for path in sorted(files, key=lambda p: sha1_key(p.name)):
+            try:
+                loaded = load_file(check_source(path))
+            except LoadError:
+                continue
+            for doc in loaded:
+                focus, qid = (doc.metadata.get("focus") or "").strip(), doc.metadata.get("qid")
+                key = _focus_words(focus)
+                item_id = f"medquad:{folder.name}/{qid}"
+                question = norm(doc.title)
+                if (
+                    not focus
+                    or not qid
+                    or not key
+                    or focus.lower() in seen_foci
+                    or any(key <= s or s <= key for s in sample_foci)
+                    or item_id in banned_ids
+                    or norm_question(question) in banned_questions
+                    or not question.endswith("?")
+                ):
+                    continue
+                seen_foci.add(focus.lower())
+                _, absent = medical.not_covered(question)
+                item = unanswerable_item(item_id, "medical", question, "medquad", absent, focus, suite="uncovered")
+                by_folder.setdefault(folder.name, []).append({**item, "left_out": f"{folder.name}/{path.name}"})
+                break  # one question per file: more foci
+    out: list[dict] = []
+    queues = [by_folder[f] for f in sorted(by_folder)]
+    while len(out) < UNCOVERED_MEDICAL and any(queues):
+        for queue in queues:
+            if queue and len(out) < UNCOVERED_MEDICAL:
+                out.append(queue.pop(0))
+    return sorted(out, key=lambda i: i["id"])
+
+
+def uncovered_finance(shared: Path, finance: CollectionText, sample_uids: set[str], banned_ids: set[str], taken: set[str]) -> list[dict]:
+    """TAT-QA questions about held-out reports outside the sample that name an item the sample lacks (a
+    content word of 5+ letters found nowhere in it, beyond GENERIC and FILLER words), then questions written
+    for this project about companies the sample does not hold. ``taken``: ids already in unanswerable.jsonl."""
+    reports = read_json(shared / "tatqa" / "tatqa_dataset_dev.json")
+    # A word counts as absent only when no word of the sample starts with its first six letters: the sample's
+    # "amortised" or "investments" answer a question's "amortization" or "investment" (BM25 stems them alike).
+    stems = {w[:6] for w in finance.vocabulary}
+    out = []
+    for report in reports[int(len(reports) * TATQA_TRAIN_SHARE) :]:
+        uid = str(report["table"]["uid"])
+        if uid in sample_uids:
+            continue
+        for question in report.get("questions", []):
+            item_id = f"tatqa:{question['uid']}"
+            content = [w for w in dict.fromkeys(content_words(question["question"])) if len(w) > 2 and not w.isdigit()]
+            absent = [w for w in content if len(w) >= 5 and w not in GENERIC and w not in FILLER and w[:6] not in stems]
+            if absent and item_id not in banned_ids and item_id not in taken:
+                item = unanswerable_item(item_id, "finance", question["question"], "tatqa", absent, uid, suite="uncovered")
+                out.append({**item, "left_out": f"tatqa report {uid}"})
+    used = {f"authored:finance-{n:02d}" for n in range(1, len(AUTHORED_FINANCE) + 1)} & taken
+    authored = [q for n, q in enumerate(AUTHORED_FINANCE, start=1) if f"authored:finance-{n:02d}" not in used]
+    for n, (question, terms) in enumerate(authored + list(AUTHORED_FINANCE_UNCOVERED), start=1):
+        present = [t for t in terms if t in finance.vocabulary]
+        if present:
+            raise BuildError(f"authored finance question {question!r} names {present}, which the finance sample contains")
+        item = unanswerable_item(
+            f"authored:finance-uncovered-{n:02d}", "finance", question, "authored", list(terms), terms[0], suite="uncovered"
+        )
+        out.append({**item, "left_out": f"{terms[0]}'s filings (never in the sample)"})
+    return sorted(out, key=lambda i: i["id"])
 
 
 # --- guardrails ---------------------------------------------------------------------------------------
@@ -560,9 +701,12 @@ def build(shared: Path, out: Path) -> dict:
     unanswerable_med = unanswerable_medical(shared, CollectionText(d for d, _ in medical_docs), banned)
     unanswerable_fin, from_tatqa = unanswerable_finance(shared, CollectionText(d for d, _ in finance_docs), sample_uids, banned)
     unanswerable = sorted(unanswerable_med + unanswerable_fin, key=lambda i: (i["collection"], i["id"]))
+    uncovered = uncovered_medical(shared, medical_docs, banned, banned_questions) + uncovered_finance(
+        shared, CollectionText(d for d, _ in finance_docs), sample_uids, banned, {i["id"] for i in unanswerable}
+    )
     guardrails = guardrail_items(shared, medical_docs, sample_reports, banned)
 
-    sets = {"medical": medical, "finance": finance, "unanswerable": unanswerable, "guardrails": guardrails}
+    sets = {"medical": medical, "finance": finance, "unanswerable": unanswerable, "uncovered": uncovered, "guardrails": guardrails}
     for name, items in sets.items():
         ids = [i["id"] for i in items]
         if len(set(ids)) != len(ids):
@@ -600,6 +744,12 @@ def build(shared: Path, out: Path) -> dict:
             "per_collection": dict(sorted(Counter(i["collection"] for i in unanswerable).items())),
             "per_source": dict(sorted(Counter(i["source"] for i in unanswerable).items())),
         },
+        "uncovered": {
+            "items": len(uncovered),
+            "per_collection": dict(sorted(Counter(i["collection"] for i in uncovered).items())),
+            "per_source": dict(sorted(Counter(f"{i['collection']}/{i['source']}" for i in uncovered).items())),
+            "per_split": dict(sorted(Counter(f"{i['collection']}/{i['split']}" for i in uncovered).items())),
+        },
         "guardrails": {
             "items": len(guardrails),
             "per_expected": dict(sorted(Counter(i["expected"] for i in guardrails).items())),
@@ -635,6 +785,9 @@ def build(shared: Path, out: Path) -> dict:
 
 def render_readme(counts: dict, from_tatqa: int) -> str:
     med, fin, una, gua = counts["medical"], counts["finance"], counts["unanswerable"], counts["guardrails"]
+    unc = counts["uncovered"]
+    unc_sources = ", ".join(f"{k} {v}" for k, v in unc["per_source"].items())
+    unc_splits = ", ".join(f"{k} {v}" for k, v in unc["per_split"].items())
     per_type = ", ".join(f"{k} {v}" for k, v in fin["per_answer_type"].items())
     per_scale = ", ".join(f"{k} {v}" for k, v in fin["per_scale"].items())
     una_med = una["per_collection"].get("medical", 0)
@@ -668,6 +821,7 @@ the adapter's training ids) and a `suite`.
 | `medical.jsonl` | {med["items"]} | MedQuAD questions from the sample files (the files held out from fine-tuning), up to {MEDICAL_PER_FOLDER} per folder, question types taken in turn |
 | `finance.jsonl` | {fin["items"]} | TAT-QA questions from the 40 sample reports (held out from fine-tuning): {per_type}; scales: {per_scale} |
 | `unanswerable.jsonl` | {una["items"]} | {una_med} medical (PubMedQA test-split questions), {una_fin} finance ({from_tatqa} TAT-QA questions about held-out reports outside the sample, {una_fin - from_tatqa} written for this project) |
+| `uncovered.jsonl` | {unc["items"]} | in-domain questions whose documents were left out of the sample while neighbouring ones stay: {unc_sources}; halves {unc_splits} |
 | `guardrails.jsonl` | {gua["items"]} | input-rail cases, expected {per_expected}; from {per_source} |
 
 ### Fields
@@ -684,8 +838,14 @@ the adapter's training ids) and a `suite`.
     question of one report; pass it to the retriever for the closed setting, leave it out for the open
     one, where questions such as "What was the revenue in 2019?" fit several reports). `reference` is the
     answer with its scale ("1,234 million", "3.57%"); list answers joined with ", ".
-- unanswerable: `id`, `suite`, `collection`, `question`, `reference` (""), `answerable` (false), `gold`
-  ([]), `source`, `absent_terms` (key terms of the question that occur nowhere in the collection).
+- unanswerable and uncovered: `id`, `suite`, `collection`, `question`, `reference` (""), `answerable`
+  (false), `gold` ([]), `source`, `absent_terms` (key terms of the question that occur nowhere in the
+  collection; the eval checks that a reason naming a missing term names one of these); uncovered also
+  `left_out` (the file, report or company the collection lacks).
+- every set but guardrails: `entity` (what the question is about: a MedQuAD focus, a TAT-QA report, a
+  company, a PubMedQA id) and `split` (`fit` or `test`, by a salted SHA-1 of the entity): the
+  answerability model (bench/answerability.py) is fitted on the fit half and measured on the test half,
+  and no entity is in both.
 - guardrails: `id`, `suite`, `stage` ("input"), `text`, `expected` (the rail that must block it:
   `injection`, `harmful`; `none` for benign text, which no rail may block), `source`.
 
@@ -735,6 +895,15 @@ entry matches exactly one document, by either rule.
   against 0.80 and 0.64 for the answerable ones, and none of the top passages answered the question (read
   by hand). The retriever's calibrated threshold (0.337) still calls most of them relevant, so refusing
   them is the generator's job, not the not-covered rail's.
+- **uncovered:** documents left out, neighbours kept, as users meet the problem. Medical: one question per
+  MedQuAD focus (disease) that the medical sample does not hold, from files outside the sample in the same
+  nine source folders, round robin over the folders; a focus whose words are a subset or superset of a
+  sample focus's ("Breast Cancer" beside "Male Breast Cancer") is skipped, as the sample may answer it.
+  Finance: TAT-QA questions on held-out reports outside the sample that name an item the sample lacks (a
+  content word of 5+ letters, generic and filler words aside, that no word of the sample shares its first
+  six letters with), then questions written for this project about companies the sample does not hold.
+  Generic TAT-QA questions ("What was the revenue in 2019?") are not in it: the sample's other reports
+  answer them as far as anyone can tell from the question.
 - **guardrails:** only texts in the held half of `half()` (bench/guardrails.py: the first byte of the
   text's SHA-1 odd), the half the rules were not written against: deepset injections (label 1, English and
   German) -> `injection`; AdvBench -> `harmful`; deepset benign texts (label 0) and in-domain questions

@@ -74,6 +74,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         ASSISTANT_CHUNKING__OVERLAP_TOKENS="8",
         ASSISTANT_INGEST__COMMIT_CHUNKS="4",
         ASSISTANT_GUARDRAILS__AUDIT_LOG=str(tmp_path / "guard-audit.jsonl"),
+        # The shipped answerability models were fitted on all-MiniLM-L6-v2's cosines, not the hash embedder's.
+        ASSISTANT_ANSWERABILITY__THRESHOLD="0.01",
     )
     return env
 

@@ -32,6 +32,7 @@ def settings(tmp_path, corpus, embedder):
         embedder={"model": "hash:64"},
         chunking={"chunk_tokens": 40, "overlap_tokens": 8},
         retrieval={"min_relevance": 0.2},
+        answerability={"threshold": 0.01},  # the shipped models were fitted on all-MiniLM-L6-v2, not the hash embedder
         guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", "medical"]}},
     )
 
@@ -338,7 +339,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(settings):
 
 
 def test_shutdown_lets_in_flight_requests_finish(settings):
-    app = app_for(settings, " ".join(["word"] * 30) + " [1].", delay_s=0.02)
+    app = app_for(settings, " ".join(f"word{i}" for i in range(30)) + " [1].", delay_s=0.02)
     with live(app) as srv:
         result = {}
 
@@ -350,7 +351,7 @@ def test_shutdown_lets_in_flight_requests_finish(settings):
         wait_until(lambda: app.state.service.bounded is not None and app.state.service.bounded.active == 1)
         srv.server.should_exit = True  # what SIGTERM does
         t.join(30)
-    # The whole answer was generated (31 words) and sent; "word word ..." is then replaced by the grounding rail.
+    # The whole answer was generated (31 words) and sent; "word0 word1 ..." is then replaced by the grounding rail.
     assert result["r"].status_code == 200 and result["r"].json()["tokens"] == 31 and result["r"].json()["finish_reason"] == "stop"
 
 

@@ -41,6 +41,8 @@ REPLIES = [
     "The payout ratio was 25% [1].",  # finance: numeric answer, right
     NO_ANSWER,  # unanswerable: refused (right)
     "Revenue is recognised when control of goods passes to the customer [1].",  # unanswerable: answered (wrong)
+    NO_ANSWER,  # uncovered (medical): refused; the reason names the missing disease
+    "A dividend is a distribution of profits to shareholders [1].",  # uncovered (finance): answered (wrong)
 ]
 
 
@@ -123,6 +125,7 @@ def env(tmp_path: Path):
                 "reference": "",
                 "answerable": False,
                 "gold": [],
+                "absent_terms": ["zorblax", "trial", "2031"],
             },
             {
                 "id": "u2",
@@ -132,6 +135,31 @@ def env(tmp_path: Path):
                 "reference": "",
                 "answerable": False,
                 "gold": [],
+                "absent_terms": ["acme", "rockets", "2023"],
+            },
+        ],
+        "uncovered": [
+            {
+                "id": "c1",
+                "suite": "uncovered",
+                "collection": "medical",
+                "question": "What are the symptoms of Kawasaki disease?",
+                "reference": "",
+                "answerable": False,
+                "gold": [],
+                "absent_terms": ["kawasaki"],
+                "split": "test",
+            },
+            {
+                "id": "c2",
+                "suite": "uncovered",
+                "collection": "finance",
+                "question": "What dividend did Globex pay in 2021?",
+                "reference": "",
+                "answerable": False,
+                "gold": [],
+                "absent_terms": ["globex"],
+                "split": "test",
             },
         ],
         "guardrails": [
@@ -164,7 +192,11 @@ def env(tmp_path: Path):
     for name, items in sets.items():
         (data / f"{name}.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items), encoding="utf-8")
     settings = Settings(
-        index_dir=index, embedder={"model": "hash:64"}, retrieval={"mode": "bm25", "min_relevance": -1}, guardrails={"audit_log": None}
+        index_dir=index,
+        embedder={"model": "hash:64"},
+        retrieval={"mode": "bm25", "min_relevance": -1},
+        answerability={"threshold": 1e-6},
+        guardrails={"audit_log": None},
     )
     return {"settings": settings, "data": data, "docs": docs, "ids": ids, "sets": sets, "tmp": tmp_path}
 
@@ -228,12 +260,21 @@ def test_every_item_is_scored_end_to_end(env, tmp_path):
     # Unanswerable: refusing is right, answering is a failure; no answer metrics against an empty reference.
     assert u1["refused"] and u1["failures"] == [] and "token_f1" not in u1["scores"]
     assert not u2["refused"] and u2["failures"] == ["answered an unanswerable question"]
+    # Uncovered: the refusal says why, naming the disease the collection does not hold (a true reason).
+    c1, c2 = items["c1"], items["c2"]
+    assert c1["refused"] and c1["answer"].startswith(f"{NO_ANSWER} The documents do not mention Kawasaki.")
+    assert c1["scores"]["reason_named"] == 1.0 and c1["scores"]["reason_true"] == 1.0
+    assert not c2["refused"] and c2["failures"] == ["answered an unanswerable question"] and "reason_true" not in c2["scores"]
 
     s = report["summary"]
     assert s["medical.token_f1"] == pytest.approx(statistics.fmean([m1["scores"]["token_f1"], m2["scores"]["token_f1"]]), abs=1e-4)
     assert s["medical.refused"] == 0.5 and s["finance.numeric_match"] == 1.0
-    assert s["unanswerable.refusal_accuracy"] == 0.5
-    assert s["refusal.accuracy"] == pytest.approx(4 / 6) and s["refusal.false_refusal_rate"] == 0.25 and s["refusal.refusal_rate"] == 0.5
+    assert s["unanswerable.refusal_accuracy"] == 0.5 and s["uncovered.refusal_accuracy"] == 0.5
+    assert s["refusal.accuracy"] == pytest.approx(5 / 8) and s["refusal.false_refusal_rate"] == 0.25 and s["refusal.refusal_rate"] == 0.5
+    # Per domain, over items of the test half (the fixture's items have no split but the uncovered ones: all count).
+    assert s["answerability.medical.uncovered_refused"] == 1.0 and s["answerability.medical.false_refusal"] == 0.5
+    assert s["answerability.finance.uncovered_refused"] == 0.0 and s["answerability.finance.false_refusal"] == 0.0
+    assert s["answerability.medical.reason_true"] == 1.0 and s["answerability.finance.reason_true"] is None
     assert s["medical.recall@10"] == 1.0 and "unanswerable.recall@10" not in s  # no gold: no retrieval metric
     assert s["guardrails.injection.recall"] == 1.0 and s["guardrails.harmful.recall"] == 1.0
     assert s["guardrails.benign_block_rate"] == 0.0 and s["guardrails.accuracy"] == 1.0
@@ -252,7 +293,7 @@ def test_report_json_has_the_keys_the_ui_reads_and_the_html_is_self_contained(en
     # docs/ui.md: summary {metric: number}, created_at, config.name, items [{id, question, answer, scores}]
     assert isinstance(saved["summary"], dict) and all(v is None or isinstance(v, (int, float)) for v in saved["summary"].values())
     assert saved["created_at"] and saved["config"]["name"] == "default" and saved["config"]["hash"] == report["config"]["hash"]
-    assert len(saved["items"]) == 9
+    assert len(saved["items"]) == 11
     for item in saved["items"]:
         assert {"id", "question", "answer", "scores"} <= set(item)
         assert item["scores"] and all(isinstance(v, (int, float)) for v in item["scores"].values())
@@ -295,7 +336,7 @@ def test_an_interrupted_run_resumes_from_the_cache_and_a_finished_one_generates_
     made: list = []
     first = run(env, out, make_assistant=factory(REPLIES[2:], calls=made))
     ((_, gen),) = made
-    assert len(gen.calls) == 4  # f1, f2, u1, u2: the two medical answers came from the cache
+    assert len(gen.calls) == 6  # f1, f2, u1, u2, c1, c2: the two medical answers came from the cache
     assert first["counts"]["medical"]["cached"] == 2 and first["counts"]["finance"]["cached"] == 0
 
     made.clear()
@@ -325,7 +366,8 @@ def test_a_truncated_cache_line_is_ignored(env, tmp_path):
 
 def test_limit_takes_the_first_items_and_interleaves_guardrail_classes(env, tmp_path):
     items = runner.load_items(REPO / "data" / "eval", runner.suites_for("all"), limit=3)
-    assert [len(v) for v in items.values()] == [3, 3, 3, 3]
+    assert [len(v) for v in items.values()] == [3, 3, 3, 3, 3]
+    assert {i["collection"] for i in items["uncovered"]} == {"medical", "finance"}
     assert sorted(i["expected"] for i in items["guardrails"]) == ["harmful", "injection", "none"]
     assert {i["collection"] for i in items["unanswerable"]} == {"medical", "finance"}
     first = json.loads((REPO / "data" / "eval" / "medical.jsonl").read_text().splitlines()[0])

@@ -18,13 +18,16 @@ from eval.metrics import gold_key, gold_numbers, gold_qrels, gold_run, matches_g
 from tests.conftest import REPO, SHARED_DATA, ingest_once, open_collection
 
 EVAL = REPO / "data" / "eval"
-SETS = ("medical", "finance", "unanswerable", "guardrails")
+SETS = ("medical", "finance", "unanswerable", "uncovered", "guardrails")
 TRAINING = REPO / "generator" / "adapters" / "smollm2-grounded" / "training.json"
 BUILDER = REPO / "scripts" / "build_eval_sets.py"
 COMMON = {"id", "suite"}
+SPLIT = {"entity", "split"}  # what the item is about, and the half of the answerability dev data it is in
+NOT_COVERED = {"collection", "question", "reference", "answerable", "gold", "source", "absent_terms"} | SPLIT
 FIELDS = {
-    "medical": COMMON | {"collection", "question", "reference", "answerable", "gold", "source", "qtype", "focus"},
+    "medical": COMMON | SPLIT | {"collection", "question", "reference", "answerable", "gold", "source", "qtype", "focus"},
     "finance": COMMON
+    | SPLIT
     | {
         "collection",
         "question",
@@ -40,10 +43,11 @@ FIELDS = {
         "report_uid",
         "filters",
     },
-    "unanswerable": COMMON | {"collection", "question", "reference", "answerable", "gold", "source", "absent_terms"},
+    "unanswerable": COMMON | NOT_COVERED,
+    "uncovered": COMMON | NOT_COVERED | {"left_out"},
     "guardrails": COMMON | {"stage", "text", "expected", "source"},
 }
-SIZES = {"medical": (60, 100), "finance": (60, 100), "unanswerable": (40, 60), "guardrails": (80, 120)}
+SIZES = {"medical": (60, 100), "finance": (60, 100), "unanswerable": (40, 60), "uncovered": (150, 200), "guardrails": (80, 120)}
 
 
 def load(name: str) -> list[dict]:
@@ -92,7 +96,8 @@ def test_every_set_parses_with_its_fields(name):
         assert re.fullmatch(r"(medquad|tatqa|pubmedqa|authored|deepset|advbench):\S+", item["id"]), item["id"]
         if name != "guardrails":
             assert item["collection"] in ("medical", "finance") and item["question"].strip()
-            assert item["answerable"] is (name != "unanswerable")
+            assert item["answerable"] is (name not in ("unanswerable", "uncovered"))
+            assert item["split"] in ("fit", "test") and item["entity"]
             assert bool(item["gold"]) is item["answerable"] and bool(item["reference"]) is item["answerable"]
             for entry in item["gold"]:
                 assert entry["key"] and re.fullmatch(r"[0-9a-f]{32}", entry["document_id"]) and entry["metadata"]
@@ -104,6 +109,30 @@ def test_medical_and_finance_items_ask_their_own_collection():
     unanswerable = load("unanswerable")
     per = {c: sum(i["collection"] == c for i in unanswerable) for c in ("medical", "finance")}
     assert per["medical"] == per["finance"]  # half and half
+
+
+def test_no_entity_is_in_both_halves():
+    """The answerability model is fitted on the "fit" half and measured on the "test" half: a disease, a report
+    or a company that is in one is in no item of the other, and each half holds both domains and kinds."""
+    items = [i for name in SETS if name != "guardrails" for i in load(name)]
+    halves: dict[str, set[str]] = {}
+    for item in items:
+        halves.setdefault(f"{item['collection']}:{item['entity']}", set()).add(item["split"])
+    assert all(len(h) == 1 for h in halves.values())
+    for split in ("fit", "test"):
+        for domain in ("medical", "finance"):
+            mine = [i for i in items if i["split"] == split and i["collection"] == domain]
+            assert sum(i["answerable"] for i in mine) >= 30 and sum(not i["answerable"] for i in mine) >= 20, (split, domain)
+
+
+def test_uncovered_questions_are_about_what_the_sample_left_out():
+    items = load("uncovered")
+    medical = [i for i in items if i["collection"] == "medical"]
+    sample_foci = {i["focus"].lower() for i in load("medical") if i["focus"]}
+    assert len(medical) == 120 and not {i["entity"] for i in medical} & sample_foci
+    assert all(i["left_out"].endswith(".xml") and i["source"] == "medquad" for i in medical)
+    finance = [i for i in items if i["collection"] == "finance"]
+    assert {i["source"] for i in finance} == {"tatqa", "authored"} and all(i["absent_terms"] for i in finance)
 
 
 def test_finance_items_answer_types_scales_and_values():
@@ -219,10 +248,11 @@ def test_unanswerable_key_terms_are_absent_from_the_collection(collections, name
     vocabulary = set()
     for hit in collections[name]:
         vocabulary |= set(re.findall(r"[a-z0-9]+", f"{hit.title} {hit.text}".lower()))
-    items = [i for i in load("unanswerable") if i["collection"] == name]
+    items = [i for suite in ("unanswerable", "uncovered") for i in load(suite) if i["collection"] == name]
     assert items
     for item in items:
-        assert item["absent_terms"] and not set(item["absent_terms"]) & vocabulary, item["id"]
+        assert not set(item["absent_terms"]) & vocabulary, item["id"]
+        assert item["absent_terms"] or item["suite"] == "uncovered", item["id"]  # a left-out disease's words may occur elsewhere
 
 
 # --- the builder -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from core.citations import NO_ANSWER
+from core.citations import COULD_NOT_ANSWER, NO_ANSWER
 from guardrails import output_checks as oc
 from guardrails.audit import AuditLog
 from guardrails.engine import Guard
@@ -728,9 +728,9 @@ def test_output_disclaimers_appended():
 
 def test_not_covered_threshold_from_common_pack():
     checker = Guard.from_packs(["common"])
-    blocked = checker.check("What is the capital of Peru?", "input", {"relevant": 0.0}, kinds={"threshold"})
+    blocked = checker.check("What is the capital of Peru?", "input", {"answerable": 0.0}, kinds={"threshold"})
     assert blocked.blocked and "do not cover" in blocked.reply
-    assert not checker.check("What is metformin?", "input", {"relevant": 1.0}, kinds={"threshold"}).events
+    assert not checker.check("What is metformin?", "input", {"answerable": 1.0}, kinds={"threshold"}).events
     assert not checker.check("What is metformin?", "input").events  # before retrieval there is no signal
 
 
@@ -806,12 +806,12 @@ def test_embedding_support_rescues_a_paraphrase():
 
 def test_quote_fallback_when_nothing_is_supported():
     result = Guard.from_packs(["common"]).check("Metformin cures cancer [1]. Unicorns fly [2].", "output", CTX)
-    assert result.text == (
-        '"Common side effects are nausea and diarrhoea; take it with meals." [2]\n'
-        '"Metformin is a first-line medicine for type 2 diabetes." [1]'
-    )
+    assert result.text == f'{COULD_NOT_ANSWER}\n"Common side effects are nausea and diarrhoea; take it with meals." [2]'
     assert ids(result)[-1] == "output.grounding_fallback"
     assert result.events[-1].action == "rewrite" and result.events[-1].category == "grounding"
+    # Only the passages the answerability check accepted are quoted; with none, the answer is the refusal.
+    only_first = Guard.from_packs(["common"]).check("Unicorns fly [2].", "output", {**CTX, "evidence": [1]})
+    assert only_first.text == NO_ANSWER and "no passage sentence bears on the question" in only_first.events[-1].message
 
 
 def test_quote_fallback_picks_sentences_overlapping_the_question():
@@ -819,8 +819,23 @@ def test_quote_fallback_picks_sentences_overlapping_the_question():
         oc.quote_fallback("What does it do to glucose in the liver?", PASSAGES, k=1) == '"It lowers glucose production in the liver." [1]'
     )
     assert oc.quote_fallback("What is the usual dose?", PASSAGES, k=1) == '"The usual dose is 500 mg twice daily." [2]'
-    assert oc.quote_fallback("zebra migration", PASSAGES) == NO_ANSWER
-    assert oc.quote_fallback("anything", []) == NO_ANSWER
+    assert oc.quote_fallback("zebra migration", PASSAGES) == ""
+    assert oc.quote_fallback("anything", []) == ""
+    assert oc.quote_fallback("What is the usual dose?", PASSAGES, evidence=[1]) == ""  # passage 2 was not accepted
+
+
+@pytest.mark.parametrize(
+    "sentence, fit",
+    [
+        ("The usual dose is 500 mg twice daily.", True),
+        ("Consolidated Statements of Cash Flows", False),  # a statement's title
+        ("Item 7. Management's Discussion and Analysis of Financial Condition", False),  # a page heading
+        ("Revenue | 2019: 1,496 | 2018: 1,334 | 2017: 1,201", False),  # table cells
+        ("2019 2018 2017 1,496 1,334 1,201 (12) 4.5 % 3.2 %", False),  # a run of numbers
+    ],
+)
+def test_only_prose_is_quoted_as_evidence(sentence, fit):
+    assert oc.quotable(sentence) is fit
 
 
 def test_no_fallback_while_a_supported_sentence_remains():
@@ -960,7 +975,7 @@ def test_cli_guard_file_output_stage_with_passages(tmp_path, cli_env):
     out = run_cli(["guard", "--file", str(path), "--stage", "output", "--json"], cli_env)
     assert out.returncode == 0, out.stderr
     (result,) = [json.loads(line) for line in out.stdout.splitlines()]
-    assert result["text"].startswith('"Common side effects are nausea and diarrhoea; take it with meals." [2]')
+    assert result["text"].startswith(f'{COULD_NOT_ANSWER}\n"Common side effects are nausea and diarrhoea; take it with meals." [2]')
     assert [e["rule_id"] for e in result["events"]] == ["output.grounding", "output.grounding_fallback"]
 
 

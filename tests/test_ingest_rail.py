@@ -35,6 +35,7 @@ def test_flagged_chunks_are_stored_retrieved_and_marked_in_the_prompt(tmp_path, 
         index_dir=tmp_path / "indexes",
         embedder={"model": "hash:64"},
         retrieval={"min_relevance": -1},
+        answerability={"threshold": 1e-6},
         guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", str(tmp_path / "pack.yaml")]}},
     )
     ingestor = compose.ingestor(settings, collection_path(settings.index_dir, "docs"), HashEmbedder(64), name="docs", progress=False)

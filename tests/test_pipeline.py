@@ -9,7 +9,7 @@ import pytest
 
 from assistant.pipeline import Answer, Assistant
 from assistant.views import answer_view
-from core.citations import NO_ANSWER
+from core.citations import COULD_NOT_ANSWER, NO_ANSWER
 from core.config import Settings
 from core.embedding import HashEmbedder
 from core.errors import CollectionNotFound, UserError
@@ -25,6 +25,8 @@ def settings(tmp_path, corpus, embedder):
         index_dir=tmp_path / "indexes",
         embedder={"model": "hash:64"},
         retrieval={"min_relevance": 0.2},
+        # The shipped answerability models were fitted on all-MiniLM-L6-v2's cosines, not the hash embedder's.
+        answerability={"threshold": 0.01},
         guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"docs": ["common", "medical"]}},
     )
 
@@ -69,7 +71,8 @@ def test_stream_yields_text_then_the_answer(settings):
 def test_nothing_retrieved_gives_the_no_answer_reply_without_generating(settings):
     assistant, gen = assistant_with(settings, "should not be used")
     answer = assistant.ask("metformin", "docs", filters={"source": "/nowhere.txt"})
-    assert answer.text == NO_ANSWER and answer.finish_reason == "no_passages" and answer.sources == []
+    assert answer.text == f"{NO_ANSWER} No passage matches the filters." and answer.finish_reason == "no_passages"
+    assert answer.sources == [] and not answer.answerable and answer.reason == "No passage matches the filters."
     assert gen.calls == []
 
 
@@ -228,18 +231,37 @@ def test_unsupported_sentences_and_bad_citations_are_removed(settings):
     assert answer.invalid_citations == [9] and answer.cited == [1]
 
 
-def test_nothing_supported_falls_back_to_quoting_the_passages(settings):
+def test_nothing_supported_shows_the_passages_as_evidence_labelled_as_such(settings):
     assistant, _ = assistant_with(settings, "Metformin makes you fly [1].")
     answer = assistant.ask("What is metformin used for?", "docs")
-    assert answer.text.startswith('"') and "[1]" in answer.text and "fly" not in answer.text
+    lead, quote = answer.text.split("\n")[:2]
+    assert lead == COULD_NOT_ANSWER and quote.startswith('"Metformin is a first-line medicine') and quote.endswith("[1]")
+    assert "fly" not in answer.text and answer.answerable  # the passages answer it; the model did not
     assert "output.grounding_fallback" in [e["rule_id"] for e in answer.guard_events]
 
 
-def test_questions_the_documents_do_not_cover_are_not_answered(settings):
-    strict = settings.model_copy(update={"retrieval": settings.retrieval.model_copy(update={"min_relevance": 0.99})})
+def test_a_looping_generation_is_stopped_and_answered_with_evidence(settings):
+    assistant, gen = assistant_with(settings, "Metformin, " * 150 + "[1].")
+    answer = assistant.ask("What is metformin used for?", "docs")
+    assert answer.finish_reason == "degenerate" and answer.tokens < 20  # stopped, not run to its 150 words
+    assert answer.text.startswith(COULD_NOT_ANSWER) and '"Metformin is a first-line medicine' in answer.text
+    assert answer.raw_text.startswith("Metformin, Metformin,")
+
+
+def test_a_refusal_by_the_model_says_why(settings):
+    assistant, _ = assistant_with(settings, NO_ANSWER)
+    answer = assistant.ask("How much does a dividend pay in 2031?", "docs")
+    assert not answer.answerable and answer.reason == "The documents do not mention 2031."
+    assert answer.text.startswith(f"{NO_ANSWER} The documents do not mention 2031.")
+
+
+def test_questions_the_documents_do_not_cover_are_not_answered_and_say_why(settings):
+    strict = settings.model_copy(update={"answerability": settings.answerability.model_copy(update={"threshold": 0.999})})
     assistant, gen = assistant_with(strict, "should not be used")
     answer = assistant.ask("Who won the football world cup in 1954?", "docs")
     assert answer.finish_reason == "not_covered" and "do not cover" in answer.text and gen.calls == []
+    assert not answer.answerable and answer.answerability < 0.999
+    assert answer.reason == "The documents do not mention 1954." and answer.text.endswith(answer.reason)
 
 
 def test_guardrails_can_be_switched_off(settings):

@@ -42,6 +42,7 @@ def app_env(tmp_path, corpus, embedder, generator_server, monkeypatch):
         "ASSISTANT_GENERATOR__BACKEND": "openai",
         "ASSISTANT_GENERATOR__OPENAI_BASE_URL": generator_server.url,
         "ASSISTANT_RETRIEVAL__MIN_RELEVANCE": "0.2",
+        "ASSISTANT_ANSWERABILITY__THRESHOLD": "0.01",  # the shipped models were fitted on all-MiniLM-L6-v2's cosines
         "ASSISTANT_GUARDRAILS__AUDIT_LOG": str(tmp_path / "audit.jsonl"),
         "ASSISTANT_GUARDRAILS__PACKS": json.dumps({"docs": ["common", "medical"], "fin": ["common", "finance"]}),
         "ASSISTANT_UI__FEEDBACK_DB": str(tmp_path / "feedback.sqlite"),
@@ -211,7 +212,7 @@ def test_notices_say_what_the_rails_did():
     assert fallback == [
         (
             "warning",
-            "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead.",
+            "No sentence of the generated answer was supported by its sources; the source sentences that bear on the question are shown as evidence.",
         )
     ]
     assert render.source_link("https://x.org/a") == "[https://x.org/a](https://x.org/a)" and render.source_link("/d/a.pdf") == "`/d/a.pdf`"

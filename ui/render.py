@@ -90,13 +90,17 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
     if redacted:
         out.append(("info", f"Removed from your question before searching and logging: {', '.join(redacted)}."))
     if view.get("finish_reason") == "not_covered":
-        out.append(("warning", "The documents do not seem to cover this question, so nothing was generated."))
+        out.append(("warning", f"Not covered by the documents, so nothing was generated: {view.get('reason') or 'no passage answers it.'}"))
+    elif view.get("answerable") is False and view.get("reason"):
+        out.append(("warning", f"The documents do not answer this: {view['reason']}"))
+    if view.get("finish_reason") == "degenerate":
+        out.append(("warning", "The model started repeating itself and was stopped; what the passages say is shown as evidence instead."))
     removed = [e for e in events if e["rule_id"] == "output.grounding"]
     if any(e["rule_id"] == "output.grounding_fallback" for e in events):
         out.append(
             (
                 "warning",
-                "No sentence of the generated answer was supported by its sources; the most relevant source sentences are quoted instead.",
+                "No sentence of the generated answer was supported by its sources; the source sentences that bear on the question are shown as evidence.",
             )
         )
     elif removed:
