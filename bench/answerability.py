@@ -16,7 +16,7 @@ collection, the other half's questions as uncovered and the first half's as answ
 ``--fit DIR`` fits class-balanced logistic regressions on the fit half (scikit-learn, then stored as plain
 JSON: features, coefficients, intercept, threshold, a card with the figures): one per domain
 (answerability-medical.json, answerability-finance.json, each on its own questions) and a general one on
-both (answerability-general.json, for other collections); each threshold keeps ``--keep`` (0.96) of its
+both (answerability-general.json, for other collections); each threshold keeps ``--keep`` (0.98) of its
 fit half's answerable questions. Without ``--fit`` it measures the models the settings pick
 (ASSISTANT_ANSWERABILITY__MODELS). Re-fit them for another embedder or domain with sets in the same shape.
 """
@@ -27,6 +27,7 @@ import argparse
 import csv
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -53,11 +54,50 @@ NOT_COVERED = ("uncovered", "unanswerable")
 K = 5  # passages retrieved, as an ask does by default
 
 
+# MedQuAD's questions are its documents' titles, and the collection embeds each chunk with its title: asked
+# verbatim, a covered question finds its own title (cosine near 1), which no user's wording does. Each
+# MedQuAD question is also asked the way people ask it, so the fit cannot lean on the verbatim match.
+_USER_WORDING = (
+    (r"^What are the symptoms of (.+)$", "What signs should I look out for with {x}?"),
+    (r"^What are the signs and symptoms of (.+)$", "how do I know if someone has {x}"),
+    (r"^What are the treatments for (.+)$", "How do doctors treat {x}?"),
+    (r"^What causes (.+)$", "Why do people get {x}?"),
+    (r"^Is (.+) inherited$", "Does {x} run in families?"),
+    (r"^How many people are affected by (.+)$", "How common is {x}?"),
+    (r"^What is the outlook for (.+)$", "What is the prognosis for someone with {x}?"),
+    (r"^How to diagnose (.+)$", "How do doctors find out if someone has {x}?"),
+    (r"^What are the genetic changes related to (.+)$", "Which genes are involved in {x}?"),
+    (r"^What research \(or clinical trials\) is being done for (.+)$", "Are there any new studies on {x}?"),
+    (r"^How to prevent (.+)$", "Can {x} be prevented?"),
+    (r"^Who is at risk for (.+?)\??$", "Who is most likely to get {x}?"),
+    (r"^What are the stages of (.+)$", "How is {x} staged?"),
+    (r"^What is \(are\) (.+)$", "Can you tell me about {x}?"),
+    (r"^What are the complications of (.+)$", "What problems can {x} lead to?"),
+)
+
+
+def user_wording(question: str) -> str | None:
+    """A MedQuAD question as a person would type it ("What are the treatments for X ?" -> "How do doctors
+    treat x?"), or None for a question of another shape."""
+    text = question.strip().rstrip("?").strip()
+    for pattern, template in _USER_WORDING:
+        match = re.match(pattern, text, flags=re.IGNORECASE)
+        if match:
+            return template.format(x=match.group(1).strip().lower())
+    return None
+
+
 def load_items() -> list[dict]:
+    """The eval sets' items, and each MedQuAD question once more in a person's wording (``source`` "worded")."""
     items = []
     for suite in ANSWERABLE + NOT_COVERED:
         items += [json.loads(line) for line in (EVAL / f"{suite}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
-    return items
+    worded = []
+    for item in items:
+        question = user_wording(item["question"]) if item.get("source") == "medquad" else None
+        if question:
+            worded.append({**item, "id": item["id"] + "#worded", "question": question, "source": "worded"})
+    return items + worded
 
 
 def signals_for(assistant: Assistant, items: list[dict], model_of: Callable[[str], AnswerabilityModel]) -> list[dict]:
@@ -114,22 +154,16 @@ def rates(rows: list[dict], model_of: Callable[[str], AnswerabilityModel]) -> di
 def table(rows: list[dict], model_of: Callable[[str], AnswerabilityModel], extra: dict[str, dict] | None = None) -> tuple[str, dict]:
     figures: dict[str, Any] = {}
     lines = []
-    for domain in ANSWERABLE:
-        for split in ("fit", "test"):
-            subset = [r for r in rows if r["item"]["collection"] == domain and r["item"]["split"] == split]
-            figures[f"{domain}/{split}"] = f = rates(subset, model_of)
-            lines.append(
-                [
-                    domain,
-                    split,
-                    f["answerable"],
-                    fmt(f["false_refusal"], 3),
-                    f["uncovered"],
-                    fmt(f["uncovered_refused"], 3),
-                    f["unanswerable"],
-                    fmt(f["unanswerable_refused"], 3),
-                ]
-            )
+    groups = [(domain, split, False) for domain in ANSWERABLE for split in ("fit", "test")]
+    groups += [("medical", split, True) for split in ("fit", "test")]  # MedQuAD questions in a person's wording
+    for domain, split, worded in groups:
+        subset = [r for r in rows if r["item"]["collection"] == domain and r["item"]["split"] == split]
+        subset = [r for r in subset if (r["item"].get("source") == "worded") == worded]
+        name = f"{domain}/{split}" + ("/worded" if worded else "")
+        figures[name] = f = rates(subset, model_of)
+        label = f"{domain} (worded)" if worded else domain
+        lines.append([label, split, f["answerable"], fmt(f["false_refusal"], 3), f["uncovered"], fmt(f["uncovered_refused"], 3),
+                      f["unanswerable"], fmt(f["unanswerable_refused"], 3)])  # fmt: skip
     for name, f in (extra or {}).items():
         figures[name] = f
         lines.append([name, "test", f["answerable"], fmt(f["false_refusal"], 3), f["uncovered"], fmt(f["uncovered_refused"], 3), "-", "-"])
@@ -187,7 +221,7 @@ def financial_qa(data: Path, cache: Path, model: AnswerabilityModel) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fit", type=Path, help="fit on the fit half and write the models into this folder")
-    parser.add_argument("--keep", type=float, default=0.96, help="share of the fit half's answerable questions a threshold keeps")
+    parser.add_argument("--keep", type=float, default=0.98, help="share of the fit half's answerable questions a threshold keeps")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data", help="shared data (financial-qa-10k test)")
     parser.add_argument(
         "--cache", type=Path, default=Path("/tmp/assistant-answerability"), help="where the financial-qa-10k collection is built"

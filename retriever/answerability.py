@@ -50,7 +50,15 @@ EVERYDAY_WORDS = frozenset(
     "use used uses using mean means meaning cause causes type types kind kinds way ways work works make makes made take "
     "takes taken get gets got need needs help helps know known called call different important common usually often good "
     "best better new old long short main major others same several happen happens affect affects include includes "
-    "including involve involves show shows find found give given thing things someone something anyone anything".split()
+    "including involve involves show shows find found give given thing things someone something anyone anything look "
+    # people's own words around a question: pronouns, greetings, family
+    "i me my mine myself we us our ours you your yours he him his she her hers they them it im ive id dont doesnt didnt "
+    "cant isnt hi hello hey thanks thank please ok okay sorry dear mom mum dad mother father husband wife son daughter "
+    "child children kid kids friend family wondering question questions quick worried "
+    # how people frame a question: a role to take, a source to rely on (professional framing is not content)
+    "suppose imagine pretend act acting role answer answering respond response using relying rely based mainly only "
+    "perspective point view explain summarise summarize analyst analysts clinician clinicians pharmacist nurse "
+    "auditor doctor doctors physician specialist expert manager investor investors".split()
 )
 # Capitalised in questions without naming anything: a document's parts and the calendar.
 _NOT_NAMES = frozenset(
@@ -205,7 +213,8 @@ def _join(terms: Sequence[str]) -> str:
 def reason_for(absent: Sequence[Term], missing: Sequence[Term]) -> str:
     """In words: a term no document mentions (names first), else a name or year no passage found covers."""
     if absent:
-        named = [t.text for t in absent if t.name or t.year] or [t.text for t in absent]
+        # Names and years first; then the longest words, which are the most specific ("metformin" before "leaflet").
+        named = [t.text for t in absent if t.name or t.year] or [t.text for t in sorted(absent, key=lambda t: -len(t.key))]
         return f"The documents do not mention {_join(named[:3])}."
     years = [t.text for t in missing if t.year]
     if years:

@@ -249,7 +249,8 @@ def test_a_looping_generation_is_stopped_and_answered_with_evidence(settings):
 
 
 def test_a_refusal_by_the_model_says_why(settings):
-    assistant, _ = assistant_with(settings, NO_ANSWER)
+    lenient = settings.model_copy(update={"answerability": settings.answerability.model_copy(update={"threshold": 1e-6})})
+    assistant, _ = assistant_with(lenient, NO_ANSWER)  # the check lets the question through; the model declines
     answer = assistant.ask("How much does a dividend pay in 2031?", "docs")
     assert not answer.answerable and answer.reason == "The documents do not mention 2031."
     assert answer.text.startswith(f"{NO_ANSWER} The documents do not mention 2031.")
