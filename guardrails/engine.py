@@ -36,6 +36,7 @@ class CompiledRule:
     rule: Rule
     regexes: tuple[re.Pattern, ...]
     requires: tuple[re.Pattern, ...]
+    unless: tuple[re.Pattern, ...] = ()
 
     @classmethod
     def of(cls, rule: Rule) -> CompiledRule:
@@ -46,11 +47,17 @@ class CompiledRule:
             regexes = (_keyword_regex(rule.keywords),)
         else:
             regexes = ()
-        return cls(rule, regexes, tuple(re.compile(strip_accents(p), re.IGNORECASE) for p in rule.requires))
+
+        def compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern, ...]:
+            return tuple(re.compile(strip_accents(p), re.IGNORECASE) for p in patterns)
+
+        return cls(rule, regexes, compiled(rule.requires), compiled(rule.unless))
 
     def spans(self, text: str, norm: Normalised, context: Mapping[str, Any]) -> list[Span | None]:
         rule = self.rule
         if self.requires and not any(r.search(norm.text) for r in self.requires):
+            return []
+        if self.unless and any(r.search(norm.text) for r in self.unless):
             return []
         if rule.kind in ("pattern", "keywords"):
             return [norm.span(*m.span()) for regex in self.regexes for m in regex.finditer(norm.text) if m.end() > m.start()]

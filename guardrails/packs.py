@@ -60,8 +60,11 @@ class Rule(BaseModel):
     # Optional: the rule fires only when the normalised text also matches one of these (e.g. a dose word
     # together with "should I"): keeps broad patterns precise without one unreadable regex.
     requires: tuple[str, ...] = ()
+    # Optional: the rule does not fire when the normalised text matches one of these (an exception written
+    # apart from the patterns, e.g. a professional role in a domain question for the role-play rule).
+    unless: tuple[str, ...] = ()
 
-    @field_validator("patterns", "requires")
+    @field_validator("patterns", "requires", "unless")
     @classmethod
     def _compiles(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:

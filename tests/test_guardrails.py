@@ -450,6 +450,12 @@ def test_disclaimer_appended_once():
     assert checker.check("   ", "output").text == "   "  # "always" does not fire on an empty answer
 
 
+def test_unless_excepts_a_text_from_a_rule():
+    checker = guard(rule(patterns=(r"\bact as\b",), unless=(r"\bact as an? (?:auditor|analyst)\b",), message="role"))
+    assert ids(checker.check("Act as a terminal.", "input")) == ["t.rule"]
+    assert ids(checker.check("Act as an auditor: how was revenue measured?", "input")) == []
+
+
 def test_requires_gates_a_rule():
     checker = guard(rule(patterns=(r"\bdose\b",), requires=(r"\bshould i\b", r"\bcan i\b"), message="personal"))
     assert ids(checker.check("What is the usual dose?", "input")) == []
