@@ -33,7 +33,7 @@ from core.config import Settings
 from core.errors import UserError
 
 # Bump when a cached record changes shape or meaning: old cache lines are then ignored.
-RUNNER_VERSION = 3  # 2: records hold assistant/views.py's answer and hit shapes; 3: answerability and reason
+RUNNER_VERSION = 4  # 2: records hold assistant/views.py's answer and hit shapes; 3: answerability and reason; 4: evidence
 DEFAULT_NAME = "default"
 
 

@@ -20,7 +20,7 @@ from eval.config import read_yaml
 from eval.scoring import GUARD_SUITE, SUITES
 
 # Summary names that belong to the answer suites as a whole rather than to one suite.
-ANSWER_WIDE = ("latency", "refusal")
+ANSWER_WIDE = ("latency", "refusal", "answerability")
 
 
 def load_gate(path: Path) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core.citations import COULD_NOT_ANSWER, MARKER, NO_ANSWER, cited_numbers
+from core.citations import MARKER, NO_ANSWER, cited_numbers
 from guardrails.output_checks import is_refusal as _is_no_answer
 from guardrails.output_checks import sentence_spans, unsupported_sentences
 
@@ -271,7 +271,7 @@ def is_refusal(text: str) -> bool:
     text = " ".join((text or "").split())
     if not text:
         return False
-    if _is_no_answer(text) or text.startswith(COULD_NOT_ANSWER):  # no answer written; evidence shown instead
+    if _is_no_answer(text):
         return True
     lowered = text.lower()
     if any(" ".join(m.split()).lower().rstrip(".") in lowered for m in refusal_messages()):

@@ -21,6 +21,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from core.citations import COULD_NOT_ANSWER
 from eval.metrics import (
     answer_words,
     citation_precision_recall,
@@ -59,6 +60,7 @@ ANSWER_SCORES = (
     "numeric_match",
     "refused",
     "answer_words",
+    "evidence_only",
     "reason_named",
     "reason_true",
 )
@@ -112,6 +114,9 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
         # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
         scores["faithfulness"] = supported_share(raw, [s["snippet"] for s in sources])
     scores["refused"] = float(refused)
+    # No answer could be written, and the passages bearing on the question were shown as evidence instead:
+    # neither an answer nor a refusal (the earlier quoted fallback counted as an answer; this keeps them apart).
+    scores["evidence_only"] = float(body.startswith(COULD_NOT_ANSWER))
     scores["answer_words"] = float(answer_words(body))
     if not answerable and refused:
         # Does the reason shown name what is missing, and is it truly missing? (None: it names no term.)
@@ -123,6 +128,8 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
     if answerable:
         if refused:
             failures.append(f"refused ({record.get('finish_reason')})" if record.get("finish_reason") in FIXED_REPLIES else "refused")
+        if scores["evidence_only"]:
+            failures.append("no answer written (evidence shown)")
         if scores.get("numeric_match") == 0.0:
             failures.append("wrong number")
         if not refused and not record.get("cited"):
@@ -132,7 +139,7 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
         if not refused and scores.get("faithfulness", 1.0) < FAITHFUL_ENOUGH:
             failures.append("unsupported sentences")
     elif not refused:
-        failures.append("answered an unanswerable question")
+        failures.append("evidence shown for an uncovered question" if scores["evidence_only"] else "answered an unanswerable question")
     return {"scores": scores, "failures": failures, "refused": refused, "body": body}
 
 
@@ -298,6 +305,7 @@ def answerability_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float 
         named = [r for r in refused if "reason_true" in r["scores"]]
         out[f"answerability.{domain}.uncovered_refused"] = _mean(float(r["refused"]) for r in uncovered)
         out[f"answerability.{domain}.false_refusal"] = _mean(float(r["refused"]) for r in answerable)
+        out[f"answerability.{domain}.evidence_only"] = _mean(r["scores"]["evidence_only"] for r in answerable)
         out[f"answerability.{domain}.reason_named"] = len(named) / len(refused) if refused else None
         out[f"answerability.{domain}.reason_true"] = _mean(r["scores"]["reason_true"] for r in named)
     return out

@@ -110,11 +110,21 @@ def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
     return spans
 
 
+# A cell under its column header: "2019: 1,496", "Fiscal 2019 (in millions): $ 5,686" (a header has letters or is a year).
+_HEADED_CELL = re.compile(r"^[^:|]*(?:[^\W\d_]|\b(?:19|20)\d\d\b)[^:|]*:\s*\S")
+
+
 def quotable(sentence: str) -> bool:
-    """A sentence fit to quote as evidence: prose, not a page heading, a statement's title, a table caption
-    or a run of table cells (on real 10-K pages those are most of what shares words with a question)."""
+    """A sentence fit to quote as evidence: prose, or a table row that carries its row label and column
+    headers ("Revenue | 2019: 1,496 | 2018: 1,334", as ingest renders tables); not a page heading, a
+    statement's title, a table caption or a run of bare cells (on real 10-K pages those are most of what
+    shares words with a question)."""
+    if sentence.count("|") >= 2:
+        label, *cells = [c.strip() for c in sentence.split("|")]
+        headed = [c for c in cells if _HEADED_CELL.match(c)]
+        return bool(re.search(r"[^\W\d_]{3}", label)) and bool(headed) and len(headed) * 2 >= len(cells)
     words = re.findall(r"[^\W\d_]+", sentence)
-    if len(words) < 6 or sentence.count("|") >= 2:
+    if len(words) < 6:
         return False
     digits, letters = sum(c.isdigit() for c in sentence), sum(c.isalpha() for c in sentence)
     if digits > letters / 2:

@@ -836,7 +836,9 @@ def test_quote_fallback_picks_sentences_overlapping_the_question():
         ("The usual dose is 500 mg twice daily.", True),
         ("Consolidated Statements of Cash Flows", False),  # a statement's title
         ("Item 7. Management's Discussion and Analysis of Financial Condition", False),  # a page heading
-        ("Revenue | 2019: 1,496 | 2018: 1,334 | 2017: 1,201", False),  # table cells
+        ("Revenue | 2019: 1,496 | 2018: 1,334 | 2017: 1,201", True),  # a row with its label and column headers
+        ("| 1,496 | 1,334 | 1,201 | (12) |", False),  # bare cells
+        ("Total | 1,496 | 1,334 | 1,201", False),  # cells without their column headers
         ("2019 2018 2017 1,496 1,334 1,201 (12) 4.5 % 3.2 %", False),  # a run of numbers
     ],
 )
