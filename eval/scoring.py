@@ -120,7 +120,7 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
     scores["answer_words"] = float(answer_words(body))
     if not answerable and refused:
         # Does the reason shown name what is missing, and is it truly missing? (None: it names no term.)
-        true = reason_is_true(record.get("reason"), item.get("absent_terms") or [])
+        true = reason_is_true(record.get("reason"), item.get("absent_words") or item.get("absent_terms") or [])
         scores["reason_named"] = float(true is not None)
         if true is not None:
             scores["reason_true"] = float(true)

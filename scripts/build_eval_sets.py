@@ -491,7 +491,14 @@ def finance_items(reports: list[dict], finance_docs: list[tuple[Document, Path]]
 
 
 def unanswerable_item(
-    item_id: str, collection: str, question: str, source: str, absent: list[str], entity: str, suite: str = "unanswerable"
+    item_id: str,
+    collection: str,
+    question: str,
+    source: str,
+    absent: list[str],
+    entity: str,
+    vocabulary: set[str],
+    suite: str = "unanswerable",
 ) -> dict:
     return {
         "id": item_id,
@@ -503,6 +510,9 @@ def unanswerable_item(
         "gold": [],
         "source": source,
         "absent_terms": absent,  # key terms of the question found nowhere in the collection's text
+        # every word of the question (letters or digits) the collection's text does not hold, as written there:
+        # what a reason saying "The documents do not mention X" may truthfully name
+        "absent_words": sorted({w for w in re.findall(r"[a-z0-9]+", question.lower()) if len(w) >= 2} - vocabulary),
         "entity": entity.lower(),  # what the question is about: a PMID, a MedQuAD focus, a report, a company
         "split": split_of(entity),
     }
@@ -516,7 +526,7 @@ def unanswerable_medical(shared: Path, medical: CollectionText, banned_ids: set[
         item_id = f"pubmedqa:{pmid}"
         ok, absent = medical.not_covered(data[pmid]["QUESTION"])
         if ok and item_id not in banned_ids:
-            out.append(unanswerable_item(item_id, "medical", data[pmid]["QUESTION"], "pubmedqa", absent, pmid))
+            out.append(unanswerable_item(item_id, "medical", data[pmid]["QUESTION"], "pubmedqa", absent, pmid, medical.vocabulary))
         if len(out) >= UNANSWERABLE_PER_DOMAIN:
             break
     return sorted(out, key=lambda i: i["id"])
@@ -534,7 +544,11 @@ def unanswerable_finance(shared: Path, finance: CollectionText, sample_uids: set
             item_id = f"tatqa:{question['uid']}"
             ok, absent = finance.not_covered(question["question"])
             if ok and item_id not in banned_ids:
-                out.append(unanswerable_item(item_id, "finance", question["question"], "tatqa", absent, str(report["table"]["uid"])))
+                out.append(
+                    unanswerable_item(
+                        item_id, "finance", question["question"], "tatqa", absent, str(report["table"]["uid"]), finance.vocabulary
+                    )
+                )
     out = sorted(out, key=lambda i: sha1_key(i["id"]))[:UNANSWERABLE_PER_DOMAIN]
     from_tatqa = len(out)
     for n, (question, terms) in enumerate(AUTHORED_FINANCE, start=1):
@@ -543,7 +557,9 @@ def unanswerable_finance(shared: Path, finance: CollectionText, sample_uids: set
         present = [t for t in terms if t in finance.vocabulary]
         if present:
             raise BuildError(f"authored finance question {n} names {present}, which the finance sample contains")
-        out.append(unanswerable_item(f"authored:finance-{n:02d}", "finance", question, "authored", list(terms), terms[0]))
+        out.append(
+            unanswerable_item(f"authored:finance-{n:02d}", "finance", question, "authored", list(terms), terms[0], finance.vocabulary)
+        )
     return sorted(out, key=lambda i: i["id"]), from_tatqa
 
 
@@ -591,7 +607,7 @@ def uncovered_medical(
                     continue
                 seen_foci.add(focus.lower())
                 _, absent = medical.not_covered(question)
-                item = unanswerable_item(item_id, "medical", question, "medquad", absent, focus, suite="uncovered")
+                item = unanswerable_item(item_id, "medical", question, "medquad", absent, focus, medical.vocabulary, suite="uncovered")
                 by_folder.setdefault(folder.name, []).append({**item, "left_out": f"{folder.name}/{path.name}"})
                 break  # one question per file: more foci
     out: list[dict] = []
@@ -621,7 +637,9 @@ def uncovered_finance(shared: Path, finance: CollectionText, sample_uids: set[st
             content = [w for w in dict.fromkeys(content_words(question["question"])) if len(w) > 2 and not w.isdigit()]
             absent = [w for w in content if len(w) >= 5 and w not in GENERIC and w not in FILLER and w[:6] not in stems]
             if absent and item_id not in banned_ids and item_id not in taken:
-                item = unanswerable_item(item_id, "finance", question["question"], "tatqa", absent, uid, suite="uncovered")
+                item = unanswerable_item(
+                    item_id, "finance", question["question"], "tatqa", absent, uid, finance.vocabulary, suite="uncovered"
+                )
                 out.append({**item, "left_out": f"tatqa report {uid}"})
     used = {f"authored:finance-{n:02d}" for n in range(1, len(AUTHORED_FINANCE) + 1)} & taken
     authored = [q for n, q in enumerate(AUTHORED_FINANCE, start=1) if f"authored:finance-{n:02d}" not in used]
@@ -630,7 +648,14 @@ def uncovered_finance(shared: Path, finance: CollectionText, sample_uids: set[st
         if present:
             raise BuildError(f"authored finance question {question!r} names {present}, which the finance sample contains")
         item = unanswerable_item(
-            f"authored:finance-uncovered-{n:02d}", "finance", question, "authored", list(terms), terms[0], suite="uncovered"
+            f"authored:finance-uncovered-{n:02d}",
+            "finance",
+            question,
+            "authored",
+            list(terms),
+            terms[0],
+            finance.vocabulary,
+            suite="uncovered",
         )
         out.append({**item, "left_out": f"{terms[0]}'s filings (never in the sample)"})
     return sorted(out, key=lambda i: i["id"])
@@ -840,7 +865,8 @@ the adapter's training ids) and a `suite`.
     answer with its scale ("1,234 million", "3.57%"); list answers joined with ", ".
 - unanswerable and uncovered: `id`, `suite`, `collection`, `question`, `reference` (""), `answerable`
   (false), `gold` ([]), `source`, `absent_terms` (key terms of the question that occur nowhere in the
-  collection; the eval checks that a reason naming a missing term names one of these); uncovered also
+  collection), `absent_words` (every word of the question the collection's text does not hold, as written;
+  the eval checks that a reason saying "The documents do not mention X" names only these); uncovered also
   `left_out` (the file, report or company the collection lacks).
 - every set but guardrails: `entity` (what the question is about: a MedQuAD focus, a TAT-QA report, a
   company, a PubMedQA id) and `split` (`fit` or `test`, by a salted SHA-1 of the entity): the

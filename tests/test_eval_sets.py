@@ -23,7 +23,7 @@ TRAINING = REPO / "generator" / "adapters" / "smollm2-grounded" / "training.json
 BUILDER = REPO / "scripts" / "build_eval_sets.py"
 COMMON = {"id", "suite"}
 SPLIT = {"entity", "split"}  # what the item is about, and the half of the answerability dev data it is in
-NOT_COVERED = {"collection", "question", "reference", "answerable", "gold", "source", "absent_terms"} | SPLIT
+NOT_COVERED = {"collection", "question", "reference", "answerable", "gold", "source", "absent_terms", "absent_words"} | SPLIT
 FIELDS = {
     "medical": COMMON | SPLIT | {"collection", "question", "reference", "answerable", "gold", "source", "qtype", "focus"},
     "finance": COMMON
@@ -252,6 +252,7 @@ def test_unanswerable_key_terms_are_absent_from_the_collection(collections, name
     assert items
     for item in items:
         assert not set(item["absent_terms"]) & vocabulary, item["id"]
+        assert set(item["absent_terms"]) <= set(item["absent_words"]) and not set(item["absent_words"]) & vocabulary, item["id"]
         assert item["absent_terms"] or item["suite"] == "uncovered", item["id"]  # a left-out disease's words may occur elsewhere
 
 
