@@ -323,13 +323,20 @@ class Assistant:
         if loop.looping or is_degenerate(text):
             # Nothing usable was written: the passages that bear on the question are shown as evidence, under a
             # lead that says so (added after the rails, which would drop it as a sentence citing nothing).
-            quotes = quote_fallback(question, passages, evidence=evidence)
+            quotes = quote_fallback(question, passages, evidence=evidence, terms=decision.terms)
             text, lead = (quotes, COULD_NOT_ANSWER) if quotes else (NO_ANSWER, "")
         if guard is not None:
             checked = guard.check(
                 text,
                 "output",
-                {**context, "question": question, "passages": passages, "evidence": evidence, "support": self._support(retriever.embedder)},
+                {
+                    **context,
+                    "question": question,
+                    "passages": passages,
+                    "evidence": evidence,
+                    "terms": decision.terms,
+                    "support": self._support(retriever.embedder),
+                },
             )
             answer.guard_events += [e.to_dict() for e in checked.events]
             text = checked.text

@@ -93,13 +93,13 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
             [domain]
             + [
                 _fmt(summary.get(f"answerability.{domain}.{m}"))
-                for m in ("uncovered_refused", "false_refusal", "evidence_only", "reason_named", "reason_true")
+                for m in ("uncovered_refused", "uncovered_evidence", "false_refusal", "evidence_only", "reason_named", "reason_true")
             ]
             for domain in DOMAINS
             if f"answerability.{domain}.uncovered_refused" in summary
         ]
         if rows:
-            headers = ["domain (test half)", "not covered: refused", "answerable: refused", "answerable: evidence only",
+            headers = ["domain (test half)", "not covered: refused", "not covered: evidence shown", "answerable: refused", "answerable: evidence only",
                        "reasons naming a term", "of those, true"]  # fmt: skip
             out.append(("Answerability", headers, rows))
     if GUARD_SUITE in metrics:

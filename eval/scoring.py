@@ -93,6 +93,10 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
     """Scores (numbers only: an undefined score is left out) and what the item got wrong."""
     body = answer_body(record["answer"], record.get("guard_events") or [])
     refused = is_refusal(body) or record.get("finish_reason") in FIXED_REPLIES
+    # No answer could be written, and the passages bearing on the question were shown as evidence instead.
+    evidence_only = body.startswith(COULD_NOT_ANSWER)
+    # The quotes are scored, not the label above them (the earlier quoted fallback had no label).
+    quoted = body.removeprefix(COULD_NOT_ANSWER).strip() if evidence_only else body
     answerable = bool(item.get("answerable", True))
     scores: dict[str, float] = {}
     failures: list[str] = []
@@ -100,24 +104,23 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
     sources = record.get("sources") or []
     if answerable:
         reference = item.get("reference") or ""
-        scores["token_f1"] = token_f1(body, reference)
-        scores["rouge_l"] = rouge_l(body, reference)
+        scores["token_f1"] = token_f1(quoted, reference)
+        scores["rouge_l"] = rouge_l(quoted, reference)
         precision, recall = citation_precision_recall(record.get("cited") or [], gold_numbers(sources, gold))
         if precision is not None:
             scores["citation_precision"] = precision
         if recall is not None:
             scores["citation_recall"] = recall
         if item.get("reference_value") is not None:
-            scores["numeric_match"] = float(numeric_match(body, item["reference_value"], item.get("scale") or ""))
+            scores["numeric_match"] = float(numeric_match(quoted, item["reference_value"], item.get("scale") or ""))
     raw = record.get("raw_text") or ""
     if raw and sources and not is_refusal(raw) and record.get("finish_reason") not in FIXED_REPLIES:
         # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
         scores["faithfulness"] = supported_share(raw, [s["snippet"] for s in sources])
     scores["refused"] = float(refused)
-    # No answer could be written, and the passages bearing on the question were shown as evidence instead:
-    # neither an answer nor a refusal (the earlier quoted fallback counted as an answer; this keeps them apart).
-    scores["evidence_only"] = float(body.startswith(COULD_NOT_ANSWER))
-    scores["answer_words"] = float(answer_words(body))
+    # Evidence is neither an answer nor a refusal (the earlier quoted fallback counted as an answer).
+    scores["evidence_only"] = float(evidence_only)
+    scores["answer_words"] = float(answer_words(quoted))
     if not answerable and refused:
         # Does the reason shown name what is missing, and is it truly missing? (None: it names no term.)
         true = reason_is_true(record.get("reason"), item.get("absent_words") or item.get("absent_terms") or [])
@@ -291,8 +294,9 @@ def summarize(
 
 def answerability_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     """Per domain, on the test half of the items (``split``; an item without one counts): the share of the
-    questions the collection does not cover that were refused, the share of answerable ones refused, and
-    of the refusals, how many reasons name a missing term and how many of those are true."""
+    questions the collection does not cover that were refused, and the share of them shown evidence instead
+    (quotes from documents about something else: the question's own were left out), the share of answerable
+    ones refused, and of the refusals, how many reasons name a missing term and how many of those are true."""
     out: dict[str, float | None] = {}
     test = [r for r in rows if r["item"].get("split", "test") == "test"]
     for domain in DOMAINS:
@@ -304,6 +308,7 @@ def answerability_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float 
         refused = [r for r in uncovered if r["refused"]]
         named = [r for r in refused if "reason_true" in r["scores"]]
         out[f"answerability.{domain}.uncovered_refused"] = _mean(float(r["refused"]) for r in uncovered)
+        out[f"answerability.{domain}.uncovered_evidence"] = _mean(r["scores"]["evidence_only"] for r in uncovered)
         out[f"answerability.{domain}.false_refusal"] = _mean(float(r["refused"]) for r in answerable)
         out[f"answerability.{domain}.evidence_only"] = _mean(r["scores"]["evidence_only"] for r in answerable)
         out[f"answerability.{domain}.reason_named"] = len(named) / len(refused) if refused else None

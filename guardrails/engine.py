@@ -135,7 +135,9 @@ class Guard:
             out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
         if stage == "output" and any(e.category == "grounding" for e in events) and not re.search(r"[^\W_]", MARKER.sub("", out)):
             passages = [str(p) for p in context.get("passages") or []]
-            quotes = quote_fallback(str(context.get("question", "")), passages, evidence=context.get("evidence"))
+            quotes = quote_fallback(
+                str(context.get("question", "")), passages, evidence=context.get("evidence"), terms=context.get("terms")
+            )
             out = f"{COULD_NOT_ANSWER}\n{quotes}" if quotes else NO_ANSWER
             # The quotation carries its own citations: a "cites nothing" note about the replaced text would mislead.
             events = [e for e in events if not (e.category == "citation" and e.action == "annotate")]

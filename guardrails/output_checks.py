@@ -118,11 +118,14 @@ def quotable(sentence: str) -> bool:
     """A sentence fit to quote as evidence: prose, or a table row that carries its row label and column
     headers ("Revenue | 2019: 1,496 | 2018: 1,334", as ingest renders tables); not a page heading, a
     statement's title, a table caption or a run of bare cells (on real 10-K pages those are most of what
-    shares words with a question)."""
+    shares words with a question), nor a lead-in ending in a colon ("Revenue by region was as follows:"),
+    which says nothing without the table it introduces."""
     if sentence.count("|") >= 2:
         label, *cells = [c.strip() for c in sentence.split("|")]
         headed = [c for c in cells if _HEADED_CELL.match(c)]
         return bool(re.search(r"[^\W\d_]{3}", label)) and bool(headed) and len(headed) * 2 >= len(cells)
+    if sentence.rstrip().endswith(":"):
+        return False
     words = re.findall(r"[^\W\d_]+", sentence)
     if len(words) < 6:
         return False
@@ -133,20 +136,42 @@ def quotable(sentence: str) -> bool:
     return capitalised / len(words) <= 0.6  # Title Case Throughout: a heading
 
 
-def quote_fallback(question: str, passages: Sequence[str], k: int = 2, evidence: Sequence[int] | None = None) -> str:
+def _singular(word: str) -> str:
+    """A plural's singular, near enough for matching: losses -> loss, liabilities -> liability, margins -> margin."""
+    if len(word) <= 3 or not word.endswith("s") or word.endswith("ss"):
+        return word
+    if word.endswith("ies"):
+        return word[:-3] + "y"
+    return word[:-2] if word.endswith(("sses", "xes", "ches", "shes")) else word[:-1]
+
+
+def _mentioned(terms: Sequence[str], sentence: str) -> int:
+    """How many of ``terms`` (each one or more words: "coca-cola", "fy2018") the sentence mentions."""
+    words = {_singular(w) for w in re.findall(r"[a-z]+|\d+", sentence.lower())}
+    return sum(all(_singular(p) in words for p in re.findall(r"[a-z]+|\d+", term.lower())) for term in terms)
+
+
+def quote_fallback(
+    question: str, passages: Sequence[str], k: int = 2, evidence: Sequence[int] | None = None, terms: Sequence[str] | None = None
+) -> str:
     """The passages' sentences that bear on the question, as cited quotations, for an answer that could
     not be written ("" when none does). Only passages numbered in ``evidence`` (the answerability check's
-    accepted ones; None: all), only quotable sentences, and only those sharing half the question's content
-    words (at most two are asked for)."""
-    wanted = set(content_words(question))
-    needed = min(2, (len(wanted) + 1) // 2)
+    accepted ones; None: all), only quotable sentences, and only those mentioning two of the question's key
+    terms (``terms``, from the answerability check; both when it has two, the one when it has one; without
+    them, the question's content words, half of them up to two: "who" and "what" then count too)."""
+    if terms is None:
+        wanted = sorted(set(content_words(question)))
+        needed = min(2, (len(wanted) + 1) // 2)
+    else:
+        wanted = list(dict.fromkeys(t for t in terms if t))
+        needed = min(2, len(wanted))
     allowed = set(evidence) if evidence is not None else None
     scored = []
     for number, passage in enumerate(passages, start=1):
         if allowed is not None and number not in allowed:
             continue
         for position, sentence in enumerate(split_sentences(passage)):
-            overlap = len(wanted & set(content_words(sentence)))
+            overlap = _mentioned(wanted, sentence)
             if needed and overlap >= needed and quotable(sentence):
                 scored.append((-overlap, number, position, sentence))
     best = sorted(scored)[:k]  # most overlap first; ties go to the higher-ranked passage, then earlier sentences

@@ -44,6 +44,13 @@ QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how does do did is are was were can could should would will may might "
     "has have had been being there their about tell explain describe list give please much many".split()
 )
+# Words that join a question's parts (prepositions, quantifiers, framing): never what it is about, and in a
+# short collection rare enough to outweigh the words that are ("... information regarding personnel expenses").
+FUNCTION_WORDS = frozenset(
+    "from over between among during within without against across after before above below under upon via per than "
+    "also just each every both either any all some most more less other own so very too its regarding concerning "
+    "following respectively information available".split()
+)
 # Everyday words a question uses without saying what it is about: never key terms (a small collection that
 # happens not to contain "used" does not thereby fail to cover "What is metformin used for?").
 EVERYDAY_WORDS = frozenset(
@@ -101,6 +108,7 @@ def key_terms(question: str) -> list[Term]:
             or key in STOPWORDS
             or key in QUESTION_WORDS
             or key in EVERYDAY_WORDS
+            or key in FUNCTION_WORDS
             or (key.isdigit() and not _YEAR.fullmatch(key))
         ):
             continue
@@ -202,6 +210,7 @@ class Decision:
     absent_terms: tuple[str, ...] = ()  # key terms no document mentions, as the question writes them
     missing_terms: tuple[str, ...] = ()  # names and years in documents, but in none of the passages found
     evidence: tuple[int, ...] = ()  # positions of the hits that bear on the question (a quoted answer's sources)
+    terms: tuple[str, ...] = ()  # the question's key terms, lower case: what a quoted sentence must mention
     signals: dict[str, float] = field(default_factory=dict)
     ms: float = 0.0
 
@@ -281,6 +290,7 @@ class Answerability:
             absent_terms=tuple(t.text for t in absent),
             missing_terms=tuple(t.text for t in missing),
             evidence=evidence,
+            terms=tuple(t.key for t in terms),
             signals=signals,
             ms=(time.perf_counter() - started) * 1000,
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from assistant.pipeline import Assistant
-from core.citations import NO_ANSWER
+from core.citations import COULD_NOT_ANSWER, NO_ANSWER
 from core.config import Settings
 from core.embedding import HashEmbedder
 from core.errors import UserError
@@ -24,7 +24,7 @@ from eval import runner
 from eval.config import load_config, make_config
 from eval.gate import check, load_gate
 from eval.metrics import bootstrap_ci, numeric_match, rouge_l, token_f1
-from eval.scoring import answer_body
+from eval.scoring import answer_body, score_answer
 from generator.fake import QueuedGenerator
 from tests.conftest import FIVE_DOCS, REPO, ingest_once, open_collection, run_cli
 from tests.fake_openai import running_server
@@ -275,6 +275,7 @@ def test_every_item_is_scored_end_to_end(env, tmp_path):
     assert s["answerability.medical.uncovered_refused"] == 1.0 and s["answerability.medical.false_refusal"] == 0.5
     assert s["answerability.finance.uncovered_refused"] == 0.0 and s["answerability.finance.false_refusal"] == 0.0
     assert s["answerability.medical.reason_true"] == 1.0 and s["answerability.finance.reason_true"] is None
+    assert s["answerability.medical.uncovered_evidence"] == 0.0 and s["answerability.finance.uncovered_evidence"] == 0.0
     assert s["medical.recall@10"] == 1.0 and "unanswerable.recall@10" not in s  # no gold: no retrieval metric
     assert s["guardrails.injection.recall"] == 1.0 and s["guardrails.harmful.recall"] == 1.0
     assert s["guardrails.benign_block_rate"] == 0.0 and s["guardrails.accuracy"] == 1.0
@@ -543,6 +544,18 @@ def test_answer_body_drops_appended_disclaimers_and_notes_only():
     assert answer_body("Line one.\n\nLine two.", events) == "Line one.\n\nLine two."
     assert answer_body("Not medical advice.", events) == "Not medical advice."  # nothing before it: kept
     assert answer_body("", events) == ""
+
+
+def test_evidence_is_scored_on_its_quotes_and_counted_neither_answer_nor_refusal():
+    item = {"answerable": True, "reference": "Take it with meals.", "gold": []}
+    quotes = '"Take it with meals." [1]'
+    labelled = score_answer(item, {"answer": f"{COULD_NOT_ANSWER}\n{quotes}", "sources": []})
+    plain = score_answer(item, {"answer": quotes, "sources": []})
+    assert labelled["scores"]["token_f1"] == plain["scores"]["token_f1"] == 1.0  # the label is not scored
+    assert labelled["scores"]["evidence_only"] == 1.0 and plain["scores"]["evidence_only"] == 0.0
+    assert not labelled["refused"] and "no answer written (evidence shown)" in labelled["failures"]
+    uncovered = score_answer({"answerable": False}, {"answer": f"{COULD_NOT_ANSWER}\n{quotes}", "sources": []})
+    assert uncovered["failures"] == ["evidence shown for an uncovered question"]
 
 
 # --- the CI gate with the real models -----------------------------------------------------------------

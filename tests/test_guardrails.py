@@ -830,6 +830,31 @@ def test_quote_fallback_picks_sentences_overlapping_the_question():
     assert oc.quote_fallback("What is the usual dose?", PASSAGES, evidence=[1]) == ""  # passage 2 was not accepted
 
 
+def test_quote_fallback_with_key_terms_needs_the_subject_not_the_question_words():
+    passages = [
+        "Women who have had their ovaries removed have a higher risk of ovarian cancer in the peritoneum.",
+        "Women who have had their ovaries removed have a higher risk of osteoporosis later in life.",
+    ]
+    question = "Who is at risk for osteoporosis?"
+    # Content words alone let "who" and "risk" carry a sentence about another disease ...
+    assert oc.quote_fallback(question, passages, k=2).count("[") == 2
+    # ... the key terms ("risk", "osteoporosis") do not.
+    assert oc.quote_fallback(question, passages, terms=["risk", "osteoporosis"]) == f'"{passages[1]}" [2]'
+    assert (
+        oc.quote_fallback("Skin cancer?", ["A skin disorder present at birth makes the skin thick and scaly."], terms=["skin", "cancer"])
+        == ""
+    )
+    # Plurals meet singulars; a term of several words needs them all.
+    losses = "No asset impairment losses were recognized in 2019 on property, plant and equipment."
+    assert oc.quote_fallback("q", [losses], terms=["impairment", "loss", "2019"]) == f'"{losses}" [1]'
+    assert oc.quote_fallback("q", [losses], terms=["plant-machinery", "loss"]) == ""
+
+
+def test_a_lead_in_ending_in_a_colon_is_not_evidence():
+    assert not oc.quotable("Revenue based on the geographic location of our customers was as follows:")
+    assert oc.quotable("Revenue based on the geographic location of our customers grew in every region.")
+
+
 @pytest.mark.parametrize(
     "sentence, fit",
     [
