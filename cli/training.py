@@ -27,6 +27,11 @@ LORA = LoraOptions()  # the fine-tuning defaults shown by `assistant finetune --
 @click.option("--medquad", default=300, show_default=True, type=click.IntRange(0), help="MedQuAD examples.")
 @click.option("--pubmedqa", default=150, show_default=True, type=click.IntRange(0), help="PubMedQA examples (non-test PMIDs).")
 @click.option("--tatqa", default=200, show_default=True, type=click.IntRange(0), help="TAT-QA examples (first 80% of dev reports).")
+@click.option(
+    "--tatqa-refusals",
+    is_flag=True,
+    help="One TAT-QA question in eight is shown a neighbouring report that lacks what it asks and must refuse (the shipped adapter: without).",
+)
 @click.option("--base", default=None, help="Base model (default: ASSISTANT_GENERATOR__MODEL, the embedded SmolLM2).")
 @click.option("--quantization", type=click.Choice(["4bit", "8bit", "none"]), default="4bit", show_default=True)
 # Defaults come from LoraOptions: the shipped adapter's recipe.
@@ -49,6 +54,7 @@ def finetune(
     medquad: int,
     pubmedqa: int,
     tatqa: int,
+    tatqa_refusals: bool,
     base,
     quantization,
     rank,
@@ -82,7 +88,7 @@ def finetune(
         seed=seed,
     )
     click.echo(f"building examples from {data_dir} ...", err=True)
-    examples = build_examples(data_dir, "train", medquad=medquad, pubmedqa=pubmedqa, tatqa=tatqa, seed=seed)
+    examples = build_examples(data_dir, "train", medquad=medquad, pubmedqa=pubmedqa, tatqa=tatqa, seed=seed, tatqa_refusals=tatqa_refusals)
     counts = dict(Counter(e.source for e in examples))
     compose.quiet_model_loading()
     model_name = base or settings.generator.model

@@ -74,3 +74,23 @@ def test_split_rules_hold_for_freshly_built_examples():
         assert numbers == set(e.gold) and all(1 <= n <= len(e.passages) for n in numbers)
         assert e.messages()[1]["content"].endswith(f"Question: {e.question}")
     assert any(not e.gold and e.answer == "The passages do not contain the answer." for e in train)
+
+
+@needs_shared
+def test_tatqa_refusals_show_a_neighbouring_report_that_lacks_what_the_question_turns_on():
+    """Opt-in (``--tatqa-refusals``): in-domain distractors, the same kind of table from another company."""
+    from training.trainset import _report_text, _turning_words, _words, tatqa_examples
+
+    path = SHARED_DATA / "tatqa/tatqa_dataset_dev.json"
+    assert all(e.gold for e in tatqa_examples(path, "train", 40, seed=1))  # the shipped recipe: no refusals
+    examples = tatqa_examples(path, "train", 40, seed=1, refusals=True)
+    refusals = [e for e in examples if not e.gold]
+    assert 3 <= len(refusals) <= 6 and all(e.answer == "The passages do not contain the answer." for e in refusals)
+    reports = json.loads(path.read_text())
+    own = {q["uid"]: r for r in reports for q in r["questions"]}
+    for e in refusals:
+        report = own[e.id.split(":")[1]]
+        shown = _words(" ".join(p.text for p in e.passages))
+        assert not any(p.title.startswith(f"Report {str(report['table']['uid'])[:8]}") for p in e.passages)  # another report
+        assert any(p.title.endswith("table") for p in e.passages)  # with its table: the same kind of evidence
+        assert not _turning_words(e.question, _report_text(report)) <= shown  # a word or year it turns on is missing

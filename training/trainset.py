@@ -7,7 +7,10 @@ licence-clean shared data sets (../shared/data; see data/README.md):
 - PubMedQA (PQA-L): the abstract's sections as passages -> the long answer, each sentence citing the
   section it overlaps most. The 500 official test PMIDs are never used for training.
 - TAT-QA dev: a report's table and paragraphs -> the answer (with the derivation for arithmetic), citing
-  the table and/or the paragraphs it comes from.
+  the table and/or the paragraphs it comes from. With ``tatqa_refusals`` (``assistant finetune
+  --tatqa-refusals``; the shipped adapter was trained without), one in eight questions gets instead the table
+  and paragraphs of the most similar *other* report that lacks a word or year the question turns on (another
+  company's statement with the same headings, say) and must answer "The passages do not contain the answer."
 
 Splits, fixed so training can never see a held-out item: MedQuAD files that ship as the sample collection
 (data/samples/medical) are held out; PubMedQA test PMIDs are held out; TAT-QA reports in the first 80 % of
@@ -201,51 +204,93 @@ def _tatqa_answer(question: dict) -> str:
     return value
 
 
-def tatqa_examples(path: Path, split: Split, n: int, seed: int) -> list[Example]:
+_YEAR = re.compile(r"^(?:19|20)\d\d$")
+_COMMON = frozenset("what which were does with from that this there than have their what when where much many amount total".split())
+
+
+def _turning_words(question: str, report_text: str) -> set[str]:
+    """The question's words its own report holds: what an answer turns on (years included)."""
+    words = {w for w in _words(question) if (len(w) >= 4 and w not in _COMMON) or _YEAR.match(w)}
+    return words & _words(report_text)
+
+
+def _report_text(report: dict) -> str:
+    cells = " ".join(str(c) for row in report["table"]["table"] for c in row)
+    return cells + " " + " ".join(p["text"] for p in report["paragraphs"])
+
+
+def _unanswering_report(question: str, own: dict, reports: list[dict], texts: dict[str, set[str]]) -> dict | None:
+    """The report most like the question (most of its words) that lacks one it turns on, or None."""
+    turning = _turning_words(question, _report_text(own))
+    best, best_overlap = None, 0
+    for report in reports:
+        uid = report["table"]["uid"]
+        if uid == own["table"]["uid"] or turning <= texts[uid]:
+            continue
+        overlap = len(turning & texts[uid])
+        if overlap > best_overlap:
+            best, best_overlap = report, overlap
+    return best
+
+
+def _report_passages(report: dict, paragraph_orders: list[str], rng: random.Random) -> list[tuple[str, Passage]]:
     from ingest.loaders.tatqa import render_table
 
+    short = str(report["table"]["uid"])[:8]
+    paragraphs = {str(p["order"]): p["text"] for p in report["paragraphs"]}
+    items = [("table", Passage(f"Report {short} table", render_table(report["table"]["table"])))]
+    items += [(o, Passage(f"Report {short} paragraph {o}", paragraphs[o])) for o in paragraph_orders if o in paragraphs]
+    rng.shuffle(items)
+    return items
+
+
+def tatqa_examples(path: Path, split: Split, n: int, seed: int, refusals: bool = False) -> list[Example]:
+    """``n`` examples from the TAT-QA reports of ``split``; with ``refusals``, one in eight is a refusal
+    shown a neighbouring report's passages (see the module's docstring)."""
     reports = json.loads(path.read_text())
     cut = int(len(reports) * TATQA_TRAIN_SHARE)
     reports = reports[:cut] if split == "train" else reports[cut:]
+    texts = {r["table"]["uid"]: _words(_report_text(r)) for r in reports}
     rng = random.Random(seed)
     candidates = [(r, q) for r in reports for q in r["questions"]]
     rng.shuffle(candidates)
-    examples = []
+    examples: list[Example] = []
     for report, question in candidates:
         if len(examples) >= n:
             break
-        short = str(report["table"]["uid"])[:8]
-        paragraphs = {str(p["order"]): p["text"] for p in report["paragraphs"]}
-        related = [o for o in question.get("rel_paragraphs", []) if o in paragraphs][:2]
-        others = [o for o in paragraphs if o not in related]
-        chosen = related + rng.sample(others, min(1, len(others)))
-        items = [("table", Passage(f"Report {short} table", render_table(report["table"]["table"])))]
-        items += [(o, Passage(f"Report {short} paragraph {o}", paragraphs[o])) for o in chosen]
-        rng.shuffle(items)
-        number = {key: i for i, (key, _) in enumerate(items, start=1)}
-        source = question.get("answer_from")
-        gold = ([number["table"]] if source in ("table", "table-text") else []) + (
-            [number[o] for o in related] if source in ("text", "table-text") else []
-        )
-        if not gold:
-            continue
-        reference = _tatqa_answer(question)
-        examples.append(
-            Example(
-                f"tatqa:{question['uid']}",
-                "tatqa",
-                "finance",
-                question["question"],
-                tuple(p for _, p in items),
-                cite(reference, sorted(gold)),
-                reference,
-                tuple(sorted(gold)),
+        # One in eight, where a neighbouring report lacks what it turns on: that report's passages, a refusal.
+        # In-domain and realistic: the same kind of table from another company, not a random passage.
+        refusal_turn = refusals and len(examples) % UNANSWERABLE_EVERY == UNANSWERABLE_EVERY - 1
+        other = _unanswering_report(question["question"], report, reports, texts) if refusal_turn else None
+        if other is not None:
+            asked = _words(question["question"])
+            closest = sorted(other["paragraphs"], key=lambda p: -len(asked & _words(p["text"])))[:2]
+            items = _report_passages(other, [str(p["order"]) for p in closest], rng)
+            answer, reference, gold = NO_ANSWER, NO_ANSWER, []
+        else:
+            paragraphs = {str(p["order"]): p["text"] for p in report["paragraphs"]}
+            related = [o for o in question.get("rel_paragraphs", []) if o in paragraphs][:2]
+            others = [o for o in paragraphs if o not in related]
+            items = _report_passages(report, related + rng.sample(others, min(1, len(others))), rng)
+            number = {key: i for i, (key, _) in enumerate(items, start=1)}
+            source = question.get("answer_from")
+            gold = ([number["table"]] if source in ("table", "table-text") else []) + (
+                [number[o] for o in related] if source in ("text", "table-text") else []
             )
+            if not gold:
+                continue
+            reference = _tatqa_answer(question)
+            answer = cite(reference, sorted(gold))
+        passages = tuple(p for _, p in items)
+        examples.append(
+            Example(f"tatqa:{question['uid']}", "tatqa", "finance", question["question"], passages, answer, reference, tuple(sorted(gold)))
         )
     return examples
 
 
-def build_examples(data_dir: Path, split: Split, *, medquad: int, pubmedqa: int, tatqa: int, seed: int = 0) -> list[Example]:
+def build_examples(
+    data_dir: Path, split: Split, *, medquad: int, pubmedqa: int, tatqa: int, seed: int = 0, tatqa_refusals: bool = False
+) -> list[Example]:
     """Examples from ``data_dir`` (the shared data folder), in a seeded random order."""
     paths = {"medquad": data_dir / "medquad", "pubmedqa": data_dir / "pubmedqa", "tatqa": data_dir / "tatqa" / "tatqa_dataset_dev.json"}
     for name, count in (("medquad", medquad), ("pubmedqa", pubmedqa), ("tatqa", tatqa)):
@@ -257,6 +302,6 @@ def build_examples(data_dir: Path, split: Split, *, medquad: int, pubmedqa: int,
     if pubmedqa:
         examples += pubmedqa_examples(paths["pubmedqa"], split, pubmedqa, seed)
     if tatqa:
-        examples += tatqa_examples(paths["tatqa"], split, tatqa, seed)
+        examples += tatqa_examples(paths["tatqa"], split, tatqa, seed, refusals=tatqa_refusals)
     random.Random(seed).shuffle(examples)
     return examples
