@@ -320,9 +320,11 @@ class Assistant:
         position = {s.chunk_id: s.number for s in answer.sources}
         evidence = [position[result.hits[i].chunk_id] for i in decision.evidence if result.hits[i].chunk_id in position]
         text, lead = answer.raw_text, ""
-        if loop.looping or is_degenerate(text):
-            # Nothing usable was written: the passages that bear on the question are shown as evidence, under a
-            # lead that says so (added after the rails, which would drop it as a sentence citing nothing).
+        # Nothing usable was written (a loop, no sentence), or the model found no answer in passages the check
+        # accepted: the passages' sentences that bear on the question are shown as evidence, under a lead that
+        # says so (added after the rails, which would drop it as a sentence citing nothing); with none, the
+        # refusal. The reader judges the evidence; a flat refusal would hide it.
+        if loop.looping or is_degenerate(text) or (decision.answerable and is_refusal(text)):
             quotes = quote_fallback(question, passages, evidence=evidence, terms=decision.terms)
             text, lead = (quotes, COULD_NOT_ANSWER) if quotes else (NO_ANSWER, "")
         if guard is not None:

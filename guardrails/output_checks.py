@@ -119,12 +119,12 @@ def quotable(sentence: str) -> bool:
     headers ("Revenue | 2019: 1,496 | 2018: 1,334", as ingest renders tables); not a page heading, a
     statement's title, a table caption or a run of bare cells (on real 10-K pages those are most of what
     shares words with a question), nor a lead-in ending in a colon ("Revenue by region was as follows:"),
-    which says nothing without the table it introduces."""
+    which says nothing without the table it introduces, nor a question (FAQ pages head answers with them)."""
     if sentence.count("|") >= 2:
         label, *cells = [c.strip() for c in sentence.split("|")]
         headed = [c for c in cells if _HEADED_CELL.match(c)]
         return bool(re.search(r"[^\W\d_]{3}", label)) and bool(headed) and len(headed) * 2 >= len(cells)
-    if sentence.rstrip().endswith(":"):
+    if sentence.rstrip().endswith((":", "?")):  # a lead-in, or a question heading ("How might it be treated?")
         return False
     words = re.findall(r"[^\W\d_]+", sentence)
     if len(words) < 6:

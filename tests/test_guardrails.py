@@ -850,9 +850,10 @@ def test_quote_fallback_with_key_terms_needs_the_subject_not_the_question_words(
     assert oc.quote_fallback("q", [losses], terms=["plant-machinery", "loss"]) == ""
 
 
-def test_a_lead_in_ending_in_a_colon_is_not_evidence():
+def test_a_lead_in_ending_in_a_colon_or_a_question_is_not_evidence():
     assert not oc.quotable("Revenue based on the geographic location of our customers was as follows:")
     assert oc.quotable("Revenue based on the geographic location of our customers grew in every region.")
+    assert not oc.quotable("How might limb-girdle muscular dystrophy be treated?")
 
 
 @pytest.mark.parametrize(

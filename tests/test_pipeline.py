@@ -256,6 +256,14 @@ def test_a_refusal_by_the_model_says_why(settings):
     assert answer.text.startswith(f"{NO_ANSWER} The documents do not mention 2031.")
 
 
+def test_a_refusal_by_the_model_over_passages_that_bear_on_the_question_shows_them_as_evidence(settings):
+    assistant, _ = assistant_with(settings, NO_ANSWER)  # the passages answer it; the small model declined
+    answer = assistant.ask("What are the side effects of metformin?", "docs")
+    lead, quote = answer.text.split("\n")[:2]
+    assert lead == COULD_NOT_ANSWER and quote == '"Common side effects are nausea and diarrhoea; take it with meals." [1]'
+    assert answer.answerable and answer.raw_text == NO_ANSWER
+
+
 def test_questions_the_documents_do_not_cover_are_not_answered_and_say_why(settings):
     strict = settings.model_copy(update={"answerability": settings.answerability.model_copy(update={"threshold": 0.999})})
     assistant, gen = assistant_with(strict, "should not be used")
