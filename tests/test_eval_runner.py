@@ -84,7 +84,9 @@ def env(tmp_path: Path):
                 "id": "m2",
                 "suite": "medical",
                 "collection": "medical",
-                "question": "How do asthma inhalers reduce inflammation?",
+                # The passage names both key terms, no sentence of it both: the model's refusal stands (with
+                # such a sentence, the answer would show it as evidence).
+                "question": "Which inhalers help with asthma?",
                 "reference": "Inhalers with corticosteroids reduce inflammation.",
                 "answerable": True,
                 "gold": gold("asthma.txt"),
@@ -529,8 +531,10 @@ def test_cli_eval_answers_through_an_openai_compatible_server(env, tmp_path, cli
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["config"]["name"] == "served" and data["counts"]["medical"]["items"] == 2
-    # Both answers cite passage [1], the gold one; the metformin sentence is not supported by the asthma passage.
-    assert data["summary"]["medical.citation_recall"] == 1.0 and data["summary"]["medical.faithfulness"] == 0.5
+    # Both answers cite passage [1], the gold one; the metformin sentence is not supported by the asthma passage,
+    # and no sentence of it names both the second question's key terms: that answer becomes the refusal.
+    assert data["summary"]["medical.citation_recall"] == 0.5 and data["summary"]["medical.faithfulness"] == 0.5
+    assert data["summary"]["medical.refused"] == 0.5
     assert len(server.requests) == 2
     assert Path(data["paths"]["html"]).exists()
 
