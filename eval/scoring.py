@@ -295,7 +295,7 @@ def summarize(
 def answerability_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
     """Per domain, on the test half of the items (``split``; an item without one counts): the share of the
     questions the collection does not cover that were refused, and the share of them shown evidence instead
-    (quotes from documents about something else: the question's own were left out), the share of answerable
+    (quotes from other documents: the question's own were left out), the share of answerable
     ones refused, and of the refusals, how many reasons name a missing term and how many of those are true."""
     out: dict[str, float | None] = {}
     test = [r for r in rows if r["item"].get("split", "test") == "test"]

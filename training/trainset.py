@@ -204,13 +204,12 @@ def _tatqa_answer(question: dict) -> str:
     return value
 
 
-_YEAR = re.compile(r"^(?:19|20)\d\d$")
-_COMMON = frozenset("what which were does with from that this there than have their what when where much many amount total".split())
-
-
 def _turning_words(question: str, report_text: str) -> set[str]:
-    """The question's words its own report holds: what an answer turns on (years included)."""
-    words = {w for w in _words(question) if (len(w) >= 4 and w not in _COMMON) or _YEAR.match(w)}
+    """The words of the question's key terms (the answerability check's: years included) its own report
+    holds: what an answer turns on."""
+    from retriever.answerability import key_terms
+
+    words = {w for term in key_terms(question) for w in re.findall(r"[a-z0-9]+", term.key)}
     return words & _words(report_text)
 
 
