@@ -109,6 +109,7 @@ async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authe
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": answer.tokens, "total_tokens": prompt_tokens + answer.tokens},
             "citations": out["citations"],
             "guard_events": out["guard_events"],
+            "computation": out["computation"],
         }
 
     first = await first_item(stream)
@@ -135,7 +136,14 @@ async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authe
                     tail = item.text[len(streamed.rstrip()) :] if item.text.startswith(streamed.rstrip()) else ""
                     if tail:
                         yield chunk({"content": tail})
-                    yield chunk({}, _finish_reason(item), answer=item.text, citations=out["citations"], guard_events=out["guard_events"])
+                    yield chunk(
+                        {},
+                        _finish_reason(item),
+                        answer=item.text,
+                        citations=out["citations"],
+                        guard_events=out["guard_events"],
+                        computation=out["computation"],
+                    )
                 else:
                     streamed += item
                     yield chunk({"content": item})

@@ -48,6 +48,25 @@ class GuardEventOut(BaseModel):
     span: list[int] | None = None
 
 
+class Operand(BaseModel):
+    row: str = Field(description="The row label of the cell.")
+    column: str = Field(description="The column header of the cell.")
+    text: str = Field(description="The cell as the table writes it.")
+    value: float = Field(description="The number it states, signed (accounting parentheses are negative).")
+    unit: str = Field(description='"%", a currency symbol, or "".')
+    passage: int | None = Field(description="The passage ([n]) whose text shows the cell's row.")
+
+
+class ComputationOut(BaseModel):
+    operation: str = Field(description="change, pct_change, average, sum, share, ratio or count.")
+    program: str = Field(description='The program run, e.g. "pct_change({Revenue | 2018}, {Revenue | 2019})".')
+    operands: list[Operand] = Field(description="The cells it read, each cited to a passage.")
+    value: float | None = Field(description="The result; null when the computation failed.")
+    result: str = Field(description='The result as the answer states it, e.g. "12.14%" or "$162 million".')
+    work: str = Field(description='The arithmetic with the values, e.g. "(1,496 - 1,334) / 1,334 * 100 = 12.14%".')
+    error: str | None = Field(description="Why the computation failed (a division by zero), in words.")
+
+
 class AskResponse(BaseModel):
     answer: str = Field(description="The checked answer to show (after the output rails).")
     question: str = Field(description="The question as answered (personal data redacted).")
@@ -59,6 +78,9 @@ class AskResponse(BaseModel):
     answerable: bool = Field(description="Whether the documents answer the question (false: the answer says why, as `reason`).")
     answerability: float = Field(description="The answerability check's probability that the passages answer the question.")
     reason: str | None = Field(description='Why the documents do not answer it, e.g. "The documents do not mention Tesla."')
+    computation: ComputationOut | None = Field(
+        description="Set when the question was answered by arithmetic in code over table cells (finish_reason `computed`)."
+    )
     finish_reason: str
     blocked: bool
     relevant: bool
@@ -201,6 +223,7 @@ class ChatResponse(BaseModel):
     usage: Usage
     citations: list[Passage] = Field(description="Extra field: the cited passages.")
     guard_events: list[GuardEventOut] = Field(description="Extra field: the guardrail decisions.")
+    computation: ComputationOut | None = Field(description="Extra field: the computation, when the answer is one.")
 
 
 class ModelInfo(BaseModel):

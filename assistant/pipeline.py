@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from assistant import compose
+from compute.computation import Computation, SourceTable, compute
 from core.citations import COULD_NOT_ANSWER, NO_ANSWER, cited_numbers, invalid_numbers
 from core.collection import MANIFEST, collection_path, read_manifest
 from core.config import Settings
@@ -62,7 +63,7 @@ class Answer:
     relevance: float
     # stop, length, timeout, cancelled; no_passages (nothing retrieved), blocked (an input rail refused),
     # not_covered (the answerability check found the documents do not cover the question), degenerate (the
-    # generation looped and was stopped)
+    # generation looped and was stopped), computed (answered by a computation over table cells)
     finish_reason: str
     tokens: int  # generated
     generator: str
@@ -78,6 +79,9 @@ class Answer:
     answerable: bool = True
     answerability: float = 1.0  # the check's P(answerable)
     reason: str | None = None
+    # A question of an arithmetic shape answered in code from table cells (compute/): the program, its
+    # operands with the passages citing them, the result and the work; ``text`` states them, nothing generated.
+    computation: Computation | None = None
 
     @property
     def citations(self) -> list[Source]:
@@ -297,6 +301,12 @@ class Assistant:
         answer.prompt_tokens = prompt.tokens
         if not answer.sources:
             raise UserError(f"no passage fits the prompt budget of {budget} tokens; {too_small}")
+        passages = [s.text for s in answer.sources]
+        context["passages"] = passages
+        computation = self._compute(question, retriever, answer.sources)
+        if computation is not None:
+            yield from self._computed(answer, computation, guard, context, notes, started)
+            return
         generating = time.perf_counter()
         stream = generator.stream(prompt.messages, options)
         if cancel is not None:
@@ -316,7 +326,6 @@ class Assistant:
         answer.raw_text = "".join(pieces).strip()
         answer.tokens = stream.tokens
         answer.timings_ms["generate"] = (time.perf_counter() - generating) * 1000
-        passages = [s.text for s in answer.sources]
         position = {s.chunk_id: s.number for s in answer.sources}
         evidence = [position[result.hits[i].chunk_id] for i in decision.evidence if result.hits[i].chunk_id in position]
         text, lead = answer.raw_text, ""
@@ -359,6 +368,40 @@ class Assistant:
         else:
             reason = stream.finish_reason or "stop"
         yield from self._finish(answer, text, reason, started, streamed=True)
+
+    @staticmethod
+    def _compute(question: str, retriever: Retriever, sources: list[Source]) -> Computation | None:
+        """The question answered by arithmetic over the cells of the tables behind the passages, when it has a
+        shape the planner knows and every operand is in a passage given (compute/computation.py)."""
+        tables = retriever.collection.tables(s.document_id for s in sources)
+        if not tables:
+            return None
+        found = [
+            SourceTable(table, tuple((s.number, s.text) for s in sources if s.document_id == doc_id))
+            for doc_id, doc_tables in tables.items()
+            for table in doc_tables
+        ]
+        return compute(question, found)
+
+    def _computed(
+        self, answer: Answer, computation: Computation, guard: Any, context: dict[str, Any], notes: list[str], started: float
+    ) -> Iterator[str | Answer]:
+        """The computation's text as the answer: streamed whole, through the output rails (which accept the
+        numbers and sentences the code computed: they are the cited cells and the arithmetic over them)."""
+        answer.computation = computation
+        answer.generator = "compute"
+        answer.timings_ms["compute"] = computation.ms
+        text = computation.text
+        if computation.error is not None:
+            answer.answerable, answer.reason = False, f"The computation failed: {computation.error}."
+        if guard is not None:
+            checked = guard.check(text, "output", {**context, "question": answer.question, "computed": computation.text})
+            answer.guard_events += [e.to_dict() for e in checked.events]
+            text = checked.text
+        if notes:
+            text = text.rstrip() + "\n\n" + "\n".join(notes)
+        answer.cited = cited_numbers(text, len(answer.sources))
+        yield from self._finish(answer, text, "computed", started)
 
     @staticmethod
     def _support(embedder: Embedder):

@@ -53,6 +53,7 @@ def answer_view(answer: Answer) -> dict[str, Any]:
         "answerable": answer.answerable,
         "answerability": answer.answerability,
         "reason": answer.reason,
+        "computation": answer.computation.to_dict() if answer.computation else None,
         "finish_reason": answer.finish_reason,
         "blocked": answer.blocked,
         "relevant": answer.relevant,

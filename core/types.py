@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.tables import Table
+
 
 def content_hash(*parts: str) -> str:
     """A stable hex id for content: the same parts always give the same id."""
@@ -28,6 +30,7 @@ class LoadedDocument:
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    tables: tuple[Table, ...] = ()  # the tables of the text, as cells (loaders that read table structure)
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,13 @@ class Document:
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    tables: tuple[Table, ...] = ()  # derived from the text, so not part of the id
 
     @classmethod
-    def create(cls, source: str, title: str, text: str, metadata: dict[str, Any] | None = None) -> Document:
+    def create(cls, source: str, title: str, text: str, metadata: dict[str, Any] | None = None, tables: tuple[Table, ...] = ()) -> Document:
         metadata = dict(metadata or {})
         doc_id = content_hash(title, text, json.dumps(metadata, sort_keys=True, ensure_ascii=False, default=str))
-        return cls(id=doc_id, source=source, title=title, text=text, metadata=metadata)
+        return cls(id=doc_id, source=source, title=title, text=text, metadata=metadata, tables=tables)
 
 
 @dataclass(frozen=True)

@@ -130,10 +130,16 @@ class Guard:
             events.append(GuardEvent(rule.id, stage, rule.action, rule.category, rule.message, spans[0]))
             if rule.action == "disclaimer" and rule.message not in disclaimers:
                 disclaimers.append(rule.message)
+        removed = [span for span, new in replacements if new == "" and span]
+        # A note about text another rule removed would point at nothing the user sees.
+        events = [
+            e for e in events if not (e.action == "annotate" and e.span and any(a <= e.span[0] and e.span[1] <= b for a, b in removed))
+        ]
         out = _replace(text, replacements)
         if any(new == "" for _, new in replacements):  # removed sentences or markers leave gaps behind
             out = re.sub(r"[ \t]+([.,;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", out)).strip()
-        if stage == "output" and any(e.category == "grounding" for e in events) and not re.search(r"[^\W_]", MARKER.sub("", out)):
+        emptied = not re.search(r"[^\W_]", MARKER.sub("", out))
+        if stage == "output" and emptied and any(e.category in ("grounding", "numbers") and e.action == "redact" for e in events):
             passages = [str(p) for p in context.get("passages") or []]
             quotes = quote_fallback(
                 str(context.get("question", "")), passages, evidence=context.get("evidence"), terms=context.get("terms")

@@ -1,6 +1,7 @@
 """Validators for answers: citations, grounding, numbers. They read what the caller passes in the context:
 ``passages`` (the texts numbered [1], [2], ... in the prompt), optionally ``support`` (a function scoring a
-sentence against passages with embeddings, 0..1) and ``question``."""
+sentence against passages with embeddings, 0..1), ``question``, and ``computed`` (the text of a computation
+the code ran over cited table cells: its sentences and numbers are supported by construction)."""
 
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def unsupported_sentences(text: str, context: Mapping[str, Any]) -> list[Span]:
     (when the context carries a ``support`` scorer) by embedding similarity."""
     passages = _passages(context)
     support: Callable[[str, list[str]], float] | None = context.get("support")
+    computed = str(context.get("computed") or "")
     spans = []
     for span, sentence in sentence_spans(text):
-        if is_refusal(sentence):
+        if is_refusal(sentence) or (computed and sentence.strip() in computed):
             continue
         cited = [m.number for m in find_markers(sentence, len(passages)) if m.valid]
         sources = [passages[n - 1] for n in dict.fromkeys(cited)]
@@ -95,11 +97,9 @@ def _canonical(number: str) -> str:
     return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
-def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
-    """Numbers (doses, amounts, percentages) in the answer that appear in none of the passages. Citation
-    markers and list numbering are not numbers."""
-    passages = " ".join(_passages(context))
-    known = {_canonical(m.group(0)) for m in _NUMBER.finditer(passages)}
+def _unknown_numbers(text: str, passages: Sequence[str]) -> list[Span]:
+    """Numbers in ``text`` that none of ``passages`` states; citation markers and list numbering are not numbers."""
+    known = {_canonical(m.group(0)) for m in _NUMBER.finditer(" ".join(passages))}
     spans = []
     for match in _NUMBER.finditer(text):
         before = text[: match.start()]
@@ -107,6 +107,33 @@ def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
             continue  # inside a citation marker
         if _canonical(match.group(0)) not in known:
             spans.append(match.span())
+    return spans
+
+
+def unsupported_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Numbers (doses, amounts, percentages) in the answer that appear in none of the passages, outside what
+    the code computed."""
+    computed = str(context.get("computed") or "")
+    spans = []
+    for (start, _), sentence in sentence_spans(text):
+        if computed and sentence.strip() in computed:
+            continue
+        spans += [(start + a, start + b) for a, b in _unknown_numbers(sentence, _passages(context))]
+    return spans
+
+
+def unshown_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Sentences stating a number that is neither in a passage they cite (in any passage, when they cite none)
+    nor the result of a computation shown with it: arithmetic done in the model's head."""
+    passages = _passages(context)
+    computed = str(context.get("computed") or "")
+    spans = []
+    for span, sentence in sentence_spans(text):
+        if computed and sentence.strip() in computed:
+            continue
+        cited = [passages[m.number - 1] for m in find_markers(sentence, len(passages)) if m.valid]
+        if _unknown_numbers(sentence, cited or passages):
+            spans.append(span)
     return spans
 
 
@@ -189,4 +216,5 @@ VALIDATORS = {
     "citations.invalid": invalid_citations,
     "grounding": unsupported_sentences,
     "numbers": unsupported_numbers,
+    "numbers.unshown": unshown_numbers,
 }

@@ -211,7 +211,7 @@ class Ingestor:
         for item in loaded:
             text = clean_text(item.text)
             if text:
-                doc = Document.create(source, clean_title(item.title) or path.stem, text, item.metadata)
+                doc = Document.create(source, clean_title(item.title) or path.stem, text, item.metadata, item.tables)
                 documents.setdefault(doc.id, doc)  # identical documents inside one file are stored once
         if not documents:
             report.skipped.append(Skipped(str(path), "no text after cleaning"))

@@ -130,7 +130,7 @@ def test_user_pack_file_works_in_a_guard_without_code_changes(tmp_path):
         ),
         (
             "    kind: validator\n    validator: pii.shoe_size\n    action: annotate\n    message: m\n",
-            "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, pii.",
+            "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, numbers.unshown, pii.",
         ),
         ("    kind: pattern\n    patterns: ['x']\n    action: block\n", "rule 'my.rule': action 'block' needs a 'message'"),
         (
@@ -703,7 +703,7 @@ def test_general_finance_questions_are_not_annotated(builtin_guard, text):
     assert builtin_guard.check(text, "input").events == []
 
 
-FIN_CONTEXT = {"passages": ["The fund had returns of 10% and the risk-free rate was 2%; notes guaranteed by the parent company."]}
+FIN_CONTEXT = {"passages": ["The fund had returns of 10% and the risk-free rate was 2%; notes guaranteed by the parent company pay 5%."]}
 PROMISSORY = "[promissory wording removed: no investment return is guaranteed]"
 
 
@@ -1089,3 +1089,38 @@ def test_lexical_support_counts_content_words_only():
     # content words: metformin, lowers, liver, glucose -> 3 of 4 in the passage
     assert oc.lexical_support("Metformin lowers glucose in the liver.", ["Metformin lowers glucose production."]) == pytest.approx(3 / 4)
     assert oc.lexical_support("It is what it is.", ["unrelated"]) == 1.0  # nothing to check
+
+
+NUMBER_PASSAGES = ["Revenue | 2019: 1,496 | 2018: 1,334", "Operating costs were $620 million in 2019."]
+
+
+def test_a_number_in_no_cited_passage_is_mental_arithmetic_and_its_sentence_goes():
+    checker = Guard.from_packs(["common", "finance"])
+    text = "Revenue was 1,496 in 2019 [1]. Revenue grew by 162 [1]."
+    result = checker.check(text, "output", {"passages": NUMBER_PASSAGES})
+    assert result.text.startswith("Revenue was 1,496 in 2019 [1].")
+    assert "162" not in result.text
+    assert "finance.numbers_unshown" in ids(result)
+    # the common rail's note about the removed number points at nothing the user sees, so it is dropped
+    assert "output.numbers" not in ids(result)
+
+
+def test_a_number_must_be_in_the_passage_the_sentence_cites():
+    checker = Guard.from_packs(["finance"])
+    result = checker.check("Operating costs were $620 million [1].", "output", {"passages": NUMBER_PASSAGES})
+    assert "620" not in result.text  # [2] holds it, [1] does not
+    kept = checker.check("Operating costs were $620 million [2].", "output", {"passages": NUMBER_PASSAGES})
+    assert kept.text.startswith("Operating costs were $620 million [2].")
+
+
+def test_computed_sentences_and_numbers_pass_the_rails():
+    checker = Guard.from_packs(["common", "finance"])
+    computed = (
+        "The change in Revenue from 2018 to 2019 is 162 [1].\n"
+        "Computed in code from the cited cells (Revenue, 2019: 1,496 [1]; Revenue, 2018: 1,334 [1]): 1,496 - 1,334 = 162."
+    )
+    result = checker.check(computed, "output", {"passages": NUMBER_PASSAGES, "computed": computed})
+    assert result.text.startswith(computed)
+    assert not {"finance.numbers_unshown", "output.numbers", "output.grounding"} & set(ids(result))
+    # the same text without the computation behind it is mental arithmetic
+    assert "finance.numbers_unshown" in ids(checker.check(computed, "output", {"passages": NUMBER_PASSAGES}))

@@ -38,6 +38,7 @@ from core.collection.manifest import (
 from core.collection.store import DATABASE, Changes, DocumentBatch, FileRecord, Store, now
 from core.collection.vectors import VECTORS, IndexParams, VectorIndex
 from core.errors import CollectionBusy, CorruptCollection, UserError
+from core.tables import Table
 from core.types import Hit
 
 LOCK = ".write.lock"
@@ -336,6 +337,10 @@ class Collection:
 
     def chunk_ids_matching(self, filters: Filters) -> np.ndarray:
         return self.store.chunk_ids_matching(filters)
+
+    def tables(self, document_ids: Iterable[str]) -> dict[str, list[Table]]:
+        """Document id -> its tables as cells (core/tables.py), for the documents that have any."""
+        return self.store.tables(document_ids)
 
     def hits(self, scored_ids: list[tuple[int, float]]) -> list[Hit]:
         """Turn (chunk id, score) pairs into Hits, keeping their order."""

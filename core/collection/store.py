@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from core.collection.filters import Filters, filter_clause
+from core.tables import Table
 from core.types import Chunk, Document, Hit
 
 DATABASE = "docs.sqlite"
@@ -68,6 +69,17 @@ _FLAGS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunk_flags (
     chunk_id INTEGER PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE,
     rules TEXT NOT NULL                     -- JSON list of rule ids
+);
+"""
+# The tables of a document as cells (core/tables.py: Table.to_dict), for computations over their values.
+# Added after format 1 too and created on demand: a collection built before it computes nothing until its
+# documents are ingested again (`assistant ingest --rebuild`).
+_TABLES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS document_tables (
+    doc_pk INTEGER NOT NULL REFERENCES documents (pk) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,               -- position of the table in its document
+    data TEXT NOT NULL,                     -- JSON: Table.to_dict()
+    PRIMARY KEY (doc_pk, ordinal)
 );
 """
 _PARAMS_PER_QUERY = 900  # stay under SQLite's bound-parameter limit
@@ -137,18 +149,19 @@ class Store:
             # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(_FLAGS_SCHEMA)
+            self._db.executescript(_FLAGS_SCHEMA + _TABLES_SCHEMA)
         self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         self._thread_db = threading.local()
         self._thread_dbs: list[sqlite3.Connection] = []
         self._thread_dbs_guard = threading.Lock()
         self._has_flags: bool | None = None
+        self._has_tables: bool | None = None
 
     @staticmethod
     def create(folder: Path) -> None:
         """A new, empty database in ``folder``."""
         db = sqlite3.connect(folder / DATABASE)
-        db.executescript(_SCHEMA + _FLAGS_SCHEMA)
+        db.executescript(_SCHEMA + _FLAGS_SCHEMA + _TABLES_SCHEMA)
         db.commit()
         db.close()
 
@@ -212,6 +225,10 @@ class Store:
                     continue  # already stored (a resumed ingest): keep the stored copy
                 changes.documents_added += 1
                 doc_pk = cur.lastrowid
+                db.executemany(
+                    "INSERT INTO document_tables (doc_pk, ordinal, data) VALUES (?, ?, ?)",
+                    [(doc_pk, i, json.dumps(t.to_dict(), ensure_ascii=False)) for i, t in enumerate(doc.tables)],
+                )
                 for chunk, h, vec in zip(chunks, hashes, vectors):
                     cid = db.execute(
                         """INSERT INTO chunks (doc_pk, ordinal, start_char, end_char, text, n_tokens, embed_hash, vector)
@@ -249,6 +266,8 @@ class Store:
             db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             if _has_table(db, "chunk_flags"):  # foreign keys cascade, but only where the table exists
                 db.executemany("DELETE FROM chunk_flags WHERE chunk_id = ?", [(i,) for i in ids])
+            if _has_table(db, "document_tables"):
+                db.execute("DELETE FROM document_tables WHERE doc_pk = ?", (pk,))
             db.execute("DELETE FROM chunks WHERE doc_pk = ?", (pk,))
             db.execute("DELETE FROM documents WHERE pk = ?", (pk,))
             removed += ids
@@ -342,6 +361,23 @@ class Store:
         where, params = filter_clause(filters)
         rows = self.db.execute(f"SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def tables(self, document_ids: Iterable[str]) -> dict[str, list[Table]]:
+        """The tables stored for each of these documents (documents without any are left out)."""
+        ids = list(dict.fromkeys(document_ids))
+        if self._has_tables is None or self.writable:
+            self._has_tables = _has_table(self.db, "document_tables")
+        if not ids or not self._has_tables:
+            return {}
+        out: dict[str, list[Table]] = {}
+        rows = self.db.execute(
+            f"""SELECT d.id, t.data FROM document_tables t JOIN documents d ON d.pk = t.doc_pk
+                WHERE d.id IN ({_marks(ids)}) ORDER BY d.id, t.ordinal""",
+            ids,
+        )
+        for doc_id, data in rows:
+            out.setdefault(doc_id, []).append(Table.from_dict(json.loads(data)))
+        return out
 
     def hits(self, scored_ids: list[tuple[int, float]]) -> list[Hit]:
         """(chunk id, score) pairs as Hits, in their order; a chunk deleted since it was found is dropped."""

@@ -98,7 +98,7 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding_fallba
         # not abort an ingest of thousands; the type name keeps a real bug recognisable in the message.
         raise LoadError(f"could not parse {suffix} file ({type(err).__name__}: {err})") from None
     docs = [
-        LoadedDocument(title=(d.title or "").strip() or path.stem, text=d.text, metadata=d.metadata)
+        LoadedDocument(title=(d.title or "").strip() or path.stem, text=d.text, metadata=d.metadata, tables=d.tables)
         for d in docs
         if d.text and d.text.strip()
     ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from core.tables import Cell, Row, Table, stated_scale
 from core.types import LoadedDocument
 
 _YEAR = re.compile(r"^(?:19|20)\d\d$")
@@ -86,17 +87,21 @@ def _header_line(corner: str, headers: list[str]) -> str:
     return " | ".join(([corner] if corner else []) + [h or f"column {j}" for j, h in enumerate(headers, 1)])
 
 
-def render_table(table: list[list[Any]]) -> str:
+def read_table(table: list[list[Any]]) -> tuple[str, Table | None]:
+    """The table as text lines (what retrieval reads) and as cells (what computations read); the same walk
+    makes both, so every cell's row line is a line of the text."""
     rows = [[" ".join(str(c).split()) if c is not None else "" for c in row] for row in table if row]
     width = max((len(r) for r in rows), default=0)
     rows = [r + [""] * (width - len(r)) for r in rows if any(r)]
     if not rows:
-        return ""
+        return "", None
     if width == 1:
-        return "\n".join(r[0] for r in rows)
+        return "\n".join(r[0] for r in rows), None
     i = _header_count(rows)
     headers = column_headers(rows[:i], width)
+    scale = stated_scale([c for r in rows[:i] for c in r])
     lines = [_header_line(" ".join(r[0] for r in rows[:i] if r[0]), headers)]
+    table_rows: list[Row] = []
     section, section_open = "", False  # section_open: the last row was a heading (nested headings join)
     while i < len(rows):
         row = rows[i]
@@ -123,11 +128,17 @@ def render_table(table: list[list[Any]]) -> str:
         if section and section.lower() not in label.lower():
             label = f"{label} ({section})"
         cells = [f"{h}: {v}" if h else v for h, v in zip(headers, values) if v]
-        lines.append(" | ".join([label, *cells]))
+        line = " | ".join([label, *cells])
+        lines.append(line)
+        table_rows.append(Row(label, line, tuple(Cell.of(label, h, v) for h, v in zip(headers, values) if v)))
         if section and label.lower() == f"total {section.lower()}":
             section = ""  # "Total Industrial Solutions" closes its section; later rows are not part of it
         i += 1
-    return "\n".join(lines)
+    return "\n".join(lines), Table(tuple(table_rows), scale)
+
+
+def render_table(table: list[list[Any]]) -> str:
+    return read_table(table)[0]
 
 
 def is_tatqa(data: Any) -> bool:
@@ -148,9 +159,13 @@ def report_documents(report: dict) -> list[LoadedDocument]:
     """The table and paragraphs of one report; questions and answers are evaluation data, not knowledge."""
     uid = str(report["table"].get("uid", ""))
     short = uid[:8]
+    text, table = read_table(report["table"]["table"])
     docs = [
         LoadedDocument(
-            title=f"Report {short} table", text=render_table(report["table"]["table"]), metadata={"report_uid": uid, "kind": "table"}
+            title=f"Report {short} table",
+            text=text,
+            metadata={"report_uid": uid, "kind": "table"},
+            tables=(table,) if table and table.rows else (),
         )
     ]
     for paragraph in report["paragraphs"]:
