@@ -58,14 +58,14 @@ def has_valid_citation(answer: str, n_passages: int) -> bool:
     return bool(cited_numbers(answer, n_passages))
 
 
-def supported_share(answer: str, passages: Sequence[str]) -> float:
+def supported_share(answer: str, passages: Sequence[str], computed: str = "") -> float:
     """Share of the answer's sentences that cite at least one given passage and whose content words are
-    mostly found in the passages they cite (the guardrails' lexical grounding check). An answer with no
-    sentences scores 0."""
+    mostly found in the passages they cite (the guardrails' lexical grounding check), or that are the text of
+    a computation the code ran over cited cells (``computed``). An answer with no sentences scores 0."""
     sentences = sentence_spans(answer)
     if not sentences:
         return 0.0
-    return 1 - len(unsupported_sentences(answer, {"passages": list(passages)})) / len(sentences)
+    return 1 - len(unsupported_sentences(answer, {"passages": list(passages), "computed": computed})) / len(sentences)
 
 
 # --- ROUGE-L ------------------------------------------------------------------------------------------

@@ -414,6 +414,7 @@ def item_view(suite: str, row: Mapping[str, Any]) -> dict[str, Any]:
         "failures": row["failures"],
         "refused": row["refused"],
         "finish_reason": record.get("finish_reason"),
+        "computation": record.get("computation"),
         "cited": record.get("cited", []),
         "sources": [
             {"number": s["number"], "title": s["title"], "document_id": s["document_id"], "gold": s["number"] in gold}

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.citations import COULD_NOT_ANSWER
+from guardrails.output_checks import unshown_numbers
 from eval.metrics import (
     answer_words,
     citation_precision_recall,
@@ -63,6 +64,10 @@ ANSWER_SCORES = (
     "evidence_only",
     "reason_named",
     "reason_true",
+    "arithmetic_numeric_match",
+    "span_token_f1",
+    "computed",
+    "unshown_numbers",
 )
 FAITHFUL_ENOUGH = 0.5  # below this share of supported sentences an answer is listed as a failure
 
@@ -113,10 +118,21 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
             scores["citation_recall"] = recall
         if item.get("reference_value") is not None:
             scores["numeric_match"] = float(numeric_match(quoted, item["reference_value"], item.get("scale") or ""))
+            if item.get("answer_type") == "arithmetic":
+                scores["arithmetic_numeric_match"] = scores["numeric_match"]
+        if item.get("answer_type") in ("span", "multi-span"):
+            scores["span_token_f1"] = scores["token_f1"]
+    computation = record.get("computation") or None
+    if item.get("answer_type"):  # TAT-QA items: was it computed in code, and does it state a number it does not show?
+        scores["computed"] = float(computation is not None and computation.get("error") is None)
+        cited = {n: s["snippet"] for s, n in ((s, s["number"]) for s in sources)}
+        computed_text = body if computation else ""
+        scores["unshown_numbers"] = float(bool(unshown_numbers(body, {"passages": [cited[n] for n in sorted(cited)], "computed": computed_text})))
     raw = record.get("raw_text") or ""
     if raw and sources and not is_refusal(raw) and record.get("finish_reason") not in FIXED_REPLIES:
         # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
-        scores["faithfulness"] = supported_share(raw, [s["snippet"] for s in sources])
+        # A computed answer's sentences come from cited cells and the arithmetic shown over them: supported.
+        scores["faithfulness"] = supported_share(raw, [s["snippet"] for s in sources], raw if computation else "")
     scores["refused"] = float(refused)
     # Evidence is neither an answer nor a refusal (the earlier quoted fallback counted as an answer).
     scores["evidence_only"] = float(evidence_only)

@@ -115,6 +115,7 @@ def env(tmp_path: Path):
                 "gold": gold("dividends.txt"),
                 "reference_value": 25,
                 "scale": "percent",
+                "answer_type": "arithmetic",
                 "filters": {"source": dividends},
             },
         ],
@@ -254,7 +255,12 @@ def test_every_item_is_scored_end_to_end(env, tmp_path):
     assert "faithfulness" not in m2["scores"] and m2["scores"]["token_f1"] == 0.0
 
     # Finance, closed setting: the source filter leaves one document; the number is matched scale-aware.
-    assert f2["scores"]["numeric_match"] == 1.0 and numeric_match("The payout ratio was 25% [1].", 25, "percent")
+    # The fake model states 25%, which no passage holds and no computation shows: mental arithmetic, so the
+    # finance rail removed the sentence and the number is not matched (the matcher itself would take it).
+    assert "25%" not in f2["answer"] and "wrong number" in f2["failures"]
+    assert f2["scores"]["unshown_numbers"] == 0.0 and f2["scores"]["computed"] == 0.0 and f2["computation"] is None
+    assert f2["scores"]["arithmetic_numeric_match"] == 0.0 and "computed" not in f1["scores"]  # f1 is no TAT-QA item
+    assert f2["scores"]["numeric_match"] == 0.0 and numeric_match("The payout ratio was 25% [1].", 25, "percent")
     assert "numeric_match" not in f1["scores"] and f1["scores"]["token_f1"] > 0.8
     assert all(s["title"] for s in f1["sources"]) and {s["document_id"] for s in f1["sources"]} == {env["ids"]["dividends.txt"]}
     assert "open.recall@10" in f1["scores"]  # the same question ranked without the report filter
@@ -270,7 +276,7 @@ def test_every_item_is_scored_end_to_end(env, tmp_path):
 
     s = report["summary"]
     assert s["medical.token_f1"] == pytest.approx(statistics.fmean([m1["scores"]["token_f1"], m2["scores"]["token_f1"]]), abs=1e-4)
-    assert s["medical.refused"] == 0.5 and s["finance.numeric_match"] == 1.0
+    assert s["medical.refused"] == 0.5 and s["finance.numeric_match"] == 0.0 and s["finance.unshown_numbers"] == 0.0
     assert s["unanswerable.refusal_accuracy"] == 0.5 and s["uncovered.refusal_accuracy"] == 0.5
     assert s["refusal.accuracy"] == pytest.approx(5 / 8) and s["refusal.false_refusal_rate"] == 0.25 and s["refusal.refusal_rate"] == 0.5
     # Per domain, over items of the test half (the fixture's items have no split but the uncovered ones: all count).
