@@ -22,7 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from core.citations import COULD_NOT_ANSWER
-from guardrails.output_checks import unshown_numbers
 from eval.metrics import (
     answer_words,
     citation_precision_recall,
@@ -40,6 +39,7 @@ from eval.metrics import (
     supported_share,
     token_f1,
 )
+from guardrails.output_checks import unshown_numbers
 
 ANSWER_SUITES = ("medical", "finance", "unanswerable", "uncovered")
 NOT_COVERED_SUITES = ("unanswerable", "uncovered")  # questions the collections do not answer
@@ -127,7 +127,9 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
         scores["computed"] = float(computation is not None and computation.get("error") is None)
         cited = {n: s["snippet"] for s, n in ((s, s["number"]) for s in sources)}
         computed_text = body if computation else ""
-        scores["unshown_numbers"] = float(bool(unshown_numbers(body, {"passages": [cited[n] for n in sorted(cited)], "computed": computed_text})))
+        scores["unshown_numbers"] = float(
+            bool(unshown_numbers(body, {"passages": [cited[n] for n in sorted(cited)], "computed": computed_text}))
+        )
     raw = record.get("raw_text") or ""
     if raw and sources and not is_refusal(raw) and record.get("finish_reason") not in FIXED_REPLIES:
         # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
