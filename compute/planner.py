@@ -36,7 +36,7 @@ _OPERATIONS = (
         re.compile(
             r"\bas an? (?:percentage|proportion|%|percent|share|fraction) of\b|\b(?:percentage|proportion|percent|share|"
             r"fraction) of\b.*\b(?:in|of|to)\b.*\btotal\b|\bwhat (?:percentage|percent|proportion|share) of\b"
-            r"|\b(?:percentage|proportion|percent) of\b.*\b(?:in|to)\b",
+            r"|\b(?:percentage|proportion|percent) of\b.*\b(?:in|to)\b|\bpercentage constitution of\b",
             re.I,
         ),
     ),
@@ -50,7 +50,14 @@ _OPERATIONS = (
             re.I,
         ),
     ),
-    ("sum", re.compile(r"\bsum\b|\bcombined\b|\btotal (?:of|amount of)\b.*\band\b|\bin total\b|\baltogether\b", re.I)),
+    (
+        "sum",
+        re.compile(
+            r"\bsum\b|\bcombined\b|\btotal (?:of|amount of)\b.*\band\b|\bin total\b|\baltogether\b"
+            r"|\btotal\b.*\b(?:19|20)\d\d\b.*\b(?:and|to)\b(?: fiscal)? (?:19|20)\d\d\b",  # "the total X in 2018 and 2019"
+            re.I,
+        ),
+    ),
 )
 # Words that shape the question rather than name what it is about.
 _NOT_CONTENT = frozenset(
@@ -67,8 +74,9 @@ _NOT_CONTENT = frozenset(
 # Questions that ask for a reason, a year, a list or parts, whatever arithmetic words they hold ("Why did
 # revenue increase?", "In which year was the average higher?", "the respective percentages of A and B").
 _NOT_ARITHMETIC = re.compile(
-    r"^\s*(?:why|how did|how does|how is|how are|how was)\b|\b(?:reason|reasons|caused?|led to|driven|drivers?|attribut\w*|"
-    r"relate[sd]? to|explain\w*|respective(?:ly)?|components?|which (?:year|years|period|quarter)|in which)\b|\bdue to\s*\??\s*$",
+    r"^\s*(?:why|how did|how does|how is|how are|how was|in which)\b|\b(?:reason|reasons|caused?|led to|driven|drivers?|"
+    r"(?:is|was|were|are) attributable|attributed to|relates? to|explain\w*|respective(?:ly)?|what (?:are|were) the components|"
+    r"components? (?:used|considered|included)|which (?:year|years|period|quarter))\b|\bdue to\s*\??\s*$",
     re.I,
 )
 
@@ -226,6 +234,9 @@ def _program(
     if op == "count":
         return _count(question, top)
     by_year = {y: c for y, c in top.cells.items() if y is not None}
+    if op == "average" and len(years) == 1 and re.search(rf"\b{years[0]} average\b", question) and str(int(years[0]) - 1) in by_year:
+        # "the 2019 average X": the average balance over the year, of its closing and opening (2018) values.
+        years = [str(int(years[0]) - 1), years[0]]
     if op in ("change", "pct_change", "average", "sum") and (len(years) >= 2 or (not years and len(by_year) >= 2)):
         chosen = _chosen_years(question, years, by_year, op)
         if chosen is None:
@@ -257,7 +268,7 @@ def _chosen_years(question: str, years: list[str], by_year: dict[str, Cell], op:
     sum, or (none named) the table's two years."""
     if not years:
         have = sorted(by_year)
-        return have[-2:] if op in ("change", "pct_change") or len(have) == 2 else None
+        return have[-2:] if op in ("change", "pct_change") else have  # "the average X": over every year shown
     if any(y not in by_year for y in years):
         return None
     chosen = sorted(years)

@@ -257,3 +257,28 @@ def test_the_chat_as_a_client_of_a_running_api(app_env, monkeypatch):
         monkeypatch.setenv("ASSISTANT_UI__API_KEY", "wrong-key-0123456789")
         at = start()
         assert "the API answered 401" in at.sidebar.error[0].value
+
+
+def test_a_computed_answer_shows_the_cited_cells_marked_in_their_table_rows():
+    view = {
+        "finish_reason": "computed",
+        "guard_events": [],
+        "sources": [{"number": 2, "snippet": "Header | 2019 | 2018\nRevenue | 2019: $ 1,496 | 2018: $ 1,334\nCosts | 2019: 5 | 2018: 4"}],
+        "computation": {
+            "operands": [
+                {"row": "Revenue", "column": "2018", "text": "$ 1,334", "passage": 2},
+                {"row": "Revenue", "column": "2019", "text": "$ 1,496", "passage": 2},
+            ],
+            "work": "($ 1,496 - $ 1,334) / $ 1,334 * 100 = 12.14%",
+            "error": None,
+        },
+    }
+    table = render.computation_html(view)
+    assert table is not None
+    assert "<th>Revenue</th><td><mark>$ 1,496</mark></td><td><mark>$ 1,334</mark></td><td>[2]</td>" in table
+    assert "Costs" not in table  # only the rows the computation read
+    assert "Computed in code: <code>($ 1,496 - $ 1,334) / $ 1,334 * 100 = 12.14%</code>" in table
+    assert ("info", "Computed in code from the cited table cells, not by the language model.") in render.notices(view)
+    failed = {**view, "computation": {**view["computation"], "error": "division by zero: 0 is 0", "operands": []}}
+    assert render.computation_html(failed) is None
+    assert ("warning", "The computation could not be done: division by zero: 0 is 0.") in render.notices(failed)

@@ -78,6 +78,9 @@ def show_answer(message: dict[str, Any], index: int) -> None:
     st.markdown(answer["answer"])
     for level, text in render.notices(answer):
         getattr(st, level)(text)
+    table = render.computation_html(answer)
+    if table:
+        st.markdown(table, unsafe_allow_html=True)
     citations = answer.get("citations", [])
     claims = render.citing_sentences(answer["answer"], len(answer.get("sources", [])))
     if citations:

@@ -62,6 +62,45 @@ def source_link(source: str) -> str:
     return f"`{source}`"
 
 
+def _row_cells(line: str) -> tuple[str, list[tuple[str, str]]]:
+    """A table row as the text shows it ("Revenue | 2019: $ 1,496 | 2018: $ 1,334") -> label, (header, value)s."""
+    label, *cells = [part.strip() for part in line.split(" | ")]
+    out = []
+    for cell in cells:
+        header, sep, value = cell.rpartition(": ")
+        out.append((header, value) if sep else ("", cell))
+    return label, out
+
+
+def computation_html(view: dict[str, Any]) -> str | None:
+    """For an answer computed in code: the table rows its operands come from, as the cited passages show them,
+    each operand cell in <mark> with its passage number, and the arithmetic under the table."""
+    computation = view.get("computation")
+    if not computation or computation.get("error") or not computation.get("operands"):
+        return None
+    snippets = {s["number"]: s["snippet"] for s in view.get("sources", [])}
+    rows: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    for operand in computation["operands"]:
+        key = (operand["passage"], operand["row"])
+        if key in rows:
+            continue
+        line = next((ln for ln in snippets.get(operand["passage"], "").splitlines() if ln.startswith(operand["row"] + " | ")), None)
+        rows[key] = _row_cells(line)[1] if line else [(operand["column"], operand["text"])]
+    columns = list(dict.fromkeys(header for cells in rows.values() for header, _ in cells))
+    marked = {(o["passage"], o["row"], o["column"]) for o in computation["operands"]}
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns, "source"])
+    body = []
+    for (number, label), cells in rows.items():
+        values = dict(cells)
+        tds = []
+        for column in columns:
+            value = html.escape(values.get(column, ""))
+            tds.append(f"<td><mark>{value}</mark></td>" if (number, label, column) in marked else f"<td>{value}</td>")
+        body.append(f"<tr><th>{html.escape(label)}</th>{''.join(tds)}<td>[{number}]</td></tr>")
+    work = html.escape(computation["work"])
+    return f"<table><tr>{head}</tr>{''.join(body)}</table><p>Computed in code: <code>{work}</code></p>"
+
+
 _REDACTED = {
     "pii.email": "an e-mail address",
     "pii.phone": "a phone number",
@@ -111,6 +150,14 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("warning", f"{len(invalid)} citation(s) to passages that were never given were removed."))
     if any(e["rule_id"] == "output.citation_missing" for e in events):
         out.append(("warning", "The answer cites no source."))
+    if view.get("finish_reason") == "computed":
+        computation = view.get("computation") or {}
+        if computation.get("error"):
+            out.append(("warning", f"The computation could not be done: {computation['error']}."))
+        else:
+            out.append(("info", "Computed in code from the cited table cells, not by the language model."))
+    if any(e["rule_id"] == "finance.numbers_unshown" for e in events):
+        out.append(("warning", "A sentence stating a number that no cited source holds (arithmetic done by the model) was removed."))
     if any(e["rule_id"] == "output.numbers" for e in events):
         out.append(("warning", "Some numbers in the answer do not appear in the sources: check them against the passages."))
     if any(e["rule_id"] == "finance.promissory" for e in events):

@@ -1,0 +1,108 @@
+"""Arithmetic in code on TAT-QA: how many questions the planner (compute/planner.py) turns into a program, how
+many of those programs give TAT-QA's answer, how often it fires on a question that is not arithmetic, and
+what a computation costs.
+
+    python bench/computation.py [--data ../shared/data] [--json FILE]
+
+Every report of TAT-QA dev is read as `assistant ingest` reads it (ingest/loaders/tatqa.py: the same table
+cells), and each question is planned and evaluated over that report's table, the way the assistant does once
+retrieval has found the table (so this is the computation's own accuracy, retrieval aside; the eval suite's
+finance figures include retrieval). The planner's rules were written looking at the first 80 % of reports
+(the adapter's training share); the last 20 % (the held-out reports the eval's finance suite comes from) are
+the test. A right answer is TAT-QA's, within the eval's numeric match (eval/metrics.py: numeric_match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(REPO))
+
+from bench.tables import fmt, markdown_table, percentile  # noqa: E402
+from compute.computation import SourceTable, compute  # noqa: E402
+from eval.metrics import numeric_match  # noqa: E402
+from ingest.loaders.tatqa import read_table  # noqa: E402
+from training.trainset import TATQA_TRAIN_SHARE  # noqa: E402
+
+NUMERIC_TYPES = ("arithmetic", "count")
+
+
+def _reference(question: dict) -> Any:
+    answer = question["answer"]
+    return answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
+
+
+def _is_numeric(question: dict) -> bool:
+    if question["answer_type"] in NUMERIC_TYPES:
+        return True
+    value = _reference(question)
+    try:
+        float(str(value).replace(",", "").replace("$", "").strip())
+    except ValueError:
+        return False
+    return True
+
+
+def measure(reports: list[dict]) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = {}
+    times: list[float] = []
+    for report in reports:
+        text, table = read_table(report["table"]["table"])
+        sources = [SourceTable(table, ((1, text),))] if table else []
+        for question in report["questions"]:
+            kind = question["answer_type"]
+            row = counts.setdefault(kind, {"questions": 0, "computed": 0, "right": 0, "failed": 0})
+            row["questions"] += 1
+            started = time.perf_counter()
+            done = compute(question["question"], sources)
+            times.append((time.perf_counter() - started) * 1000)
+            if done is None:
+                continue
+            if done.value is None:
+                row["failed"] += 1
+                continue
+            row["computed"] += 1
+            if _is_numeric(question):
+                try:
+                    row["right"] += numeric_match(done.text, _reference(question), question.get("scale") or "")
+                except ValueError:
+                    pass
+    return {"by_type": counts, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    reports = json.loads((args.data / "tatqa" / "tatqa_dataset_dev.json").read_text(encoding="utf-8"))
+    cut = int(len(reports) * TATQA_TRAIN_SHARE)
+    results = {"rules written on (first 80 %)": measure(reports[:cut]), "held out (last 20 %)": measure(reports[cut:])}
+    rows = []
+    for split, result in results.items():
+        for kind, c in sorted(result["by_type"].items()):
+            n = c["questions"]
+            right = fmt(c["right"] / n, 3) if kind in NUMERIC_TYPES else "-"
+            of_computed = fmt(c["right"] / c["computed"], 3) if c["computed"] and kind in NUMERIC_TYPES else "-"
+            rows.append([split, kind, n, fmt(c["computed"] / n, 3), right, of_computed, c["failed"]])
+    print(
+        markdown_table(
+            ["reports", "answer type", "questions", "computed", "right (of all)", "right (of computed)", "failed in words"], rows
+        )
+    )
+    held = results["held out (last 20 %)"]
+    print(f"\ncompute() per question (plan + evaluate + text): p50 {held['p50_ms']:.2f} ms, p95 {held['p95_ms']:.2f} ms over {held['n']}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
