@@ -137,6 +137,57 @@ def unshown_numbers(text: str, context: Mapping[str, Any]) -> list[Span]:
     return spans
 
 
+# A dose: a number with a unit of amount or a frequency ("500 mg", "2.5 mL", "10 units", "twice a day" is
+# words, "3 times a day" is a dose). Ranges ("1 to 2 tablets", "5-10 mg") are one dose.
+_DOSE = re.compile(
+    r"(?<![\w.])(\d+(?:[.,]\d+)?(?:\s*(?:-|–|to)\s*\d+(?:[.,]\d+)?)?)\s*"
+    r"(mg|mcg|µg|micrograms?|milligrams?|grams?|g|kg|ml|millilit(?:er|re)s?|l|international units?|units?|iu|tablets?|capsules?|pills?|puffs?|drops?|"
+    r"sprays?|patch(?:es)?|(?:times|x)\s+(?:a|per|each)\s+(?:day|week)|times\s+daily|mg/kg|mg/day|mg/ml|mg/m2)(?![\w/])",
+    re.I,
+)
+_DOSE_UNITS = {
+    "milligram": "mg",
+    "milligrams": "mg",
+    "microgram": "mcg",
+    "micrograms": "mcg",
+    "µg": "mcg",
+    "gram": "g",
+    "grams": "g",
+    "milliliter": "ml",
+    "milliliters": "ml",
+    "millilitre": "ml",
+    "millilitres": "ml",
+    "iu": "units",
+    "unit": "units",
+}
+
+
+def _dose_key(number: str, unit: str) -> str:
+    number = re.sub(r",(?=\d{3}\b)", "", number).replace(",", ".")  # "1,000" is a thousand, "2,5" two and a half
+    number = re.sub(r"\s*(?:-|–|to)\s*", "-", number)
+    unit = " ".join(unit.lower().split())
+    unit = _DOSE_UNITS.get(unit, unit.rstrip("s") if unit.endswith(("tablets", "capsules", "pills", "puffs", "drops", "sprays")) else unit)
+    unit = re.sub(r"^(?:times|x) (?:a|per|each) ", "times a ", unit).replace("times daily", "times a day")
+    return f"{number} {unit}"
+
+
+def doses(text: str) -> list[tuple[Span, str]]:
+    """Every dose in ``text`` with its span, as a comparable key ("500 mg", "2-3 times a day")."""
+    return [(m.span(), _dose_key(m.group(1), m.group(2))) for m in _DOSE.finditer(MARKER.sub(lambda x: " " * len(x.group(0)), text))]
+
+
+def uncopied_doses(text: str, context: Mapping[str, Any]) -> list[Span]:
+    """Doses in the answer that the passages its sentence cites (any passage, when it cites none) do not state
+    with the same number and unit: a dose must be copied exactly, never converted or recalled."""
+    passages = _passages(context)
+    spans = []
+    for (start, _), sentence in sentence_spans(text):
+        cited = [passages[m.number - 1] for m in find_markers(sentence, len(passages)) if m.valid]
+        known = {key for passage in (cited or passages) for _, key in doses(passage)}
+        spans += [(start + a, start + b) for (a, b), key in doses(sentence) if key not in known]
+    return spans
+
+
 # A cell under its column header: "2019: 1,496", "Fiscal 2019 (in millions): $ 5,686" (a header has letters or is a year).
 _HEADED_CELL = re.compile(r"^[^:|]*(?:[^\W\d_]|\b(?:19|20)\d\d\b)[^:|]*:\s*\S")
 
@@ -217,4 +268,5 @@ VALIDATORS = {
     "grounding": unsupported_sentences,
     "numbers": unsupported_numbers,
     "numbers.unshown": unshown_numbers,
+    "numbers.doses": uncopied_doses,
 }

@@ -130,7 +130,7 @@ def test_user_pack_file_works_in_a_guard_without_code_changes(tmp_path):
         ),
         (
             "    kind: validator\n    validator: pii.shoe_size\n    action: annotate\n    message: m\n",
-            "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, numbers.unshown, pii.",
+            "rule 'my.rule': unknown validator 'pii.shoe_size'; known: always, citations.invalid, citations.missing, grounding, numbers, numbers.doses, numbers.unshown, pii.",
         ),
         ("    kind: pattern\n    patterns: ['x']\n    action: block\n", "rule 'my.rule': action 'block' needs a 'message'"),
         (
@@ -1124,3 +1124,36 @@ def test_computed_sentences_and_numbers_pass_the_rails():
     assert not {"finance.numbers_unshown", "output.numbers", "output.grounding"} & set(ids(result))
     # the same text without the computation behind it is mental arithmetic
     assert "finance.numbers_unshown" in ids(checker.check(computed, "output", {"passages": NUMBER_PASSAGES}))
+
+
+DOSE_PASSAGES = ["The usual adult dose is 500 mg twice a day; children take 10 mg/kg.", "Inhale 2 puffs 4 times a day."]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The usual dose is 500 mg [1].",
+        "Adults take 500mg [1].",  # the same dose written without a space
+        "Children take 10 mg/kg [1]. Use 2 puffs 4 times a day [2].",
+        "The usual dose is 500 milligrams [1].",
+    ],
+)
+def test_doses_copied_from_the_cited_passage_pass(answer):
+    result = Guard.from_packs(["medical"]).check(answer, "output", {"passages": DOSE_PASSAGES})
+    assert "medical.dose_not_copied" not in ids(result)
+
+
+@pytest.mark.parametrize(
+    ("answer", "dose"),
+    [
+        ("The usual dose is 1000 mg [1].", "1000 mg"),  # recalled, not copied
+        ("The usual dose is 0.5 g [1].", "0.5 g"),  # converted
+        ("Use 2 puffs 3 times a day [2].", "3 times a day"),
+        ("Children take 10 mg/kg [2].", "10 mg/kg"),  # in [1], not in the passage this sentence cites
+    ],
+)
+def test_a_dose_not_written_so_in_the_cited_passage_is_flagged_where_it_stands(answer, dose):
+    result = Guard.from_packs(["medical"]).check(answer, "output", {"passages": DOSE_PASSAGES})
+    (event,) = [e for e in result.events if e.rule_id == "medical.dose_not_copied"]
+    assert answer[event.span[0] : event.span[1]] == dose
+    assert result.text.startswith(answer)  # flagged, not removed

@@ -158,6 +158,8 @@ def notices(view: dict[str, Any]) -> list[tuple[str, str]]:
             out.append(("info", "Computed in code from the cited table cells, not by the language model."))
     if any(e["rule_id"] == "finance.numbers_unshown" for e in events):
         out.append(("warning", "A sentence stating a number that no cited source holds (arithmetic done by the model) was removed."))
+    if any(e["rule_id"] == "medical.dose_not_copied" for e in events):
+        out.append(("warning", "A dose in the answer is not written that way in the source it cites: check it against the source."))
     if any(e["rule_id"] == "output.numbers" for e in events):
         out.append(("warning", "Some numbers in the answer do not appear in the sources: check them against the passages."))
     if any(e["rule_id"] == "finance.promissory" for e in events):
