@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from ingest.loaders.tatqa import read_table  # noqa: E402
 from training.trainset import TATQA_TRAIN_SHARE  # noqa: E402
 
 NUMERIC_TYPES = ("arithmetic", "count")
+SCORED = ("arithmetic", "count", "span, numeric answer")  # the answer is one number: right or wrong
 
 
 def _reference(question: dict) -> Any:
@@ -40,15 +42,12 @@ def _reference(question: dict) -> Any:
     return answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
 
 
+_ONE_NUMBER = re.compile(r"^\(?\s*[-–]?\s*[$€£]?\s*\(?[\d,]*\.?\d+\)?\s*%?\s*\)?$")
+
+
 def _is_numeric(question: dict) -> bool:
-    if question["answer_type"] in NUMERIC_TYPES:
-        return True
-    value = _reference(question)
-    try:
-        float(str(value).replace(",", "").replace("$", "").strip())
-    except ValueError:
-        return False
-    return True
+    """An answer that is one number ("1,234", "$(168)", "13.0%"): what the eval's numeric match scores."""
+    return question["answer_type"] in NUMERIC_TYPES or bool(_ONE_NUMBER.match(str(_reference(question)).strip()))
 
 
 def measure(reports: list[dict]) -> dict[str, Any]:
@@ -59,6 +58,9 @@ def measure(reports: list[dict]) -> dict[str, Any]:
         sources = [SourceTable(table, ((1, text),))] if table else []
         for question in report["questions"]:
             kind = question["answer_type"]
+            numeric = _is_numeric(question)
+            if kind == "span":
+                kind = "span, numeric answer" if numeric else "span, text answer"
             row = counts.setdefault(kind, {"questions": 0, "computed": 0, "right": 0, "failed": 0})
             row["questions"] += 1
             started = time.perf_counter()
@@ -70,7 +72,7 @@ def measure(reports: list[dict]) -> dict[str, Any]:
                 row["failed"] += 1
                 continue
             row["computed"] += 1
-            if _is_numeric(question):
+            if numeric:
                 try:
                     row["right"] += numeric_match(done.text, _reference(question), question.get("scale") or "")
                 except ValueError:
@@ -90,8 +92,8 @@ def main() -> None:
     for split, result in results.items():
         for kind, c in sorted(result["by_type"].items()):
             n = c["questions"]
-            right = fmt(c["right"] / n, 3) if kind in NUMERIC_TYPES else "-"
-            of_computed = fmt(c["right"] / c["computed"], 3) if c["computed"] and kind in NUMERIC_TYPES else "-"
+            right = fmt(c["right"] / n, 3) if kind in SCORED else "-"
+            of_computed = fmt(c["right"] / c["computed"], 3) if c["computed"] and kind in SCORED else "-"
             rows.append([split, kind, n, fmt(c["computed"] / n, 3), right, of_computed, c["failed"]])
     print(
         markdown_table(

@@ -95,7 +95,7 @@ def compute(question: str, sources: list[SourceTable]) -> Computation | None:
         text = f"The computation could not be done: {exc}."
         return Computation(chosen.operation, chosen.program, (), None, "", "", text, str(exc), ms)
     shown = _shown(chosen.operation, result, source.table.scale)
-    work = f"{result.work} = {shown}"
+    work = result.work if chosen.operation == "lookup" else f"{result.work} = {shown}"
     text = _answer(chosen.operation, result, shown, work)
     ms = (time.perf_counter() - started) * 1000
     return Computation(chosen.operation, chosen.program, result.operands, result.value, shown, work, text, None, ms)
@@ -110,9 +110,22 @@ def _places(operands: tuple[Operand, ...]) -> int:
     return max((len(o.text.split(".")[1].rstrip("%) ")) if "." in o.text else 0 for o in operands), default=0)
 
 
+# Rows whose figures are not amounts in the table's stated scale ("in millions" does not apply to them).
+_UNSCALED = re.compile(
+    r"\bper\b|\brates?\b|\bratios?\b|\bmargins?\b|%|\bpercent|\bcents?\b|\bdays?\b|\bnumber\b|"
+    r"\bemployees\b|\bshares\b|\byears?\b|\bheadcount\b|\bprice\b",
+    re.I,
+)
+
+
 def _shown(operation: str, result: Result, scale: str) -> str:
     """The result as the answer states it: a count whole, percentages and ratios to two places, amounts to the
     operands' places (two at most, for an average), with the table's currency and scale ("$162 million")."""
+    if any(_UNSCALED.search(o.ref.row) for o in result.operands):
+        scale = ""
+    if operation == "lookup":
+        number = result.operands[0].text.strip()
+        return f"{number} {scale}" if scale and result.operands[0].unit != "%" else number
     if operation == "count" or result.boolean:
         return format_number(result.value, 0)
     if result.percent:
@@ -151,5 +164,7 @@ def _answer(operation: str, result: Result, shown: str, work: str) -> str:
     }.get(operation, "The result")
     if operation == "change" and len(rows) == 2:
         lead = f"The difference between {rows[0]} and {rows[1]} {span}"
+    if operation == "lookup":  # one cell, copied: nothing was computed, so no work to show
+        return f"{rows[0]} in {whens[0]}: {shown} {cite}."
     cells = "; ".join(f"{o.ref.row}, {o.ref.column}: {o.text} [{o.passage}]" for o in ops)
     return f"{' '.join(lead.split())} is {shown} {cite}.\nComputed in code from the cited cells ({cells}): {work}."

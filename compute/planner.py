@@ -197,7 +197,7 @@ def _ref(cell: Cell) -> str:
 def plan(question: str, tables: list[Table]) -> Plan | None:
     """A program answering ``question`` from one of ``tables``, or None when the question has no known shape
     or its cells cannot be found with confidence."""
-    op = operation(question)
+    op = operation(question) or ("lookup" if _LOOKUP.search(question) else None)
     if op is None or not tables or _NOT_ARITHMETIC.search(question):
         return None
     words = _content(question)
@@ -217,6 +217,26 @@ def plan(question: str, tables: list[Table]) -> Plan | None:
     return best[1] if best else None
 
 
+# "What was the trade accounts receivable in 2019?": one figure for one year, read from its cell.
+_LOOKUP = re.compile(
+    r"^\s*(?:what|how much) (?:is|was|were|are)\b.*\b(?:in|for|at|as of|during|of|on)\b(?: the)?(?: fiscal| fy)? ?'?(?:19|20)\d\d\b\s*\??\s*$",
+    re.I,
+)
+_LOOKUP_MIN = 0.6  # a lookup answers with the cell itself, so the figure must match closely and alone
+
+
+def _lookup(years: list[str], matches: list[_Match]) -> str | None:
+    """The cell of the best-matching series for the one year named, when no other series matches as well."""
+    if len(years) != 1:
+        return None
+    usable = [m for m in matches if years[0] in m.series.cells]
+    if not usable or usable[0].score < _LOOKUP_MIN:
+        return None
+    if len(usable) > 1 and usable[1].score >= usable[0].score * 0.9:
+        return None  # two figures fit the question about as well: not for the code to choose
+    return _ref(usable[0].series.cells[years[0]])
+
+
 _MIN_SCORE = 0.3  # a series sharing less with the question is a guess, not a match
 _RANGE = re.compile(r"\bfrom\b.*\bto\b|\bover\b|\bperiod\b|\bthrough\b|\d{4}\s*[-–]\s*(?:19|20)?\d\d\b", re.I)
 # Where a two-sided question divides: "X as a percentage of Y", "ratio of X to Y", "difference between X and Y".
@@ -231,6 +251,8 @@ def _program(
     op: str, question: str, years: list[str], series: list[_Series], matches: list[_Match], weight: dict[str, float]
 ) -> str | None:
     top = matches[0].series
+    if op == "lookup":
+        return _lookup(years, matches)
     if op == "count":
         return _count(question, top)
     by_year = {y: c for y, c in top.cells.items() if y is not None}

@@ -179,6 +179,16 @@ def test_a_computed_answer_shows_its_work_and_cites_each_operand():
     }
 
 
+def test_a_figure_for_a_year_is_read_from_its_cell_and_cited():
+    source = SourceTable(TABLE, ((1, TEXT),))
+    done = compute("What was the revenue in 2019?", [source])
+    assert done is not None and done.operation == "lookup" and done.program == "{Revenue | 2019}"
+    assert done.text == "Revenue in 2019: $ 1,496 million [1]."
+    margin = compute("What was the gross margin in 2018?", [source])
+    assert margin is not None and margin.text == "Gross margin in 2018: 40.6% [1]."  # a percentage takes no scale
+    assert compute("What was the revenue?", [source]) is None  # no year: which cell is not for the code to guess
+
+
 def test_no_computation_when_the_cells_are_in_no_passage_found():
     source = SourceTable(TABLE, ((1, "Revenue was up."),))
     assert compute("What was the change in revenue from 2018 to 2019?", [source]) is None
@@ -272,7 +282,7 @@ def test_a_question_of_no_arithmetic_shape_is_generated_and_mental_arithmetic_is
 
     gen = QueuedGenerator(["Revenue was $ 1,496 million in 2019 [1][2]. That is about 13 percent more than 1,334 [1][2]."])
     assistant = Assistant(finance_settings, generator=gen, embedders={"hash:64": HashEmbedder(64)})
-    answer = assistant.ask("What was the revenue in 2019?", "fin", k=2)
+    answer = assistant.ask("What does the report say about revenue?", "fin", k=2)
     assert answer.finish_reason == "stop" and answer.computation is None and len(gen.calls) == 1
     assert answer.text.startswith("Revenue was $ 1,496 million in 2019 [1][2].")
     assert "13 percent" not in answer.text
