@@ -180,6 +180,19 @@ def _matches(question_words: list[str], series: list[_Series], weight: dict[str,
     return sorted(out, key=lambda m: -m.score)  # stable: ties keep the table's order
 
 
+def _is_percent(series: _Series) -> bool:
+    return all(c.unit == "%" for c in series.cells.values())
+
+
+def _prefer_kind(op: str, question: str, matches: list[_Match]) -> list[_Match]:
+    """Between a figure and its percentage column ("Revenue" and "Percentage of revenue" both say revenue):
+    a percentage change, average or sum is of the amounts unless the question asks for "the percentage of"."""
+    if op not in ("change", "pct_change", "average", "sum"):
+        return matches
+    wants_percent = op != "pct_change" and bool(re.search(r"\b(?:percentage|percent|proportion|share) of\b|%\s*of\b", question, re.I))
+    return sorted(matches, key=lambda m: -m.score * (1.0 if _is_percent(m.series) == wants_percent else 0.9))
+
+
 def _weights(series: list[_Series]) -> dict[str, float]:
     """Inverse frequency over the series: a word in every row or column ("total", "net") says little."""
     n = len(series) or 1
@@ -208,7 +221,7 @@ def plan(question: str, tables: list[Table]) -> Plan | None:
     for t, table in enumerate(tables):
         series = _series(table)
         weight = _weights(series)
-        matches = _matches(words, series, weight)
+        matches = _prefer_kind(op, question, _matches(words, series, weight))
         if not matches or matches[0].score < _MIN_SCORE:
             continue
         program = _program(op, question, years, series, matches, weight)
@@ -238,7 +251,9 @@ def _lookup(years: list[str], matches: list[_Match]) -> str | None:
 
 
 _MIN_SCORE = 0.3  # a series sharing less with the question is a guess, not a match
-_RANGE = re.compile(r"\bfrom\b.*\bto\b|\bover\b|\bperiod\b|\bthrough\b|\d{4}\s*[-–]\s*(?:19|20)?\d\d\b", re.I)
+_RANGE = re.compile(
+    r"\bfrom\b.*\bto\b|\bbetween\b.*\bto\b|\bover\b|\bperiod\b|\bthrough\b|\d{4}\s*(?:[-–]|to)\s*(?:19|20)?\d\d\b", re.I
+)
 # Where a two-sided question divides: "X as a percentage of Y", "ratio of X to Y", "difference between X and Y".
 _SPLIT = re.compile(
     r"\bas an? (?:percentage|proportion|%|percent|share|fraction) of\b|\bout of\b|\bover\b|\bto\b|\bin (?:the )?total\b"
