@@ -92,8 +92,13 @@ def operation(question: str) -> str | None:
     question = re.sub(r"\bweighted[- ]average\b", "weighted", question, flags=re.I)  # a kind of figure, not an operation
     for name, pattern in _OPERATIONS:
         if pattern.search(question):
+            if name == "share" and _CHANGE_OF_SHARE.search(question):
+                return "change"  # "the change in the percentage of sales from APAC": a change of a percentage
             return name
     return None
+
+
+_CHANGE_OF_SHARE = re.compile(r"\b(?:change|increase|decrease|difference|movement)\b.*\b(?:percentage|proportion|percent|share) of\b", re.I)
 
 
 def _stem(word: str) -> str:
@@ -251,9 +256,7 @@ def _lookup(years: list[str], matches: list[_Match]) -> str | None:
 
 
 _MIN_SCORE = 0.3  # a series sharing less with the question is a guess, not a match
-_RANGE = re.compile(
-    r"\bfrom\b.*\bto\b|\bbetween\b.*\bto\b|\bover\b|\bperiod\b|\bthrough\b|\d{4}\s*(?:[-–]|to)\s*(?:19|20)?\d\d\b", re.I
-)
+_RANGE = re.compile(r"\bfrom\b.*\bto\b|\bbetween\b.*\bto\b|\bover\b|\bperiod\b|\bthrough\b|\d{4}\s*(?:[-–]|to)\s*(?:19|20)?\d\d\b", re.I)
 # Where a two-sided question divides: "X as a percentage of Y", "ratio of X to Y", "difference between X and Y".
 _SPLIT = re.compile(
     r"\bas an? (?:percentage|proportion|%|percent|share|fraction) of\b|\bout of\b|\bover\b|\bto\b|\bin (?:the )?total\b"
@@ -284,6 +287,9 @@ def _program(
             # "from 2019 to 2018" or "the difference between A and B" literally matched fewer answers).
             return f"{op}({_ref(cells[0])}, {_ref(cells[-1])})"
         return f"{op}({', '.join(_ref(c) for c in cells)})"
+    if op in ("share", "ratio") and len(years) == 2 and all(y in by_year for y in years):
+        # "the 2019 balance as a percentage of the 2018 balance": one figure, two years, in the order named.
+        return f"{op}({_ref(by_year[years[0]])}, {_ref(by_year[years[1]])})"
     # Two series in one year: "difference between X and Y in 2019", "X as a percentage of Y", "ratio of X to Y".
     if len(years) > 1:
         return None
@@ -324,12 +330,23 @@ def _cell_for(series: _Series, year: str | None) -> Cell | None:
     return series.cells[max(y for y in series.cells if y is not None)]  # no year named: the latest
 
 
+_PART_OF_WHOLE = re.compile(
+    r"\b(?:percentage|proportion|percent|share|fraction) of (?P<whole>.+?) (?:does|do|did|is|was|were) (?P<part>.+?) "
+    r"(?:form|make up|represent|account for|constitute|comprise)",
+    re.I,
+)
+
+
 def _two_sides(question: str, series: list[_Series], weight: dict[str, float], year: str | None) -> tuple[Cell, Cell] | None:
     """The cells on either side of the word that divides a two-sided question (the first side first), from
     the division where both sides match a series best; both for the same year (the one named, or the latest)."""
     best: tuple[float, Cell, Cell] | None = None
-    for split in _SPLIT.finditer(question):
-        left, right = _content(question[: split.start()]), _content(question[split.end() :])
+    inverted = _PART_OF_WHOLE.search(question)
+    if inverted:  # "What percentage of the total income does Swiss income form?": the part is named second
+        sides = [(_content(inverted.group("part")), _content(inverted.group("whole")))]
+    else:
+        sides = [(_content(question[: m.start()]), _content(question[m.end() :])) for m in _SPLIT.finditer(question)]
+    for left, right in sides:
         if not left or not right:
             continue
         a, b = _matches(left, series, weight), _matches(right, series, weight)
