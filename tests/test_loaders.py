@@ -611,3 +611,30 @@ def test_real_financial_csv():
     docs = load(path)
     assert len(docs) == 7000
     assert docs[0].text.startswith("question: ") and docs[0].metadata == {"row": 1}
+
+
+def test_docx_and_csv_tables_are_kept_as_cells_for_computations(tmp_path):
+    def figures(document):
+        table = document.add_table(rows=3, cols=3)
+        for row, cells in zip(
+            table.rows, [["(In thousands)", "2019", "2018"], ["Revenue", "$1,496", "$1,334"], ["Costs", "(620)", "(580)"]]
+        ):
+            for cell, value in zip(row.cells, cells):
+                cell.text = value
+
+    (doc,) = load(write(tmp_path, "figures.docx", make_docx(figures)))
+    (table,) = doc.tables
+    assert table.scale == "thousand"
+    assert [(c.row, c.column, c.value) for r in table.rows for c in r.cells] == [
+        ("Revenue", "2019", 1496.0),
+        ("Revenue", "2018", 1334.0),
+        ("Costs", "2019", -620.0),
+        ("Costs", "2018", -580.0),
+    ]
+    assert all(row.line in doc.text.splitlines() for row in table.rows)
+
+    rows = load(write(tmp_path, "figures.csv", "item,2019,2018\nRevenue,1496,1334\nNote,,\n"))
+    (revenue,) = rows[0].tables
+    assert [(c.row, c.column, c.value) for c in revenue.rows[0].cells] == [("Revenue", "2019", 1496.0), ("Revenue", "2018", 1334.0)]
+    assert revenue.rows[0].line == rows[0].text
+    assert rows[1].tables == ()  # a label without values is no table

@@ -1,7 +1,8 @@
 """CSV: one document per data row, as ``column: value`` lines.
 
 A row is the natural unit of a table (one record, one fact): retrieval then returns the matching row with its
-column names, instead of a chunk cut across unrelated rows.
+column names, instead of a chunk cut across unrelated rows. Each row is also kept as cells (its first value
+the label) for computations (core/tables.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 from pathlib import Path
 
 from core.errors import LoadError
+from core.tables import Cell, Row, Table, stated_scale
 from core.types import LoadedDocument
 
 from ._text import decode_text
@@ -28,6 +30,15 @@ def _dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.Sniffer().sniff(text[:_SNIFF_BYTES], delimiters=_DELIMITERS)
     except csv.Error:
         return csv.excel  # the sniffer gives up on one-column files and odd quoting: plain commas then
+
+
+def _row_table(headers: list[str], record: list[str], text: str) -> tuple[Table, ...]:
+    """The row as cells for computations: its first value is its label, the other columns its cells."""
+    label = record[0].strip() if record else ""
+    cells = [(headers[i] if i < len(headers) else f"column {i + 1}", v.strip()) for i, v in enumerate(record[1:], 1) if v.strip()]
+    if not label or not cells:
+        return ()
+    return (Table((Row(label, text, tuple(Cell.of(label, h, v) for h, v in cells)),), stated_scale(headers)),)
 
 
 def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
@@ -52,7 +63,10 @@ def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> li
                 for i, value in enumerate(record)
                 if value.strip()
             ]
-            docs.append(LoadedDocument(title=f"{path.stem} row {n}", text="\n".join(lines), metadata={"row": n}))
+            text = "\n".join(lines)
+            docs.append(
+                LoadedDocument(title=f"{path.stem} row {n}", text=text, metadata={"row": n}, tables=_row_table(headers, record, text))
+            )
     except csv.Error as err:
         raise LoadError(f"invalid CSV at line {reader.line_num}: {err}") from None
     if headers is None:
