@@ -18,6 +18,12 @@ from compute.program import ComputeError, Operand, Ref, Result, evaluate, format
 from core.tables import Table
 
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+
+
+class _NotInPassages(ComputeError):
+    """An operand the passages given do not show: nothing to cite, so the question is left to the model."""
+
+
 _CURRENCIES = "$€£¥"
 
 
@@ -44,10 +50,6 @@ class Computation:
     @property
     def cited(self) -> list[int]:
         return list(dict.fromkeys(o.passage for o in self.operands if o.passage is not None))
-
-    def numbers(self) -> list[str]:
-        """Every number the answer states, as written: the result, the operands, and the work's constants."""
-        return re.findall(r"\d[\d,]*(?:\.\d+)?", f"{self.shown} {self.work}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,15 +84,15 @@ def compute(question: str, sources: list[SourceTable]) -> Computation | None:
                     line = _norm(row.line)
                     passage = next((n for n, text in source.passages if line in _norm(text)), None)
                     if passage is None:
-                        raise ComputeError(f"the row {cell.row!r} is in no passage found")
+                        raise _NotInPassages(f"the row {cell.row!r} is in no passage found")
                     return Operand(ref, cell.text, cell.value, cell.unit, passage)
-        raise ComputeError(f"no cell {ref} in the table")
+        raise _NotInPassages(f"no cell {ref} in the table")
 
     try:
         result = evaluate(chosen.program, resolve)
+    except _NotInPassages:
+        return None
     except ComputeError as exc:
-        if "in no passage found" in str(exc) or str(exc).startswith("no cell"):
-            return None  # the cells are not in what was retrieved: nothing to cite, so nothing to compute
         ms = (time.perf_counter() - started) * 1000
         text = f"The computation could not be done: {exc}."
         return Computation(chosen.operation, chosen.program, (), None, "", "", text, str(exc), ms)

@@ -125,11 +125,9 @@ def score_answer(item: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str
     computation = record.get("computation") or None
     if item.get("answer_type"):  # TAT-QA items: was it computed in code, and does it state a number it does not show?
         scores["computed"] = float(computation is not None and computation.get("error") is None)
-        cited = {n: s["snippet"] for s, n in ((s, s["number"]) for s in sources)}
-        computed_text = body if computation else ""
-        scores["unshown_numbers"] = float(
-            bool(unshown_numbers(body, {"passages": [cited[n] for n in sorted(cited)], "computed": computed_text}))
-        )
+        passages = [s["snippet"] for s in sorted(sources, key=lambda s: s["number"])]
+        computed = body if computation else ""
+        scores["unshown_numbers"] = float(bool(unshown_numbers(body, {"passages": passages, "computed": computed})))
     raw = record.get("raw_text") or ""
     if raw and sources and not is_refusal(raw) and record.get("finish_reason") not in FIXED_REPLIES:
         # The model's own text, also when the rails replaced it (by evidence, say): a fixed reply has none.
