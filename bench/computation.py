@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from bench.tables import fmt, markdown_table, percentile  # noqa: E402
 from compute.computation import SourceTable, compute  # noqa: E402
 from eval.metrics import numeric_match  # noqa: E402
-from ingest.loaders.tatqa import read_table  # noqa: E402
+from ingest.loaders.grid import read_grid  # noqa: E402
 from training.trainset import TATQA_TRAIN_SHARE  # noqa: E402
 
 NUMERIC_TYPES = ("arithmetic", "count")
@@ -54,7 +54,7 @@ def measure(reports: list[dict]) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     times: list[float] = []
     for report in reports:
-        text, table = read_table(report["table"]["table"])
+        text, table = read_grid(report["table"]["table"])
         sources = [SourceTable(table, ((1, text),))] if table else []
         for question in report["questions"]:
             kind = question["answer_type"]

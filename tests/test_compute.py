@@ -9,7 +9,7 @@ from compute.computation import SourceTable, compute
 from compute.planner import operation, plan
 from compute.program import ComputeError, Operand, Ref, evaluate, parse
 from core.tables import Cell, Table, parse_number, stated_scale
-from ingest.loaders.tatqa import read_table
+from ingest.loaders.grid import read_grid
 
 ROWS = [
     ["(In millions)", "2019", "2018", "2017"],
@@ -18,7 +18,7 @@ ROWS = [
     ["Gross margin", "41.2%", "40.6%", "39.0%"],
     ["Research and development", "0", "—", "12"],
 ]
-TEXT, TABLE = read_table(ROWS)
+TEXT, TABLE = read_grid(ROWS)
 
 
 def cells(table: Table):
@@ -197,7 +197,7 @@ def test_no_computation_when_the_cells_are_in_no_passage_found():
 def test_a_failed_computation_is_said_in_words():
     table = Table(
         (
-            *read_table([["", "2019", "2018"], ["Bad debt", "5", "0"]])[1].rows,  # type: ignore[union-attr]
+            *read_grid([["", "2019", "2018"], ["Bad debt", "5", "0"]])[1].rows,  # type: ignore[union-attr]
         )
     )
     source = SourceTable(table, ((1, table.rows[0].line),))

@@ -19,7 +19,7 @@ from reportlab.pdfgen import canvas
 from core.errors import LoadError
 from core.types import LoadedDocument
 from ingest.loaders import SUPPORTED_SUFFIXES, load_file
-from ingest.loaders.tatqa import render_table
+from ingest.loaders.grid import read_grid
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data sets not found at {DATA}")
@@ -160,7 +160,7 @@ def test_html_text_structure_and_title(tmp_path):
     assert doc.title == "Aspirin dosing"
     assert doc.text == (
         "Aspirin\n\nAdults take 75 mg daily.\n\nWith food\nWith water\n\n"
-        "line one\n    indented two\n\nForm | Strength\nTablet | 75 mg\n\nFirst\nSecond"
+        "line one\n    indented two\n\nForm | Strength\nTablet | Strength: 75 mg\n\nFirst\nSecond"
     )
     for dropped in ("Home", "Site banner", "color", "tracking", "Enable JS", "templated", "Copyright", "hidden"):
         assert dropped not in doc.text
@@ -425,14 +425,14 @@ def test_tatqa_header_heuristics():
         ["", "2017", "2016", "2017", "2016"],
         ["Discount rate", "4.10%", "", "", "2.00%"],
     ]
-    assert render_table(table).splitlines() == [
+    assert read_grid(table)[0].splitlines() == [
         "(In millions) | Domestic 2019 | Domestic 2018 | International 2019 | International 2018",
         "Discount rate (Operations Data) | Domestic 2019: 4.00% | Domestic 2018: 3.75% | International 2019: 1.90%",
         "Later 2017 | Later 2016 | Later 2017 | Later 2016",
         "Discount rate | Later 2017: 4.10% | Later 2016: 2.00%",
     ]
     # A table without numbers: the first row is the header.
-    assert render_table([["Name", "Role"], ["Kim", "CEO"], ["Lee", ""]]).splitlines() == ["Name | Role", "Kim | Role: CEO"]
+    assert read_grid([["Name", "Role"], ["Kim", "CEO"], ["Lee", ""]])[0].splitlines() == ["Name | Role", "Kim | Role: CEO"]
 
 
 # --- XML -------------------------------------------------------------------------------------------------
@@ -638,3 +638,45 @@ def test_docx_and_csv_tables_are_kept_as_cells_for_computations(tmp_path):
     assert [(c.row, c.column, c.value) for c in revenue.rows[0].cells] == [("Revenue", "2019", 1496.0), ("Revenue", "2018", 1334.0)]
     assert revenue.rows[0].line == rows[0].text
     assert rows[1].tables == ()  # a label without values is no table
+
+
+FIGURES_HTML = """<html><body><h1>Results</h1><p>Amounts (in millions)</p>
+<table><caption>Revenue by segment</caption>
+<thead><tr><th rowspan="2">Segment</th><th colspan="2">Year ended December 31</th></tr>
+<tr><th>2019</th><th>2018</th></tr></thead>
+<tbody><tr><td>Cloud</td><td>$1,496</td><td>1,334</td></tr><tr><td>Devices</td><td>(12)</td><td>40</td></tr>
+<tr><td rowspan="2">Services</td><td>7</td><td>5</td></tr><tr><td>8</td><td>6</td></tr></tbody></table>
+<p>After the table.</p>
+<table><tr><td><table><tr><td>left</td><td>nested</td></tr></table></td><td>side</td></tr></table>
+</body></html>"""
+
+
+def test_html_tables_carry_headers_and_are_kept_as_cells(tmp_path):
+    (doc,) = load(write(tmp_path, "figures.html", FIGURES_HTML))
+    lines = doc.text.splitlines()
+    # The caption stays in the text; every row line names its label and the spanning header with the year.
+    assert "Revenue by segment" in lines
+    assert "Cloud | Year ended December 31 2019: $1,496 | Year ended December 31 2018: 1,334" in lines
+    (table,) = doc.tables  # the layout table (a table inside a table) is text only
+    assert table.scale == "million"  # stated in the paragraph just before the table
+    assert [(c.row, c.column.split()[-1], c.value) for r in table.rows for c in r.cells] == [
+        ("Cloud", "2019", 1496.0),
+        ("Cloud", "2018", 1334.0),
+        ("Devices", "2019", -12.0),
+        ("Devices", "2018", 40.0),
+        ("Services", "2019", 7.0),  # a row label spanning two rows labels both
+        ("Services", "2018", 5.0),
+        ("Services", "2019", 8.0),
+        ("Services", "2018", 6.0),
+    ]
+    assert all(row.line in lines for row in table.rows)
+    assert "left | nested | side" in lines and doc.text.endswith("After the table.\n\nleft | nested | side")
+
+
+def test_html_table_cells_answer_a_computation(tmp_path):
+    from compute.computation import SourceTable, compute
+
+    (doc,) = load(write(tmp_path, "figures.html", FIGURES_HTML))
+    result = compute("What was the percentage change in Cloud revenue from 2018 to 2019?", [SourceTable(doc.tables[0], ((1, doc.text),))])
+    assert result is not None and result.error is None
+    assert round(result.value, 2) == 12.14  # (1,496 - 1,334) / 1,334

@@ -233,11 +233,11 @@ def _unanswering_report(question: str, own: dict, reports: list[dict], texts: di
 
 
 def _report_passages(report: dict, paragraph_orders: list[str], rng: random.Random) -> list[tuple[str, Passage]]:
-    from ingest.loaders.tatqa import render_table
+    from ingest.loaders.grid import read_grid
 
     short = str(report["table"]["uid"])[:8]
     paragraphs = {str(p["order"]): p["text"] for p in report["paragraphs"]}
-    items = [("table", Passage(f"Report {short} table", render_table(report["table"]["table"])))]
+    items = [("table", Passage(f"Report {short} table", read_grid(report["table"]["table"])[0]))]
     items += [(o, Passage(f"Report {short} paragraph {o}", paragraphs[o])) for o in paragraph_orders if o in paragraphs]
     rng.shuffle(items)
     return items
