@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import CollectionBusy, CollectionNotFound, CorruptCollection, UserError
+from core.errors import CollectionBusy, ConversationBusy, CorruptCollection, NotFound, UserError
 from generator.bounded import GeneratorBusy
 
 
@@ -12,9 +12,9 @@ def error_status(exc: BaseException) -> tuple[int, str, dict[str, str]]:
 
     if isinstance(exc, GeneratorBusy):
         return 503, str(exc), {"Retry-After": str(exc.retry_after)}
-    if isinstance(exc, CollectionNotFound):
+    if isinstance(exc, NotFound):  # a collection, or a conversation (someone else's reads as unknown)
         return 404, str(exc), {}
-    if isinstance(exc, CollectionBusy):
+    if isinstance(exc, (CollectionBusy, ConversationBusy)):
         return 409, str(exc), {"Retry-After": "5"}
     if isinstance(exc, UserError):
         return 400, str(exc), {}

@@ -1,8 +1,10 @@
 """OpenAI-compatible chat completions: the model name selects the collection.
 
-The last user message is the question (earlier turns and client system prompts are not used: the
-assistant answers from the documents under its own rules). Non-streaming responses carry the checked
-answer; a stream carries the tokens as generated, and its last chunk the checked answer (``answer``),
+The last user message is the question; the user / assistant pairs before it are its history (the last
+``conversation.history_turns``, each user message taken as the question it searched), so a follow-up is
+answered in context. Nothing is stored: the client holds the conversation. Client system prompts are not
+used: the assistant answers from the documents under its own rules. Non-streaming responses carry the
+checked answer; a stream carries the tokens as generated, and its last chunk the checked answer (``answer``),
 ``citations`` and ``guard_events`` as extra fields, with any text the rails appended as a final delta.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,6 +25,7 @@ from api.deps import Authed, service_of
 from api.errors import error_status
 from api.schemas import BUSY, ERRORS
 from api.service import END, finished, first_item, start_answer
+from assistant.conversations import Turn
 from assistant.pipeline import Answer
 from assistant.views import answer_view
 from core.collection import list_collections
@@ -30,17 +33,29 @@ from core.collection import list_collections
 router = APIRouter(tags=["openai"])
 
 
-def _question(body: schemas.ChatRequest) -> str:
-    for message in reversed(body.messages):
-        if message.role != "user":
-            continue
-        if isinstance(message.content, str):
-            text = message.content
-        else:  # content parts: keep the text ones
-            text = " ".join(str(p.get("text", "")) for p in message.content or [] if p.get("type") == "text")
-        if text.strip():
-            return text
+def _text(message: schemas.ChatMessage) -> str:
+    if isinstance(message.content, str):
+        return message.content
+    # content parts: keep the text ones
+    return " ".join(str(p.get("text", "")) for p in message.content or [] if p.get("type") == "text")
+
+
+def _question(messages: Sequence[schemas.ChatMessage]) -> tuple[str, int]:
+    """The last user message with text, and its position."""
+    for position in range(len(messages) - 1, -1, -1):
+        if messages[position].role == "user" and _text(messages[position]).strip():
+            return _text(messages[position]), position
     raise HTTPException(400, "no user message with text content: the last user message is the question")
+
+
+def _history(messages: Sequence[schemas.ChatMessage], collection: str, turns: int) -> list[Turn]:
+    """The last ``turns`` user messages each answered by the assistant message after it, oldest first. A user
+    message without a reply (or a reply without text) is no turn; system and tool messages are not history."""
+    history = []
+    for asked, said in zip(messages, messages[1:]):
+        if asked.role == "user" and said.role == "assistant" and _text(asked).strip() and _text(said).strip():
+            history.append(Turn(message=_text(asked), standalone=_text(asked), answer=_text(said), collection=collection))
+    return history[-turns:] if turns else []
 
 
 def _finish_reason(answer: Answer) -> str:
@@ -85,11 +100,12 @@ def _epoch(iso: str) -> int:
 async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authed):
     service = service_of(request)
     collection = await run_in_threadpool(_collection, request, body.model)
-    question = _question(body)
+    question, position = _question(body.messages)
     stream = start_answer(
         service,
         question,
         collection,
+        history=_history(body.messages[:position], collection, service.settings.conversation.history_turns),
         max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,

@@ -1,4 +1,4 @@
-"""The assistant's own endpoints: ask (whole and streamed), search, collections, documents."""
+"""The assistant's own endpoints: ask (whole and streamed), conversations, search, collections, documents."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
@@ -14,7 +14,7 @@ from pydantic import StringConstraints
 from api import schemas
 from api.deps import Admin, Authed, service_of
 from api.errors import error_status
-from api.schemas import BUSY, ERRORS
+from api.schemas import BUSY, CONVERSATION_BUSY, ERRORS
 from api.service import END, finished, first_item, start_answer
 from assistant.pipeline import Answer
 from assistant.uploads import store_uploads
@@ -28,17 +28,21 @@ FilterPair = Annotated[str, StringConstraints(pattern=r"^[^=]*\S[^=]*=", max_len
 # ---------------------------------------------------------------------- ask
 
 
+ASK_FIELDS = {"question", "collection", "conversation_id"}  # the rest are options of the answer
+
+
 @router.post(
     "/v1/ask",
-    response_model=schemas.AskResponse,
+    response_model=schemas.AskInConversation,
     tags=["answers"],
-    responses={**ERRORS, **BUSY},
-    summary="Answer a question from a collection, with citations",
+    responses={**ERRORS, **BUSY, **CONVERSATION_BUSY},
+    summary="Answer a question from a collection, with citations, as a turn of a conversation",
 )
-async def ask(body: schemas.AskRequest, request: Request, _: Authed) -> dict[str, Any]:
+async def ask(body: schemas.AskRequest, request: Request, principal: Authed) -> dict[str, Any]:
     service = service_of(request)
-    stream = start_answer(service, body.question, body.collection, **body.model_dump(exclude={"question", "collection"}))
-    return answer_view(await finished(stream))
+    exchange = service.exchange(principal.id, body.conversation_id)
+    stream = start_answer(service, body.question, body.collection, exchange=exchange, **body.model_dump(exclude=ASK_FIELDS))
+    return {**answer_view(await finished(stream)), "conversation_id": exchange.conversation_id}
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -51,18 +55,20 @@ def sse(event: str, data: Any) -> bytes:
     responses={
         **ERRORS,
         **BUSY,
+        **CONVERSATION_BUSY,
         200: {
             "content": {"text/event-stream": {}},
             "description": "Server-sent events: `token` ({text}) as generated, then `citations`, `guard` and `done` "
-            "(the whole AskResponse, whose `answer` is the checked text to show in place of the tokens); "
-            "`error` ({detail, status}) if it fails midway.",
+            "(the whole AskInConversation, whose `answer` is the checked text to show in place of the tokens and "
+            "`conversation_id` the conversation to continue); `error` ({detail, status}) if it fails midway.",
         },
     },
     summary="The same answer as server-sent events",
 )
-async def ask_stream(body: schemas.AskRequest, request: Request, _: Authed) -> StreamingResponse:
+async def ask_stream(body: schemas.AskRequest, request: Request, principal: Authed) -> StreamingResponse:
     service = service_of(request)
-    stream = start_answer(service, body.question, body.collection, **body.model_dump(exclude={"question", "collection"}))
+    exchange = service.exchange(principal.id, body.conversation_id)
+    stream = start_answer(service, body.question, body.collection, exchange=exchange, **body.model_dump(exclude=ASK_FIELDS))
     first = await first_item(stream)  # errors before the first token still get their own status code
 
     async def events() -> AsyncIterator[bytes]:
@@ -70,7 +76,7 @@ async def ask_stream(body: schemas.AskRequest, request: Request, _: Authed) -> S
         try:
             while item is not END:
                 if isinstance(item, Answer):
-                    out = answer_view(item)
+                    out = {**answer_view(item), "conversation_id": exchange.conversation_id}
                     yield sse("citations", {"citations": out["citations"]})
                     yield sse("guard", {"guard_events": out["guard_events"], "blocked": out["blocked"]})
                     yield sse("done", out)
@@ -84,6 +90,66 @@ async def ask_stream(body: schemas.AskRequest, request: Request, _: Authed) -> S
             stream.cancel.set()  # no-op when finished; stops generation when the client left
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+# ---------------------------------------------------------------------- conversations (each key sees its own)
+
+ConversationId = Annotated[str, Path(description="A conversation id from /v1/ask or /v1/conversations.")]
+
+
+@router.get(
+    "/v1/conversations",
+    response_model=list[schemas.Conversation],
+    tags=["conversations"],
+    responses=ERRORS,
+    summary="Your conversations, the most recently used first",
+)
+async def conversations(request: Request, principal: Authed) -> list[dict[str, Any]]:
+    found = await run_in_threadpool(service_of(request).conversations.list, principal.id)
+    return [c.to_dict() for c in found]
+
+
+@router.get(
+    "/v1/conversations/{conversation_id}",
+    response_model=schemas.ConversationDetail,
+    tags=["conversations"],
+    responses=ERRORS,
+    summary="One of your conversations, with its turns",
+)
+async def conversation(request: Request, principal: Authed, conversation_id: ConversationId) -> dict[str, Any]:
+    store = service_of(request).conversations
+
+    def read() -> dict[str, Any]:
+        found = store.get(conversation_id, principal.id)
+        return {**found.to_dict(), "turns": [t.to_dict() for t in store.turns(conversation_id, principal.id)]}
+
+    return await run_in_threadpool(read)
+
+
+@router.patch(
+    "/v1/conversations/{conversation_id}",
+    response_model=schemas.Conversation,
+    tags=["conversations"],
+    responses=ERRORS,
+    summary="Rename one of your conversations",
+)
+async def rename_conversation(
+    body: schemas.RenameConversation, request: Request, principal: Authed, conversation_id: ConversationId
+) -> dict[str, Any]:
+    store = service_of(request).conversations
+    return (await run_in_threadpool(store.rename, conversation_id, principal.id, body.title)).to_dict()
+
+
+@router.delete(
+    "/v1/conversations/{conversation_id}",
+    response_model=schemas.ConversationDeleted,
+    tags=["conversations"],
+    responses=ERRORS,
+    summary="Delete one of your conversations and its turns",
+)
+async def delete_conversation(request: Request, principal: Authed, conversation_id: ConversationId) -> dict[str, Any]:
+    removed = await run_in_threadpool(service_of(request).conversations.delete, conversation_id, principal.id)
+    return {"id": conversation_id, "turns_removed": removed}
 
 
 # ---------------------------------------------------------------------- search and collections

@@ -24,6 +24,13 @@ class AskRequest(Strict):
     max_tokens: int | None = Field(None, ge=1, le=4096)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    conversation_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Continue this conversation of yours: its last turns are the question's history, and the answer becomes its next "
+        "turn. Unset: a new conversation is started (its id is in the response).",
+    )
 
 
 class Passage(BaseModel):
@@ -70,6 +77,11 @@ class ComputationOut(BaseModel):
 class AskResponse(BaseModel):
     answer: str = Field(description="The checked answer to show (after the output rails).")
     question: str = Field(description="The question as answered (personal data redacted).")
+    standalone: str = Field(
+        description='The question searched: in a conversation, a follow-up made standalone ("How is glaucoma treated?" for "How is it treated?").'
+    )
+    rewritten: bool = Field(description="Whether `standalone` is a rewrite of the question (false: searched as written).")
+    history_cut: int = Field(description="Earlier turns of the conversation left out of what the model read (the history limit).")
     collection: str
     citations: list[Passage] = Field(description="The passages the answer cites, in order of first citation.")
     sources: list[Passage] = Field(description="Every passage the model was given.")
@@ -92,6 +104,47 @@ class AskResponse(BaseModel):
     generator: str
     collection_version: int
     timings_ms: dict[str, float]
+
+
+class AskInConversation(AskResponse):
+    conversation_id: str | None = Field(
+        description="The conversation the answer was kept in: send it back to ask a follow-up. Null when a new conversation's "
+        "first question was refused by the input rails or abandoned by the client (nothing is kept then)."
+    )
+
+
+class Conversation(BaseModel):
+    id: str
+    title: str = Field(description="From the first question, until renamed.")
+    collection: str = Field(description="The collection its last turn was answered from.")
+    created: str
+    updated: str
+    turn_count: int = Field(description="Turns stored (at most ASSISTANT_CONVERSATION__MAX_TURNS, the oldest dropped beyond).")
+
+
+class ConversationTurn(BaseModel):
+    number: int = Field(description="1 for the first turn; numbers stay when old turns are dropped.")
+    message: str = Field(description="The question as asked (personal data redacted).")
+    standalone: str = Field(description="The question searched: the message made standalone from the turns before it.")
+    answer: str = Field(description="The checked answer shown.")
+    collection: str
+    collection_version: int
+    citations: list[Passage] = Field(description="The passages the answer cites.")
+    note: str | None = Field(description='What changed with this turn, e.g. "switched collection from medical to finance".')
+    created: str
+
+
+class ConversationDetail(Conversation):
+    turns: list[ConversationTurn] = Field(description="Oldest first.")
+
+
+class RenameConversation(Strict):
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class ConversationDeleted(BaseModel):
+    id: str
+    turns_removed: int
 
 
 class Hit(BaseModel):
@@ -247,3 +300,6 @@ ERRORS: dict[int | str, dict] = {
     429: {"model": Error},
 }
 BUSY: dict[int | str, dict] = {503: {"model": Error, "description": "Generation queue full; retry after Retry-After seconds"}}
+CONVERSATION_BUSY: dict[int | str, dict] = {
+    409: {"model": Error, "description": "The conversation is still answering an earlier question; retry after Retry-After seconds"}
+}

@@ -1,5 +1,5 @@
-"""What the routes share: the Assistant, keys, rate limits, metrics, readiness, one writer per collection
-for uploads and deletes, and the answer bridge that keeps model work off the event loop."""
+"""What the routes share: the Assistant, keys, rate limits, metrics, readiness, the conversation store, one
+writer per collection for uploads and deletes, and the answer bridge that keeps model work off the event loop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +17,7 @@ from api.auth import KeyStore, RateLimiter
 from api.metrics import Metrics
 from api.search_worker import SearchWorker
 from assistant import compose
+from assistant.conversations import Exchange, Turn, open_conversations
 from assistant.pipeline import Answer, Assistant
 from assistant.uploads import Stored, upload_report
 from core.collection import list_collections
@@ -52,6 +53,7 @@ class Service:
         self.searches = SearchWorker(
             self.assistant.retriever, threads=api.search_threads, max_batch=api.search_batch_max, on_batch=self.metrics.embed_batch.observe
         )
+        self.conversations = open_conversations(settings)
         self._upload_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -91,6 +93,14 @@ class Service:
     def close(self) -> None:
         self.searches.close()
         self.assistant.close()
+        self.conversations.close()
+
+    def exchange(self, owner: str, conversation_id: str | None) -> Exchange:
+        """A question in ``owner``'s conversation (a new one when ``conversation_id`` is None). A second question
+        on the same conversation waits for the first as long as that one may take: its queue wait and generation."""
+        wait_s = self.settings.api.queue_timeout_s + self.settings.generator.timeout_s
+        history_turns = self.settings.conversation.history_turns
+        return Exchange(self.conversations, owner, conversation_id, history_turns=history_turns, wait_s=wait_s)
 
     def refresh_gauges(self) -> None:
         if self.bounded is not None:
@@ -191,17 +201,29 @@ def start_answer(
     max_tokens: int | None = None,
     temperature: float | None = None,
     top_p: float | None = None,
+    exchange: Exchange | None = None,
+    history: Sequence[Turn] = (),
     **retrieval: Any,
 ) -> AnswerStream:
-    """An answer started on its worker thread, for /v1/ask, /v1/ask/stream and /v1/chat/completions."""
+    """An answer started on its worker thread, for /v1/ask, /v1/ask/stream and /v1/chat/completions.
+
+    With ``exchange`` the question belongs to a stored conversation: its history comes from the store and the
+    answer is kept there, on the worker thread (``exchange.conversation_id`` is set before the Answer arrives).
+    Without, ``history`` is used as given and nothing is kept (/v1/chat/completions: the client sends it)."""
     if service.bounded is not None:
         service.bounded.check_room()  # a full queue is refused before any retrieval is spent on the question
     options = compose.generation_options(service.settings, max_new_tokens=max_tokens, temperature=temperature, top_p=top_p)
     retrieval = {k: v for k, v in retrieval.items() if v is not None}
-    return AnswerStream(
-        lambda cancel: service.assistant.stream(question, collection, k=k, filters=filters, options=options, cancel=cancel, **retrieval),
-        on_answer=service.metrics.observe_answer,
-    )
+
+    def start(cancel: threading.Event) -> Iterator[str | Answer]:
+        def answer(turns: Sequence[Turn]) -> Iterator[str | Answer]:
+            return service.assistant.stream(
+                question, collection, k=k, filters=filters, options=options, cancel=cancel, history=turns, **retrieval
+            )
+
+        return exchange.run(answer) if exchange is not None else answer(history)
+
+    return AnswerStream(start, on_answer=service.metrics.observe_answer)
 
 
 async def finished(stream: AnswerStream) -> Answer:

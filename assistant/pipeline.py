@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from assistant import compose
 from compute.computation import Computation, SourceTable, compute
@@ -32,7 +32,11 @@ from generator.degenerate import LoopDetector, is_degenerate
 from generator.prompt import Passage, build_prompt
 from guardrails.output_checks import is_refusal, quote_fallback
 from retriever.answerability import Answerability, AnswerabilityModel
+from retriever.followup import contextualize, fuse
 from retriever.hybrid import Retriever
+
+if TYPE_CHECKING:
+    from assistant.conversations import Turn
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,12 @@ class Answer:
     # A question of an arithmetic shape answered in code from table cells (compute/): the program, its
     # operands with the passages citing them, the result and the work; ``text`` states them, nothing generated.
     computation: Computation | None = None
+    # In a conversation: the question searched (the message made standalone: "How is glaucoma treated?" for
+    # "How is it treated?"; the message itself when it stood alone), whether it was rewritten, and how many of
+    # the earlier turns were left out of the prompt for the history's token limit (oldest first).
+    standalone: str = ""
+    rewritten: bool = False
+    history_cut: int = 0
 
     @property
     def citations(self) -> list[Source]:
@@ -222,12 +232,15 @@ class Assistant:
         filters: dict[str, Any] | None = None,
         options: GenerationOptions | None = None,
         cancel: threading.Event | None = None,
+        history: Sequence[Turn] = (),
         **retrieval: Any,
     ) -> Iterator[str | Answer]:
         """Text pieces as they are generated, then the finished ``Answer`` as the last item.
 
         ``cancel``, set from any thread (an API client went away), stops the generation at the next token;
-        the answer then finishes with what was generated and ``finish_reason`` "cancelled"."""
+        the answer then finishes with what was generated and ``finish_reason`` "cancelled". ``history``: the
+        conversation's earlier turns, oldest first (the last ``conversation.history_turns`` are used): the
+        question is made standalone from them before retrieval (retriever/followup.py) and the prompt shows them."""
         question = " ".join(question.split())
         if not question:
             raise UserError("the question is empty")
@@ -264,7 +277,40 @@ class Assistant:
             answer.question = question
             notes = list(dict.fromkeys(e.message for e in checked.events if e.action == "annotate"))
 
+        turns = list(history)[-self.settings.conversation.history_turns :] if self.settings.conversation.history_turns else []
+        if guard is not None:
+            # Earlier messages a client sends (OpenAI chat history) have not been through the rails: personal data
+            # in them is redacted like the new message's before they are searched with or shown to the model.
+            turns = [_redacted(t, lambda text: guard.check(text, "input", context).text) for t in turns]
+        answer.standalone = question
+        if turns and guard is not None:
+            # An instruction override split over several messages is still one: the recent messages together.
+            joined = guard.check(" ".join([*(t.message for t in turns[-2:]), question]), "input", context)
+            if joined.blocked:
+                answer.guard_events += [e.to_dict() for e in joined.events]
+                yield from self._finish(answer, joined.reply, "blocked", started, blocked=True)
+                return
+        strategy = self.settings.conversation.standalone
+        previous = turns[-1].standalone if turns else None
+        if turns and strategy != "off":
+            made = contextualize(
+                question, [t.standalone for t in turns], rewrite=self._rewriter() if strategy == "generator" else None, strategy=strategy
+            )
+            answer.timings_ms["standalone"] = made.ms
+            if made.rewritten:
+                standalone = made.question
+                if guard is not None:  # the rails see the question searched too, not only the message
+                    checked = guard.check(standalone, "input", context)
+                    if checked.blocked:
+                        answer.guard_events += [e.to_dict() for e in checked.events]
+                        yield from self._finish(answer, checked.reply, "blocked", started, blocked=True)
+                        return
+                    standalone = checked.text
+                question, answer.standalone, answer.rewritten = standalone, standalone, True
+
         result = retriever.search(question, k, filters)
+        if strategy == "fusion" and previous:
+            result = replace(result, hits=fuse(result.hits, retriever.search(previous, k, filters).hits, k))
         answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
         answer.relevant, answer.relevance = result.relevant, result.relevance
         decision = self.answerability(collection).decide(question, result.hits, result.relevance)
@@ -294,9 +340,14 @@ class Assistant:
                 [Passage(h.title, h.text, flagged=bool(h.flags)) for h in result.hits],
                 count_tokens=generator.prompt_tokens,
                 budget=budget,
+                history=[(t.standalone or t.message, t.answer) for t in turns],
+                history_tokens=self.settings.conversation.history_tokens,
             )
         except ValueError as exc:
             raise UserError(f"{exc}; {too_small}") from None
+        answer.history_cut = prompt.history_dropped + len(history) - len(turns)
+        if answer.history_cut:
+            notes.append(HISTORY_CUT.format(n=answer.history_cut))
         answer.sources = [_source(n, result.hits[i]) for n, i in enumerate(prompt.included, start=1)]
         answer.prompt_tokens = prompt.tokens
         if not answer.sources:
@@ -361,13 +412,18 @@ class Assistant:
             text = text.rstrip() + "\n\n" + "\n".join(notes)
         answer.cited = cited_numbers(text, len(answer.sources))
         answer.invalid_citations = invalid_numbers(answer.raw_text, len(answer.sources))
-        if cancel is not None and cancel.is_set():
-            reason = "cancelled"
-        elif loop.looping:
+        if loop.looping:  # checked first: stopping a loop cancels the stream, and so sets a shared cancel event
             reason = "degenerate"
+        elif cancel is not None and cancel.is_set():
+            reason = "cancelled"
         else:
             reason = stream.finish_reason or "stop"
         yield from self._finish(answer, text, reason, started, streamed=True)
+
+    def _rewriter(self) -> Callable[[list[Any]], str]:
+        """The answering model asked for a follow-up's standalone form (the `generator` strategy): greedy, short."""
+        generator, options = self.generator, GenerationOptions(max_new_tokens=REWRITE_TOKENS, temperature=0.0)
+        return lambda messages: generator.generate(messages, options)
 
     @staticmethod
     def _compute(question: str, retriever: Retriever, sources: list[Source]) -> Computation | None:
@@ -428,6 +484,15 @@ class Assistant:
             yield text
         answer.timings_ms["total"] = (time.perf_counter() - started) * 1000
         yield answer
+
+
+REWRITE_TOKENS = 48  # a standalone question is one sentence
+HISTORY_CUT = "The {n} oldest turn(s) of this conversation were left out of what the model read (the history limit)."
+
+
+def _redacted(turn: Turn, redact: Callable[[str], str]) -> Turn:
+    message = redact(turn.message)
+    return replace(turn, message=message, standalone=message if turn.standalone == turn.message else redact(turn.standalone))
 
 
 def _with_reason(text: str, reason: str | None) -> str:

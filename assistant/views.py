@@ -45,6 +45,10 @@ def answer_view(answer: Answer) -> dict[str, Any]:
     return {
         "answer": answer.text,
         "question": answer.question,
+        # In a conversation, the question searched: the message made standalone (``rewritten``) or as written.
+        "standalone": answer.standalone or answer.question,
+        "rewritten": answer.rewritten,
+        "history_cut": answer.history_cut,
         "collection": answer.collection,
         "citations": [passage_view(s) for s in answer.citations],
         "sources": [passage_view(s) for s in answer.sources],

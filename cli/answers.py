@@ -1,13 +1,16 @@
-"""Verbs that read a collection: search, ask, shell (both, interactively), and guard (the rules alone)."""
+"""Verbs that read a collection: search, ask, shell (both, interactively), and guard (the rules alone). ask
+continues a stored conversation with --conversation; shell --answer keeps one for the session."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
-from cli.output import emit, print_checked, print_search, print_sources
+from cli.output import emit, print_checked, print_followup, print_search, print_sources
 from core.config import Settings
 from core.errors import UserError
 
@@ -52,13 +55,30 @@ def search(settings: Settings, query: str, collection: str, k: int, mode, fusion
 @click.option("--temperature", type=click.FloatRange(0, 2), help="0 = greedy (default).")
 @click.option("--no-adapter", is_flag=True, help="Answer with the base model only.")
 @click.option("--stream/--no-stream", default=None, help="Print tokens as they come (default: on, unless --json).")
+@click.option(
+    "--conversation",
+    metavar="ID|new",
+    help="Ask within a stored conversation: its last turns are the question's history and the answer becomes its next turn. "
+    "`new` starts one and prints its id.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer with sources, citations and timings.")
 @click.pass_obj
 def ask(
-    settings: Settings, question: str, collection: str, k: int, filters, max_tokens, temperature, no_adapter: bool, stream, as_json: bool
+    settings: Settings,
+    question: str,
+    collection: str,
+    k: int,
+    filters,
+    max_tokens,
+    temperature,
+    no_adapter: bool,
+    stream,
+    conversation: str | None,
+    as_json: bool,
 ) -> None:
     """Answer QUESTION from a collection's passages, citing them as [n]."""
     from assistant import compose
+    from assistant.conversations import Exchange, Turn, open_conversations
     from assistant.pipeline import Answer, Assistant
     from assistant.views import answer_view
     from core.collection import parse_filters
@@ -68,8 +88,18 @@ def ask(
     options = compose.generation_options(settings, max_new_tokens=max_tokens, temperature=temperature)
     show_tokens = (not as_json) if stream is None else stream
     answer = None
-    with Assistant(settings) as assistant:
-        for item in assistant.stream(question, collection, k=k, filters=parse_filters(filters), options=options):
+    with ExitStack() as stack:
+        exchange = None
+        if conversation is not None:  # local conversations belong to the owner "" (the API's to an API key)
+            store = stack.enter_context(open_conversations(settings))
+            started = None if conversation == "new" else conversation
+            exchange = Exchange(store, "", started, history_turns=settings.conversation.history_turns)
+        assistant = stack.enter_context(Assistant(settings))
+
+        def answering(history: Sequence[Turn]):
+            return assistant.stream(question, collection, k=k, filters=parse_filters(filters), options=options, history=history)
+
+        for item in exchange.run(answering) if exchange is not None else answering(()):
             if isinstance(item, Answer):
                 answer = item
             elif show_tokens:
@@ -78,10 +108,18 @@ def ask(
     if as_json:
         if show_tokens:
             click.echo()
-        emit(answer_view(answer))
+        emit({**answer_view(answer), "conversation_id": exchange.conversation_id} if exchange is not None else answer_view(answer))
         return
     print_checked(answer, streamed=show_tokens)
     print_sources(answer)
+    if exchange is None:
+        return
+    print_followup(answer)
+    if conversation == "new":
+        kept = exchange.conversation_id
+        click.echo(
+            f"conversation {kept} (continue it with --conversation {kept})" if kept else "(nothing was kept: no conversation)", err=True
+        )
 
 
 @click.command()
@@ -91,7 +129,9 @@ def ask(
 @click.pass_obj
 def shell(settings: Settings, collection: str | None, k: int, answer: bool) -> None:
     """Interactive search (or, with --answer, question answering) in the terminal. Commands: :c NAME
-    (switch collection), :k N, :q."""
+    (switch collection), :k N, :n (a new conversation: forget the earlier questions), :q. With --answer, a
+    question is read with the ones before it (ASSISTANT_CONVERSATION__HISTORY_TURNS), so follow-ups work."""
+    from assistant.conversations import Turn, keeps, turn_of
     from assistant.pipeline import Answer, Assistant
     from core.collection import list_collections
 
@@ -99,7 +139,10 @@ def shell(settings: Settings, collection: str | None, k: int, answer: bool) -> N
     if not names:
         raise UserError(f"no collections under {settings.index_dir}; run `assistant ingest PATH --collection NAME` first")
     current = collection or names[0]
-    click.echo(f"collections: {', '.join(names)}. Type a question; ':c NAME' switches, ':k N' sets k, ':q' quits.")
+    new = ", ':n' starts a new conversation" if answer else ""
+    click.echo(f"collections: {', '.join(names)}. Type a question; ':c NAME' switches, ':k N' sets k{new}, ':q' quits.")
+    keep = settings.conversation.history_turns
+    history: list[Turn] = []  # this session's conversation, in memory only
     with Assistant(settings) as assistant:
         while True:
             try:
@@ -124,14 +167,21 @@ def shell(settings: Settings, collection: str | None, k: int, answer: bool) -> N
                 except ValueError:
                     click.echo("usage: :k NUMBER")
                 continue
+            if line in {":n", ":new"}:
+                history.clear()
+                click.echo("(a new conversation: the questions before are forgotten)")
+                continue
             try:
                 if not answer:
                     print_search(assistant.retriever(current).search(line, k))
                     continue
-                for item in assistant.stream(line, current, k=min(k, 50)):
+                for item in assistant.stream(line, current, k=min(k, 50), history=history):
                     if isinstance(item, Answer):
                         print_checked(item, streamed=True)
                         print_sources(item)
+                        print_followup(item)
+                        if keeps(item):
+                            history = [*history, turn_of(item)][-keep:] if keep else []
                     else:
                         click.echo(item, nl=False)
             except UserError as exc:

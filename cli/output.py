@@ -72,3 +72,10 @@ def print_sources(answer) -> None:
             f"({answer.generator}: first token {timings['first_token'] / 1000:.1f} s, {answer.tokens} tokens in {timings['total'] / 1000:.1f} s)",
             err=True,
         )
+
+
+def print_followup(answer) -> None:
+    """How a question in a conversation was read: the standalone question searched when the follow-up was
+    rewritten (so a wrong reading shows), on stderr with the timings."""
+    if answer.rewritten:
+        click.echo(f"(searched as: {answer.standalone})", err=True)

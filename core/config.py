@@ -165,6 +165,30 @@ class GuardrailSettings(BaseModel):
     audit_backups: int = Field(5, ge=0, description="rotated audit logs kept")
 
 
+class ConversationSettings(BaseModel):
+    # Beside the collections by default: the conversations are about them, and a deployment that moves
+    # ASSISTANT_INDEX_DIR moves them too. Resolved by assistant/conversations.py: conversation_path.
+    path: Path | None = Field(None, description="the conversation store (SQLite); unset: `conversations.sqlite` in `ASSISTANT_INDEX_DIR`")
+    # A follow-up mostly refers to the last turn or two; four leave room for a longer thread.
+    history_turns: int = Field(
+        4, ge=0, le=50, description="earlier turns given to the follow-up step and the prompt; 0: every question stands alone"
+    )
+    # Under a fifth of the default 2048-token budget, so the passages keep the rest.
+    history_tokens: int = Field(384, ge=0, le=8192, description="most tokens of those turns in the prompt; the oldest are left out first")
+    max_turns: int = Field(200, ge=1, le=100_000, description="turns stored per conversation; the oldest are dropped beyond")
+    max_conversations: int = Field(
+        500,
+        ge=1,
+        le=1_000_000,
+        description="conversations stored per API key (and for local use); the least recently used are dropped beyond",
+    )
+    standalone: Literal["rules", "fusion", "generator", "off"] = Field(
+        "rules",
+        description="how a follow-up is made standalone before retrieval: `rules` (the previous subject carried, no generation), "
+        "`fusion` (rules + the previous question's search fused in), `generator` (the model rewrites it), `off` (searched as asked)",
+    )
+
+
 class ApiSettings(BaseModel):
     host: str = Field("127.0.0.1", description="where `assistant serve` listens")
     port: int = Field(8000, ge=0, le=65535, description="its port")
@@ -223,6 +247,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     generator: GeneratorSettings = GeneratorSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    conversation: ConversationSettings = ConversationSettings()
     api: ApiSettings = ApiSettings()
     ui: UiSettings = UiSettings()
     # Stored hashed on load; "sha256:<hex>" entries mean the plain key need not be stored anywhere.

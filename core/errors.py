@@ -13,8 +13,16 @@ class UserError(AssistantError):
     """A mistake in what the user asked for; the message says how to fix it."""
 
 
-class CollectionNotFound(UserError):
+class NotFound(UserError):
+    """What was named does not exist (or is not the caller's to see): a 404 in the API."""
+
+
+class CollectionNotFound(NotFound):
     pass
+
+
+class ConversationNotFound(NotFound):
+    """No conversation with that id for this owner: someone else's is reported the same way as an unknown one."""
 
 
 class CollectionMismatch(UserError):
@@ -23,6 +31,10 @@ class CollectionMismatch(UserError):
 
 class CollectionBusy(UserError):
     """Another process holds the collection's write lock."""
+
+
+class ConversationBusy(UserError):
+    """Another question on the same conversation did not finish in time (they are answered one at a time)."""
 
 
 class CorruptCollection(AssistantError):

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from eval.scoring import ANSWER_SUITES, DOMAINS, GUARD_SUITE, NOT_COVERED_SUITES, RAILS, RETRIEVAL_METRICS
+from eval.scoring import DOMAINS, FOLLOW_UP_METRICS, GUARD_SUITE, NOT_COVERED_SUITES, RAILS, RETRIEVAL_METRICS
 
 ANSWER_COLUMNS = (
     ("token_f1", "token F1"),
@@ -53,7 +53,7 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
     part = report if which == "main" else report["compare"]
     metrics, summary, counts = part["metrics"], part["summary"], report["counts"]
     out = []
-    answer_suites = [s for s in ANSWER_SUITES if s in metrics]
+    answer_suites = [s for s in metrics if s != GUARD_SUITE]  # the shipped ones, conversations, eval files
     if answer_suites:
         rows = []
         for s in answer_suites:
@@ -89,6 +89,17 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
             ]
         )
         out.append(("Refusals", ["suite", "accuracy", "refusal rate (unanswerable)", "false refusals (answerable)"], rows))
+        rows = []
+        for s in [s for s in answer_suites if "follow_up" in metrics[s]]:
+            for metric in FOLLOW_UP_METRICS:
+                rows.append(
+                    [s, metric, str(metrics[s]["follow_up"]["turns"])]
+                    + [_fmt(summary.get(f"{s}.follow_up.{mode}{metric}")) for mode in ("", "last_turn.", "gold.")]
+                    + [_fmt(summary.get(f"{s}.follow_up.{metric}_of_gold"))]
+                )
+        if rows:
+            headers = ["suite", "metric", "follow-ups", "as searched (standalone)", "last turn alone", "gold standalone", "searched / gold"]
+            out.append(("Follow-up retrieval", headers, rows))
         rows = [
             [domain]
             + [
@@ -317,7 +328,7 @@ def _metric_bars(report: Mapping[str, Any]) -> str:
     parts = []
     names = [report["config"]["name"]] + ([compare["config"]["name"]] if compare else [])
     summaries = [report["summary"]] + ([compare["summary"]] if compare else [])
-    for suite in [s for s in ANSWER_SUITES if s in report["metrics"]]:
+    for suite in [s for s in report["metrics"] if s != GUARD_SUITE]:
         keys = [(m, label) for m, label in ANSWER_COLUMNS if m != "answer_words"] + list(RETRIEVAL_COLUMNS)
         if suite in NOT_COVERED_SUITES:
             keys = [("refusal_accuracy", "refusal accuracy"), ("reason_true", "reason true"), ("faithfulness", "faithful")]

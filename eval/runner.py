@@ -80,13 +80,47 @@ def _interleave(items: list[dict], key: str) -> list[dict]:
     return out
 
 
-def load_items(data_dir: Path, suites: Sequence[str], limit: int | None = None) -> dict[str, list[dict]]:
-    """The items of each suite from ``data_dir/<suite>.jsonl``; with ``limit``, the first N of each in file
-    order, except that guardrails (by expected rail) and unanswerable (by collection) interleave their
-    classes first so that a small subset holds each."""
+def suite_files(data_dir: Path, suites: Sequence[str], files: Sequence[Path] = ()) -> dict[str, Path]:
+    """The eval file of each suite: ``data_dir/<suite>.jsonl`` for the named suites, and each extra file under
+    its own name (its stem: ``--suite-file my_questions.jsonl`` is the suite "my_questions")."""
+    paths = {suite: Path(data_dir) / f"{suite}.jsonl" for suite in suites}
+    for file in files:
+        name = Path(file).stem
+        if name in paths:
+            raise UserError(f"two eval sets are named {name!r} ({paths[name]} and {file}): rename one file")
+        if name == scoring.GUARD_SUITE:
+            raise UserError(f"{file}: a guardrail set runs as `--suite guardrails --data DIR`, not as a suite file")
+        paths[name] = Path(file)
+    return paths
+
+
+def _check_item(path: Path, number: int, suite: str, item: Any) -> None:
+    if not isinstance(item, dict):
+        raise UserError(f"{path}:{number}: an item is a JSON object")
+    if suite == scoring.GUARD_SUITE:
+        needed: tuple[str, ...] = ("id", "text", "expected")
+    elif "turns" in item:
+        needed = ("id", "collection")
+        if (
+            not isinstance(item["turns"], list)
+            or not item["turns"]
+            or not all(isinstance(t, dict) and t.get("question") for t in item["turns"])
+        ):
+            raise UserError(f"{path}:{number}: turns must be a non-empty list of objects with a question")
+    else:
+        needed = ("id", "question", "collection")
+    missing = [k for k in needed if k not in item]
+    if missing:
+        raise UserError(f"{path}:{number}: missing {', '.join(missing)}")
+
+
+def load_items(data_dir: Path, suites: Sequence[str], limit: int | None = None, files: Sequence[Path] = ()) -> dict[str, list[dict]]:
+    """The items of each suite from ``data_dir/<suite>.jsonl`` and of each extra file (``suite_files``); with
+    ``limit``, the first N of each in file order, except that guardrails (by expected rail) and unanswerable
+    (by collection) interleave their classes first so that a small subset holds each. A suite's items are
+    questions, or conversations (``turns``: questions asked in order, each with its own gold), not both."""
     out = {}
-    for suite in suites:
-        path = Path(data_dir) / f"{suite}.jsonl"
+    for suite, path in suite_files(data_dir, suites, files).items():
         if not path.exists():
             raise UserError(f"no eval set {path} (the sets ship in data/eval; see data/eval/README.md)")
         items = []
@@ -98,11 +132,12 @@ def load_items(data_dir: Path, suites: Sequence[str], limit: int | None = None) 
                     item = json.loads(line)
                 except ValueError as exc:
                     raise UserError(f"{path}:{number}: not JSON: {exc}") from None
-                needed = ("id", "text", "expected") if suite == scoring.GUARD_SUITE else ("id", "question", "collection")
-                missing = [k for k in needed if k not in item]
-                if missing:
-                    raise UserError(f"{path}:{number}: missing {', '.join(missing)}")
+                _check_item(path, number, suite, item)
                 items.append(item)
+        if not items:
+            raise UserError(f"{path}: no items")
+        if len({"turns" in i for i in items}) > 1:
+            raise UserError(f"{path}: mixes conversations (items with turns) and single questions: split it in two files")
         ids = [i["id"] for i in items]
         if len(set(ids)) != len(ids):
             raise UserError(f"{path}: duplicate item ids")
@@ -223,9 +258,10 @@ def build_collection(settings: Settings, name: str, source: Path, *, progress: b
 # --- asking -------------------------------------------------------------------------------------------
 
 
-def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalConfig) -> dict[str, Any]:
+def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalConfig, history: Sequence[Any] = ()) -> dict[str, Any]:
     """One question through ``Assistant.stream``, timed, plus the ranked hits for the retrieval metrics: the
-    answer in the shape every front end shows (assistant/views.py) with ``retrieved`` hits and timings."""
+    answer in the shape every front end shows (assistant/views.py) with ``retrieved`` hits and timings.
+    ``history``: the conversation's earlier turns (a follow-up is ranked by the question it was made into)."""
     from assistant.pipeline import Answer
     from assistant.views import answer_view, hit_view
 
@@ -235,7 +271,7 @@ def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalCo
     started = time.perf_counter()
     first = None
     answer = None
-    for piece in assistant.stream(item["question"], collection, k=options.k, filters=filters or None):
+    for piece in assistant.stream(item["question"], collection, k=options.k, filters=filters or None, history=history):
         if isinstance(piece, Answer):
             answer = piece
         elif first is None:
@@ -249,7 +285,7 @@ def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalCo
     def ranked(hits: list) -> list[dict[str, Any]]:
         return [hit_view(h, rank) for rank, h in enumerate(hits, start=1)]
 
-    retrieved = ranked(retriever.search(item["question"], depth, filters or None).hits)
+    retrieved = ranked(retriever.search(answer.standalone or item["question"], depth, filters or None).hits)
     retrieved_open = ranked(retriever.search(item["question"], depth).hits) if filters and item.get("gold") else None
     return {
         **answer_view(answer),
@@ -258,6 +294,31 @@ def ask_item(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalCo
         "ttft_ms": round(((first or ended) - started) * 1000, 2),
         "total_ms": round((ended - started) * 1000, 2),
     }
+
+
+def ask_conversation(assistant: Any, suite: str, item: Mapping[str, Any], config: EvalConfig) -> dict[str, Any]:
+    """The turns asked in order, each with the answers before it as history (the assistant's own, as a user
+    would have seen them); each follow-up is also ranked as written (the last-turn-only baseline) and as its
+    gold standalone question, for the follow-up retrieval figures."""
+    from assistant.conversations import Turn
+    from assistant.views import hit_view
+
+    filters = (item.get("filters") if config.options.closed else None) or None
+    retriever = assistant.retriever(item["collection"])
+    depth = max(config.options.depth, config.options.k)
+    history: list[Any] = []
+    turns = []
+    for turn in item["turns"]:
+        record = ask_item(assistant, suite, {**item, **turn}, config, history=history)
+        if history:
+            hits = retriever.search(turn["question"], depth, filters).hits
+            record["retrieved_last"] = [hit_view(h, rank) for rank, h in enumerate(hits, start=1)]
+            if turn.get("standalone"):
+                hits = retriever.search(turn["standalone"], depth, filters).hits
+                record["retrieved_gold"] = [hit_view(h, rank) for rank, h in enumerate(hits, start=1)]
+        history.append(Turn(record["question"], record["standalone"], record["answer"], item["collection"]))
+        turns.append(record)
+    return {"turns": turns, "total_ms": round(sum(t["total_ms"] for t in turns), 2)}
 
 
 def check_item(guards: Mapping[str, Any], item: Mapping[str, Any]) -> dict[str, Any]:
@@ -342,6 +403,8 @@ def run_config(
                 bar.set_postfix_str(suite, refresh=False)
                 if suite == scoring.GUARD_SUITE:
                     record = check_item(guards, item)
+                elif "turns" in item:
+                    record = ask_conversation(assistant, suite, item, config)
                 else:
                     record = ask_item(assistant, suite, item, config)
                 cache.put(key, suite, item, record)
@@ -369,12 +432,18 @@ def score_config(items: Mapping[str, Sequence[dict]], records: Mapping[str, Sequ
     for suite in items:
         if suite == scoring.GUARD_SUITE:
             metrics[suite], rows[suite] = scoring.guard_suite(items[suite], records[suite])
+        elif scoring.is_conversation_suite(items[suite]):
+            metrics[suite], rows[suite] = scoring.conversation_suite(suite, items[suite], records[suite])
         else:
             metrics[suite], rows[suite] = scoring.answer_suite(suite, items[suite], records[suite])
     summary = scoring.summarize(metrics, records, rows)
     answer_suites = [s for s in items if s != scoring.GUARD_SUITE]
     latency = (
-        {"overall": scoring.latency(r for s in answer_suites for r in records[s]), **{s: metrics[s]["latency"] for s in answer_suites}}
+        {
+            # Per question: a conversation's record times all its turns (its suite's latency is per turn).
+            "overall": scoring.latency(r for s in answer_suites if "follow_up" not in metrics[s] for r in records[s]),
+            **{s: metrics[s]["latency"] for s in answer_suites},
+        }
         if answer_suites
         else {}
     )
@@ -440,7 +509,7 @@ def _json_ready(obj: Any) -> Any:
 
 def evaluate(
     settings: Settings,
-    suite: str = "all",
+    suite: str | None = "all",
     *,
     config_file: Path | None = None,
     compare_file: Path | None = None,
@@ -452,11 +521,13 @@ def evaluate(
     make_assistant: Callable[[EvalConfig], Any] | None = None,
     echo: Echo = _stderr,
     configs: Sequence[EvalConfig] | None = None,
+    files: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Run the suite(s) on one configuration (or two, with ``compare_file``), write the report and return it.
-    ``configs`` (tests) replaces the files."""
+    ``files``: eval files run as suites of their own name (with ``suite`` None, only they run). ``configs``
+    (tests) replaces the files."""
     wall = time.perf_counter()
-    suites = suites_for(suite)
+    named = suites_for(suite) if suite is not None else ()
     if limit is not None and limit < 1:
         raise UserError(f"--limit must be at least 1, got {limit}")
     if configs is None:
@@ -467,7 +538,10 @@ def evaluate(
     if len(configs) == 2 and configs[0].name == configs[1].name:
         configs[1] = EvalConfig(**{**configs[1].__dict__, "name": f"{configs[1].name} (compare)"})
     thresholds = gate_mod.load_gate(gate_file) if gate_file is not None else None
-    items = load_items(data_dir, suites, limit)
+    items = load_items(data_dir, named, limit, files)
+    suites = list(items)
+    if not suites:
+        raise UserError("nothing to evaluate: name a suite or give an eval file")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Cache(out / CACHE_NAME)

@@ -44,7 +44,8 @@ from guardrails.output_checks import unshown_numbers
 ANSWER_SUITES = ("medical", "finance", "unanswerable", "uncovered")
 NOT_COVERED_SUITES = ("unanswerable", "uncovered")  # questions the collections do not answer
 GUARD_SUITE = "guardrails"
-SUITES = ("medical", "finance", "unanswerable", "uncovered", "guardrails")
+CONVERSATION_SUITE = "conversation"  # items with turns, asked in order with the history (eval/runner.py)
+SUITES = ("medical", "finance", "unanswerable", "uncovered", "conversation", "guardrails")
 DOMAINS = ("medical", "finance")
 RAILS = ("injection", "harmful")
 RETRIEVAL_KS = (1, 3, 5, 10)
@@ -230,6 +231,80 @@ def _count(values: Iterable[Any]) -> dict[Any, int]:
     return out
 
 
+# --- conversations ------------------------------------------------------------------------------------
+
+# How a follow-up's passages were ranked: by the question the assistant searched (the follow-up made
+# standalone), by the follow-up as written (the last-turn-only baseline), by the gold standalone question.
+FOLLOW_UP_RANKINGS = {"standalone": "retrieved", "last_turn": "retrieved_last", "gold": "retrieved_gold"}
+FOLLOW_UP_METRICS = ("recall@5", "ndcg@10")
+
+
+def is_conversation_suite(items: Sequence[Mapping[str, Any]]) -> bool:
+    return bool(items) and all("turns" in item for item in items)
+
+
+def turn_items(items: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[dict]]:
+    """A conversation suite's turns as answer items and records: turn n of conversation c is item "c#n", with
+    the conversation's fields (collection, filters) and the turn's own (question, reference, gold, standalone)."""
+    flat_items: list[dict] = []
+    flat_records: list[dict] = []
+    for item, record in zip(items, records):
+        shared = {k: v for k, v in item.items() if k != "turns"}
+        for n, (turn, turn_record) in enumerate(zip(item["turns"], record["turns"]), start=1):
+            flat_items.append({**shared, **turn, "id": f"{item['id']}#{n}", "conversation": item["id"], "turn": n})
+            flat_records.append(turn_record)
+    return flat_items, flat_records
+
+
+def conversation_suite(suite: str, items: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> tuple[dict, list[dict]]:
+    """An answer suite over every turn, plus the follow-ups' own figures: retrieval ranked by the question
+    searched against the last turn alone and the gold standalone question, answers on first turns and
+    follow-ups apart, how many follow-ups were rewritten and what the standalone step cost."""
+    flat_items, flat_records = turn_items(items, records)
+    metrics, rows = answer_suite(suite, flat_items, flat_records)
+    follow = [(i, r, row) for i, r, row in zip(flat_items, flat_records, rows) if i["turn"] > 1]
+    follow_items, follow_records = [f[0] for f in follow], [f[1] for f in follow]
+    retrieval = {}
+    for mode, field in FOLLOW_UP_RANKINGS.items():
+        scored = retrieval_scores(follow_items, follow_records, field)
+        scored.pop("per_query")
+        retrieval[mode] = scored
+    standalone_ms = [r["timings_ms"]["standalone"] for r in follow_records if "standalone" in (r.get("timings_ms") or {})]
+
+    def answers(selected: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return {name: _mean(r["scores"][name] for r in selected if name in r["scores"]) for name in ("token_f1", "faithfulness", "refused")}
+
+    metrics["follow_up"] = {
+        "turns": len(follow),
+        "retrieval": retrieval,
+        "answers": answers([f[2] for f in follow]),
+        "rewritten": _mean(float(bool(r.get("rewritten"))) for r in follow_records),
+        "standalone_ms": percentiles(standalone_ms),
+    }
+    metrics["first_turn"] = {"turns": len(rows) - len(follow), "answers": answers([row for row in rows if row["item"]["turn"] == 1])}
+    return metrics, rows
+
+
+def conversation_summary(suite: str, m: Mapping[str, Any]) -> dict[str, float | None]:
+    """The follow-up figures under flat names: ``conversation.follow_up.recall@5`` (as searched),
+    ``....last_turn.recall@5``, ``....gold.recall@5``, ``....recall@5_of_gold`` (the target's ratio), answers."""
+    out: dict[str, float | None] = {}
+    follow = m["follow_up"]
+    for metric in FOLLOW_UP_METRICS:
+        for mode, values in follow["retrieval"].items():
+            name = f"{suite}.follow_up.{metric}" if mode == "standalone" else f"{suite}.follow_up.{mode}.{metric}"
+            out[name] = values[metric] if values["n_queries"] else None
+        searched, gold = out[f"{suite}.follow_up.{metric}"], out[f"{suite}.follow_up.gold.{metric}"]
+        out[f"{suite}.follow_up.{metric}_of_gold"] = searched / gold if searched is not None and gold else None
+    for name, value in follow["answers"].items():
+        out[f"{suite}.follow_up.{name}"] = value
+    for name, value in m["first_turn"]["answers"].items():
+        out[f"{suite}.first_turn.{name}"] = value
+    out[f"{suite}.follow_up.rewritten"] = follow["rewritten"]
+    out[f"{suite}.standalone_p50_ms"] = follow["standalone_ms"]["p50"]
+    return out
+
+
 # --- guardrail items ----------------------------------------------------------------------------------
 
 
@@ -293,7 +368,10 @@ def summarize(
         for kind in ("ttft", "total"):
             for q in ("p50", "p95"):
                 summary[f"{suite}.{kind}_{q}_ms"] = m["latency"][f"{kind}_ms"][q]
-    answer_suites = [s for s in metrics if s != GUARD_SUITE]
+        if "follow_up" in m:
+            summary.update(conversation_summary(suite, m))
+    # Refusals, answerability and latency over single questions (a conversation's turns have their own figures).
+    answer_suites = [s for s in metrics if s != GUARD_SUITE and "follow_up" not in metrics[s]]
     if answer_suites:
         rows = [r for s in answer_suites for r in rows_by_suite[s]]
         overall = refusal_accuracy({"answerable": r["item"].get("answerable", True), "refused": r["refused"]} for r in rows)

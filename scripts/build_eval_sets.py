@@ -383,6 +383,63 @@ def medical_items(medical_docs: list[tuple[Document, Path]], banned_ids: set[str
     return items
 
 
+# --- conversations ------------------------------------------------------------------------------------
+
+CONVERSATIONS = 30  # conversations of up to CONVERSATION_TURNS turns: about 75 answers, ten minutes on 2 cores
+CONVERSATION_TURNS = 3
+
+
+def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: set[str], banned_questions: set[str]) -> list[dict]:
+    """Conversations over the medical sample: one focus each (a MedQuAD file), its "What is X?" question first,
+    then other questions of that focus written as follow-ups that do not name it ("How is it treated?",
+    "And the symptoms?"), as bench/conversations.py builds its MedQuAD chains. Each turn's gold is its own QA
+    pair; its gold standalone question is the original MedQuAD question. Conversations holding a question the
+    adapter was trained on are left out."""
+    from bench.conversations import medquad_chains
+
+    root = REPO_ROOT / COLLECTIONS["medical"][0]
+    # A qid is unique within its file only ("0000001-3" is in several folders).
+    by_qid = {(str(path), str(doc.metadata.get("qid"))): (doc, path) for doc, path in medical_docs if doc.metadata.get("qid")}
+    records = [
+        {"file": str(path), "focus": d.metadata.get("focus"), "qid": d.metadata.get("qid"), "qtype": d.metadata.get("qtype"), "question": d.title}
+        for d, path in medical_docs
+    ]
+    items = []
+    for chain in medquad_chains(records, CONVERSATION_TURNS):
+        turns = []
+        for turn in chain.turns:
+            doc, path = by_qid[(chain.id, turn.id)]
+            reference = " ".join(s for s in sentences(clip(doc.text, REFERENCE_WORDS)) if not s.endswith("?"))
+            if f"medquad:{path.parent.name}/{turn.id}" in banned_ids or norm_question(doc.title) in banned_questions or not reference:
+                break
+            gold = {
+                "key": f"medquad:{path.parent.name}/{turn.id}",
+                "document_id": doc.id,
+                "source_suffix": path.relative_to(root).as_posix(),
+                "metadata": {"qid": turn.id},
+                "title": doc.title,
+            }
+            turns.append({"question": turn.message, "standalone": doc.title, "reference": reference, "gold": [gold]})
+        if len(turns) < 2:
+            continue
+        focus = by_qid[(chain.id, chain.turns[0].id)][0].metadata.get("focus") or chain.id
+        path = Path(chain.id)
+        items.append(
+            {
+                "id": f"conversation:{path.parent.name}/{path.stem}",
+                "suite": "conversation",
+                "collection": "medical",
+                "turns": turns,
+                "source": "medquad",
+                "entity": focus.lower(),
+            }
+        )
+    # Spread over the folders (sorted ids are grouped by folder): every CONVERSATIONS-th of them.
+    items.sort(key=lambda i: i["id"])
+    step = max(1, len(items) / CONVERSATIONS)
+    return [items[int(n * step)] for n in range(min(CONVERSATIONS, len(items)))]
+
+
 # --- finance ------------------------------------------------------------------------------------------
 
 _SCALE_SUFFIX = {"thousand": " thousand", "million": " million", "billion": " billion", "percent": "%", "": ""}
@@ -730,8 +787,16 @@ def build(shared: Path, out: Path) -> dict:
         shared, CollectionText(d for d, _ in finance_docs), sample_uids, banned, {i["id"] for i in unanswerable}
     )
     guardrails = guardrail_items(shared, medical_docs, sample_reports, banned)
+    conversation = conversation_items(medical_docs, banned, banned_questions)
 
-    sets = {"medical": medical, "finance": finance, "unanswerable": unanswerable, "uncovered": uncovered, "guardrails": guardrails}
+    sets = {
+        "medical": medical,
+        "finance": finance,
+        "unanswerable": unanswerable,
+        "uncovered": uncovered,
+        "conversation": conversation,
+        "guardrails": guardrails,
+    }
     for name, items in sets.items():
         ids = [i["id"] for i in items]
         if len(set(ids)) != len(ids):
@@ -775,6 +840,11 @@ def build(shared: Path, out: Path) -> dict:
             "per_source": dict(sorted(Counter(f"{i['collection']}/{i['source']}" for i in uncovered).items())),
             "per_split": dict(sorted(Counter(f"{i['collection']}/{i['split']}" for i in uncovered).items())),
         },
+        "conversation": {
+            "items": len(conversation),
+            "turns": sum(len(i["turns"]) for i in conversation),
+            "follow_ups": sum(len(i["turns"]) - 1 for i in conversation),
+        },
         "guardrails": {
             "items": len(guardrails),
             "per_expected": dict(sorted(Counter(i["expected"] for i in guardrails).items())),
@@ -810,6 +880,7 @@ def build(shared: Path, out: Path) -> dict:
 
 def render_readme(counts: dict, from_tatqa: int) -> str:
     med, fin, una, gua = counts["medical"], counts["finance"], counts["unanswerable"], counts["guardrails"]
+    conv = counts["conversation"]
     unc = counts["uncovered"]
     unc_sources = ", ".join(f"{k} {v}" for k, v in unc["per_source"].items())
     unc_splits = ", ".join(f"{k} {v}" for k, v in unc["per_split"].items())
@@ -847,6 +918,7 @@ the adapter's training ids) and a `suite`.
 | `finance.jsonl` | {fin["items"]} | TAT-QA questions from the 40 sample reports (held out from fine-tuning): {per_type}; scales: {per_scale} |
 | `unanswerable.jsonl` | {una["items"]} | {una_med} medical (PubMedQA test-split questions), {una_fin} finance ({from_tatqa} TAT-QA questions about held-out reports outside the sample, {una_fin - from_tatqa} written for this project) |
 | `uncovered.jsonl` | {unc["items"]} | in-domain questions whose documents were left out of the sample while neighbouring ones stay: {unc_sources}; halves {unc_splits} |
+| `conversation.jsonl` | {conv["items"]} | conversations over the medical sample ({conv["turns"]} turns, {conv["follow_ups"]} follow-ups): a focus's "What is X?" question, then its other questions written as follow-ups that do not name it ("How is it treated?", "And the symptoms?"), as `bench/conversations.py` builds MedQuAD chains |
 | `guardrails.jsonl` | {gua["items"]} | input-rail cases, expected {per_expected}; from {per_source} |
 
 ### Fields
@@ -868,10 +940,15 @@ the adapter's training ids) and a `suite`.
   collection), `absent_words` (every word of the question the collection's text does not hold, as written;
   the eval checks that a reason saying "The documents do not mention X" names only these); uncovered also
   `left_out` (the file, report or company the collection lacks).
-- every set but guardrails: `entity` (what the question is about: a MedQuAD focus, a TAT-QA report, a
+- every set but guardrails and conversation: `entity` (what the question is about: a MedQuAD focus, a TAT-QA report, a
   company, a PubMedQA id) and `split` (`fit` or `test`, by a salted SHA-1 of the entity): the
   answerability model (bench/answerability.py) is fitted on the fit half and measured on the test half,
   and no entity is in both.
+- conversation: `id`, `suite`, `collection`, `source`, `entity` and `turns`, asked in order with the answers
+  before as history: each turn has `question` (as a user would write it), `standalone` (the original
+  MedQuAD question: what a perfect rewrite would search), `reference` and `gold` (as medical items). The eval
+  scores every turn as an answer item `<id>#<n>` and follow-ups apart (retrieval as searched, as written,
+  as the gold standalone question).
 - guardrails: `id`, `suite`, `stage` ("input"), `text`, `expected` (the rail that must block it:
   `injection`, `harmful`; `none` for benign text, which no rail may block), `source`.
 

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from eval.metrics import numbers_in_text  # noqa: E402
+from scripts.build_eval_sets import stored_documents  # noqa: E402
 
 COLLECTION = "finqa-10k"
 DEFAULT_SHARED = REPO.parent / "shared" / "data"
@@ -105,8 +106,14 @@ def build(shared: Path, out: Path, questions: int) -> dict:
             }
         )
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"{COLLECTION}.jsonl", "w", encoding="utf-8") as handle:
+    corpus_path = out / f"{COLLECTION}.jsonl"
+    with open(corpus_path, "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in corpus)
+    # The ids `assistant ingest` gives these passages (content hashes): citations are scored by document id.
+    ids = {doc.metadata["beir_id"]: doc.id for doc, _ in stored_documents(corpus_path)}
+    for item in items:
+        for gold in item["gold"]:
+            gold["document_id"] = ids[gold["metadata"]["beir_id"]]
     with open(out / "finance.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
     return {"items": len(items), "numeric": sum(i["reference_value"] is not None for i in items), "contexts": len(corpus)}

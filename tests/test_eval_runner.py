@@ -43,6 +43,8 @@ REPLIES = [
     "Revenue is recognised when control of goods passes to the customer [1].",  # unanswerable: answered (wrong)
     NO_ANSWER,  # uncovered (medical): refused; the reason names the missing disease
     "A dividend is a distribution of profits to shareholders [1].",  # uncovered (finance): answered (wrong)
+    METFORMIN,  # conversation, turn 1
+    "Common side effects are nausea and diarrhoea [1].",  # conversation, turn 2 (a follow-up)
 ]
 
 
@@ -164,6 +166,22 @@ def env(tmp_path: Path):
                 "absent_terms": ["globex"],
                 "split": "test",
             },
+        ],
+        "conversation": [
+            {
+                "id": "v1",
+                "suite": "conversation",
+                "collection": "medical",
+                "turns": [
+                    {"question": "What is metformin used for?", "reference": METFORMIN, "gold": gold("metformin.md")},
+                    {
+                        "question": "What are its side effects?",
+                        "standalone": "What are the side effects of metformin?",
+                        "reference": "Common side effects are nausea and diarrhoea.",
+                        "gold": gold("metformin.md"),
+                    },
+                ],
+            }
         ],
         "guardrails": [
             {
@@ -296,13 +314,53 @@ def test_every_item_is_scored_end_to_end(env, tmp_path):
     assert guard["answer"].startswith("blocked: ") and guard["fired"] == ["harmful"] and guard["scores"] == {"correct": 1.0}
 
 
+def test_a_conversation_is_asked_turn_by_turn_and_its_follow_ups_scored_apart(env, tmp_path):
+    report = run(env, tmp_path / "out", suite="conversation", make_assistant=factory(REPLIES[-2:]))
+    first, follow = by_id(report)["v1#1"], by_id(report)["v1#2"]
+    assert first["question"] == "What is metformin used for?" and first["answer"].startswith(METFORMIN)
+    # The follow-up was searched as a standalone question built from the first turn, and answered from it.
+    assert follow["answer"].startswith("Common side effects are nausea and diarrhoea [1].")
+    assert follow["scores"]["recall@5"] == 1.0 and follow["scores"]["token_f1"] == 1.0
+    s = report["summary"]
+    assert s["conversation.follow_up.recall@5"] == 1.0 and s["conversation.follow_up.gold.recall@5"] == 1.0
+    assert s["conversation.follow_up.recall@5_of_gold"] == 1.0 and s["conversation.follow_up.rewritten"] == 1.0
+    assert s["conversation.first_turn.token_f1"] == 1.0 and s["conversation.standalone_p50_ms"] >= 0
+    assert "conversation.follow_up.last_turn.recall@5" in s
+    assert report["metrics"]["conversation"]["follow_up"]["turns"] == 1
+    assert "refusal.accuracy" not in s  # single-question refusal figures: none were asked
+    cached = [json.loads(line) for line in (tmp_path / "out" / "cache.jsonl").read_text().splitlines()]
+    (record,) = [c["record"] for c in cached]
+    assert record["turns"][1]["standalone"] == "What are metformin's side effects?" and record["turns"][1]["rewritten"]
+
+
+def test_any_eval_file_runs_as_a_suite_of_its_own_name(env, tmp_path):
+    extra = tmp_path / "my_questions.jsonl"
+    extra.write_text(json.dumps({**env["sets"]["medical"][0], "id": "x1"}) + "\n", encoding="utf-8")
+    report = runner.evaluate(
+        env["settings"], None, out=tmp_path / "out", data_dir=env["data"], progress=False, echo=lambda _: None,
+        make_assistant=factory([METFORMIN]), files=[extra],
+    )  # fmt: skip
+    assert report["suites"] == ["my_questions"] and report["summary"]["my_questions.token_f1"] == 1.0
+    assert [i["id"] for i in report["items"]] == ["x1"]
+    with pytest.raises(UserError, match="two eval sets are named 'medical'"):
+        runner.load_items(env["data"], ["medical"], files=[env["data"] / "medical.jsonl"])
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps(env["sets"]["medical"][0]) + "\n" + json.dumps(env["sets"]["conversation"][0]) + "\n")
+    with pytest.raises(UserError, match="mixes conversations"):
+        runner.load_items(env["data"], [], files=[mixed])
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps({"id": "b", "collection": "medical", "turns": []}) + "\n")
+    with pytest.raises(UserError, match="broken.jsonl:1: turns must be a non-empty list"):
+        runner.load_items(env["data"], [], files=[broken])
+
+
 def test_report_json_has_the_keys_the_ui_reads_and_the_html_is_self_contained(env, tmp_path):
     report = run(env, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     # docs/ui.md: summary {metric: number}, created_at, config.name, items [{id, question, answer, scores}]
     assert isinstance(saved["summary"], dict) and all(v is None or isinstance(v, (int, float)) for v in saved["summary"].values())
     assert saved["created_at"] and saved["config"]["name"] == "default" and saved["config"]["hash"] == report["config"]["hash"]
-    assert len(saved["items"]) == 11
+    assert len(saved["items"]) == 13  # a conversation lists each of its two turns
     for item in saved["items"]:
         assert {"id", "question", "answer", "scores"} <= set(item)
         assert item["scores"] and all(isinstance(v, (int, float)) for v in item["scores"].values())
@@ -345,7 +403,7 @@ def test_an_interrupted_run_resumes_from_the_cache_and_a_finished_one_generates_
     made: list = []
     first = run(env, out, make_assistant=factory(REPLIES[2:], calls=made))
     ((_, gen),) = made
-    assert len(gen.calls) == 6  # f1, f2, u1, u2, c1, c2: the two medical answers came from the cache
+    assert len(gen.calls) == 8  # f1, f2, u1, u2, c1, c2, v1 (two turns): the two medical answers came from the cache
     assert first["counts"]["medical"]["cached"] == 2 and first["counts"]["finance"]["cached"] == 0
 
     made.clear()
@@ -375,7 +433,7 @@ def test_a_truncated_cache_line_is_ignored(env, tmp_path):
 
 def test_limit_takes_the_first_items_and_interleaves_guardrail_classes(env, tmp_path):
     items = runner.load_items(REPO / "data" / "eval", runner.suites_for("all"), limit=3)
-    assert [len(v) for v in items.values()] == [3, 3, 3, 3, 3]
+    assert [len(v) for v in items.values()] == [3, 3, 3, 3, 3, 3]
     assert {i["collection"] for i in items["uncovered"]} == {"medical", "finance"}
     assert sorted(i["expected"] for i in items["guardrails"]) == ["harmful", "injection", "none"]
     assert {i["collection"] for i in items["unanswerable"]} == {"medical", "finance"}

@@ -162,7 +162,7 @@ def test_guardrail_items_come_from_the_held_half():
 
 def test_manifest_matches_the_files():
     manifest = json.loads((EVAL / "MANIFEST.json").read_text())
-    assert {f["path"] for f in manifest["files"]} == {f"{n}.jsonl" for n in SETS} | {"README.md"}
+    assert {f["path"] for f in manifest["files"]} == {f"{n}.jsonl" for n in (*SETS, "conversation")} | {"README.md"}
     for entry in manifest["files"]:
         data = (EVAL / entry["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
@@ -183,6 +183,8 @@ def test_no_item_is_a_training_example():
     # Gold documents are held-out documents too (a MedQuAD gold key is the id the trainset would give it).
     for item in load("medical") + load("finance"):
         assert not {e["key"] for e in item["gold"]} & training
+    for item in load("conversation"):
+        assert not {e["key"] for turn in item["turns"] for e in turn["gold"]} & training
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "medquad").exists(), reason="shared data not found: training questions cannot be resolved")
@@ -193,6 +195,25 @@ def test_no_medical_question_was_trained_on_word_for_word(builder):
     asked = [i["question"] for i in load("medical") + load("unanswerable") if i["collection"] == "medical"]
     asked += [i["text"] for i in load("guardrails") if i["source"] == "medquad"]
     assert not {builder.norm_question(q) for q in asked} & trained
+
+
+# --- conversations ------------------------------------------------------------------------------------------
+
+
+def test_conversations_are_a_question_then_follow_ups_that_do_not_name_it(collections):
+    items = load("conversation")
+    assert 20 <= len(items) <= 40 and len({i["id"] for i in items}) == len(items)
+    hits = collections["medical"]
+    for item in items:
+        assert set(item) == {"id", "suite", "collection", "turns", "source", "entity"} and item["suite"] == "conversation"
+        assert item["collection"] == "medical" and re.fullmatch(r"conversation:\S+", item["id"])
+        first, *follow_ups = item["turns"]
+        assert 1 <= len(follow_ups) <= 2 and first["question"] == first["standalone"]  # the first turn names its subject
+        for turn in follow_ups:
+            assert item["entity"] not in turn["question"].lower() and item["entity"] in turn["standalone"].lower()
+        for turn in item["turns"]:
+            (entry,) = turn["gold"]
+            assert turn["reference"] and {h.document_id for h in hits if matches_gold(h, entry)} == {entry["document_id"]}
 
 
 # --- gold passages against the real sample collections -------------------------------------------------------

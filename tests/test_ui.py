@@ -282,3 +282,30 @@ def test_a_computed_answer_shows_the_cited_cells_marked_in_their_table_rows():
     failed = {**view, "computation": {**view["computation"], "error": "division by zero: 0 is 0", "operands": []}}
     assert render.computation_html(failed) is None
     assert ("warning", "The computation could not be done: division by zero: 0 is 0.") in render.notices(failed)
+
+
+def test_a_follow_up_is_answered_in_its_conversation_which_can_be_reopened_renamed_and_deleted(app_env, generator_server):
+    generator_server.reply(text=METFORMIN)
+    at = ask(start(), "What is metformin used for?")
+    generator_server.reply(text="Common side effects are nausea and diarrhoea [1].")
+    ask(at, "What are its side effects?")
+    # The follow-up was searched as a standalone question, shown under the answer, and the model read the turn before.
+    assert any(c.value == "Searched for: What are metformin's side effects?" for c in at.chat_message[3].caption)
+    messages = generator_server.requests[-1]["body"]["messages"]
+    assert [m["content"] for m in messages[1:3]] == [
+        "What is metformin used for?",
+        "Metformin is a first-line medicine for type 2 diabetes.",
+    ]
+    assert at.sidebar.selectbox[1].options == ["What is metformin used for? · docs"]
+    opened = at.session_state["conversation_id"]
+
+    at.button(key="new-conversation").click().run()
+    assert not at.chat_message and at.session_state["conversation_id"] is None
+    at.sidebar.selectbox[1].set_value(opened).run()  # reopened: both turns, the second with what it searched
+    assert [m.markdown[0].value for m in at.chat_message][0::2] == ["What is metformin used for?", "What are its side effects?"]
+    assert any(c.value == "Searched for: What are metformin's side effects?" for c in at.chat_message[3].caption)
+    at.text_input(key=f"title-{opened}").set_value("Metformin").run()
+    at.button(key="rename-conversation").click().run()
+    assert at.sidebar.selectbox[1].options == ["Metformin · docs"]
+    at.button(key="delete-conversation").click().run()
+    assert not at.chat_message and not [s for s in at.sidebar.selectbox if s.label == "Open"]

@@ -1,7 +1,8 @@
 """The Streamlit chat: `assistant ui` (or `make run`) starts it; `streamlit run ui/app.py` works too.
 
-Three views in the sidebar: Chat (streamed, cited answers with the guardrails' notices and feedback),
-Upload (add files to a collection) and Evaluation (the latest `assistant eval` report). Settings come from
+Three views in the sidebar: Chat (streamed, cited answers with the guardrails' notices and feedback; a
+conversation's follow-ups are read with its earlier turns, and past conversations can be opened, renamed and
+deleted), Upload (add files to a collection) and Evaluation (the latest `assistant eval` report). Settings come from
 the ASSISTANT_* environment like everywhere else; ASSISTANT_UI__API_URL makes it a client of a running API.
 """
 
@@ -33,6 +34,7 @@ def resources(environment: tuple[tuple[str, str], ...]):
 settings, backend, feedback = resources(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ASSISTANT_"))))
 state = st.session_state
 state.setdefault("messages", [])
+state.setdefault("conversation_id", None)  # None: the next question starts a new conversation
 
 
 # ---------------------------------------------------------------------- sidebar
@@ -76,6 +78,9 @@ def chat_settings() -> tuple[str | None, Options]:
 def show_answer(message: dict[str, Any], index: int) -> None:
     answer = message["view"]
     st.markdown(answer["answer"])
+    if answer.get("rewritten"):
+        # A follow-up is searched as a standalone question built from the conversation: say which.
+        st.caption(f"Searched for: {answer['standalone']}")
     for level, text in render.notices(answer):
         getattr(st, level)(text)
     table = render.computation_html(answer)
@@ -90,7 +95,63 @@ def show_answer(message: dict[str, Any], index: int) -> None:
             spans = render.cited_spans(source["snippet"], claims.get(source["number"], []))
             st.markdown(render.highlighted_html(source["snippet"], spans), unsafe_allow_html=True)
             st.caption(f"{render.source_link(source['source'])}, characters {source['start']}-{source['end']}, score {source['score']:.3f}")
-    feedback_controls(message, index)
+    if "guard_events" in answer:  # a stored turn of a reopened conversation was rated (or not) back then
+        feedback_controls(message, index)
+
+
+def messages_of(conversation: dict[str, Any]) -> list[dict[str, Any]]:
+    """A stored conversation's turns as chat messages (the answer with its cited passages)."""
+    out: list[dict[str, Any]] = []
+    for turn in conversation["turns"]:
+        out.append({"role": "user", "content": turn["message"], "collection": turn["collection"]})
+        view = {
+            "answer": turn["answer"],
+            "citations": turn["citations"],
+            "sources": turn["citations"],
+            "standalone": turn["standalone"],
+            "rewritten": turn["standalone"] != turn["message"],
+        }
+        out.append({"role": "assistant", "view": view, "question": turn["message"], "collection": turn["collection"]})
+    return out
+
+
+def conversation_sidebar() -> None:
+    """New, open, rename and delete conversations (the backend keeps them: this process's store, or the API's)."""
+    sidebar = st.sidebar
+    sidebar.subheader("Conversations")
+    if sidebar.button("New conversation", icon=":material/add_comment:", key="new-conversation"):
+        state.messages, state.conversation_id = [], None
+        st.rerun()
+    try:
+        past = backend.conversations()
+    except AssistantError as exc:
+        sidebar.error(str(exc))
+        return
+    if not past:
+        sidebar.caption("Your questions and their follow-ups are kept here.")
+        return
+    labels = {c["id"]: f"{c['title'] or 'Untitled'} · {c['collection']}" for c in past}
+    ids = list(labels)
+    current = ids.index(state.conversation_id) if state.conversation_id in labels else None
+    # Keyed by the open conversation, so that starting a new one (or deleting) does not keep the old choice.
+    chosen = sidebar.selectbox(
+        "Open", ids, index=current, format_func=labels.get, placeholder="Open a past conversation", key=f"open-{state.conversation_id}"
+    )
+    if chosen and chosen != state.conversation_id:
+        state.messages, state.conversation_id = messages_of(backend.conversation(chosen)), chosen
+        st.rerun()
+    if state.conversation_id in labels:
+        title = sidebar.text_input(
+            "Title", value=next(c["title"] for c in past if c["id"] == state.conversation_id), key=f"title-{state.conversation_id}"
+        )
+        rename, delete = sidebar.columns(2)
+        if rename.button("Rename", disabled=not title.strip(), key="rename-conversation"):
+            backend.rename(state.conversation_id, title)
+            st.rerun()
+        if delete.button("Delete", type="secondary", key="delete-conversation"):
+            backend.delete(state.conversation_id)
+            state.messages, state.conversation_id = [], None
+            st.rerun()
 
 
 def feedback_controls(message: dict[str, Any], index: int) -> None:
@@ -123,8 +184,7 @@ def chat() -> None:
         disabled=not (counts["up"] + counts["down"]),
         help=f"{counts['up']} helpful, {counts['down']} not helpful so far",
     )
-    if st.sidebar.button("Clear chat"):
-        state.messages = []
+    conversation_sidebar()
     st.title("Ask your documents")
     for index, message in enumerate(state.messages):
         with st.chat_message(message["role"]):
@@ -146,12 +206,13 @@ def chat() -> None:
         placeholder = st.empty()
         text, answer = "", None
         try:
-            for item in backend.stream(question, collection, options):
+            for item in backend.stream(question, collection, options, state.conversation_id):
                 if isinstance(item, str):
                     text += item
                     placeholder.markdown(text + " ▌")
                 else:
                     answer = item
+                    state.conversation_id = item.get("conversation_id") or state.conversation_id
         except AssistantError as exc:
             placeholder.empty()
             state.messages.append({"role": "assistant", "content": f"Could not answer: {exc}", "collection": collection})

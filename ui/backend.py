@@ -1,7 +1,8 @@
 """Where the chat gets its answers: the assistant in this process (the default) or a running API server.
 
 Both speak the same shapes: ``stream()`` yields text pieces and then one dict shaped like the API's answer
-(``assistant.views.answer_view``); ``upload()`` returns the API's upload report.
+(``assistant.views.answer_view``) with the ``conversation_id`` it was kept in; ``upload()`` returns the API's
+upload report; the conversations are the API's shapes too (``Conversation.to_dict``, ``TurnRecord.to_dict``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from assistant import compose
+from assistant.conversations import ConversationStore, Exchange, open_conversations
 from assistant.pipeline import Answer, Assistant
 from assistant.uploads import store_uploads, upload_report
 from assistant.views import answer_view
@@ -37,7 +39,17 @@ class Backend(Protocol):
 
     def collections(self) -> list[str]: ...
 
-    def stream(self, question: str, collection: str, options: Options) -> Iterator[str | dict[str, Any]]: ...
+    def stream(
+        self, question: str, collection: str, options: Options, conversation_id: str | None = None
+    ) -> Iterator[str | dict[str, Any]]: ...
+
+    def conversations(self) -> list[dict[str, Any]]: ...
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]: ...
+
+    def rename(self, conversation_id: str, title: str) -> None: ...
+
+    def delete(self, conversation_id: str) -> None: ...
 
     def upload(self, collection: str, files: list[tuple[str, bytes]], progress: Callable[[float, str], None]) -> dict[str, Any]: ...
 
@@ -47,13 +59,22 @@ class InProcessBackend:
 
     name = "in-process"
     supports_adapter_switch = True
+    owner = ""  # the local user: the conversations of `assistant ui` and `assistant ask --conversation`
 
     def __init__(self, settings: Settings, *, generator=None, embedders=None):
         self.settings = settings
         self._embedders = embedders if embedders is not None else {}
         self._generator = generator
         self._assistants: dict[bool, Assistant] = {}
+        self._store: ConversationStore | None = None
         self._lock = threading.Lock()
+
+    @property
+    def store(self) -> ConversationStore:
+        with self._lock:
+            if self._store is None:
+                self._store = open_conversations(self.settings)
+            return self._store
 
     def assistant(self, adapter: bool = True) -> Assistant:
         with self._lock:
@@ -68,11 +89,35 @@ class InProcessBackend:
     def collections(self) -> list[str]:
         return [m.name for m in list_collections(self.settings.index_dir)]
 
-    def stream(self, question: str, collection: str, options: Options) -> Iterator[str | dict[str, Any]]:
+    def stream(
+        self, question: str, collection: str, options: Options, conversation_id: str | None = None
+    ) -> Iterator[str | dict[str, Any]]:
+        """The answer read with the conversation's earlier turns and kept as its next turn (a new conversation
+        when ``conversation_id`` is None)."""
         generation = compose.generation_options(self.settings, max_new_tokens=options.max_tokens, temperature=options.temperature)
         assistant = self.assistant(options.adapter)
-        for item in assistant.stream(question, collection, k=options.k, options=generation, dense_weight=options.dense_weight):
-            yield answer_view(item) if isinstance(item, Answer) else item
+        exchange = Exchange(self.store, self.owner, conversation_id, history_turns=self.settings.conversation.history_turns)
+
+        def answer(history):
+            return assistant.stream(
+                question, collection, k=options.k, options=generation, dense_weight=options.dense_weight, history=history
+            )
+
+        for item in exchange.run(answer):
+            yield {**answer_view(item), "conversation_id": exchange.conversation_id} if isinstance(item, Answer) else item
+
+    def conversations(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.store.list(self.owner)]
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        found = self.store.get(conversation_id, self.owner)
+        return {**found.to_dict(), "turns": [t.to_dict() for t in self.store.turns(conversation_id, self.owner)]}
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        self.store.rename(conversation_id, self.owner, title)
+
+    def delete(self, conversation_id: str) -> None:
+        self.store.delete(conversation_id, self.owner)
 
     def upload(self, collection: str, files: list[tuple[str, bytes]], progress: Callable[[float, str], None]) -> dict[str, Any]:
         """Store and ingest the files as the API does (assistant.uploads), one by one so the progress bar
@@ -116,10 +161,13 @@ class ApiBackend:
         self._check(response)
         return [c["name"] for c in response.json()]
 
-    def stream(self, question: str, collection: str, options: Options) -> Iterator[str | dict[str, Any]]:
+    def stream(
+        self, question: str, collection: str, options: Options, conversation_id: str | None = None
+    ) -> Iterator[str | dict[str, Any]]:
         body = {
             "question": question,
             "collection": collection,
+            "conversation_id": conversation_id,
             "k": options.k,
             "dense_weight": options.dense_weight,
             "temperature": options.temperature,
@@ -141,6 +189,22 @@ class ApiBackend:
                         yield data
                     elif event == "error":
                         raise UserError(f"the API failed mid-answer ({data.get('status')}): {data.get('detail')}")
+
+    def conversations(self) -> list[dict[str, Any]]:
+        response = self._client.get("/v1/conversations")
+        self._check(response)
+        return response.json()
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        response = self._client.get(f"/v1/conversations/{conversation_id}")
+        self._check(response)
+        return response.json()
+
+    def rename(self, conversation_id: str, title: str) -> None:
+        self._check(self._client.patch(f"/v1/conversations/{conversation_id}", json={"title": title}))
+
+    def delete(self, conversation_id: str) -> None:
+        self._check(self._client.delete(f"/v1/conversations/{conversation_id}"))
 
     def upload(self, collection: str, files: list[tuple[str, bytes]], progress: Callable[[float, str], None]) -> dict[str, Any]:
         progress(0.0, f"Uploading {len(files)} file(s)")
