@@ -16,7 +16,17 @@ from core.errors import UserError
 
 @click.command("eval")
 @click.option(
-    "--suite", default="all", show_default=True, type=click.Choice(["medical", "finance", "unanswerable", "uncovered", "guardrails", "all"])
+    "--suite",
+    default=None,
+    type=click.Choice(["medical", "finance", "unanswerable", "uncovered", "conversation", "guardrails", "all"]),
+    help="A shipped suite, or all of them (the default without --suite-file).",
+)
+@click.option(
+    "--suite-file",
+    "suite_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An eval file (JSONL, the shipped sets' format: questions or conversations) run as a suite named after the file; repeatable.",
 )
 @click.option(
     "--config",
@@ -53,14 +63,17 @@ from core.errors import UserError
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary, metrics and gate as JSON instead of tables.")
 @click.pass_obj
-def eval_cmd(settings: Settings, suite: str, config_file, compare_file, gate_file, limit, out: Path, data_dir, as_json: bool) -> None:
+def eval_cmd(
+    settings: Settings, suite: str | None, suite_files, config_file, compare_file, gate_file, limit, out: Path, data_dir, as_json: bool
+) -> None:
     """Offline evaluation: answer quality, retrieval, refusals, guardrails and latency, with an HTML report."""
     from eval.report import gate_text, summary_text
     from eval.runner import EVAL_DIR, evaluate
 
     report = evaluate(
         settings,
-        suite,
+        suite or (None if suite_files else "all"),
+        files=list(suite_files),
         config_file=config_file,
         compare_file=compare_file,
         gate_file=gate_file,

@@ -2,7 +2,8 @@
 
     python scripts/build_finqa_eval.py --shared ../shared/data --out /tmp/finqa-eval [--questions 60]
     ASSISTANT_INDEX_DIR=/tmp/finqa-index assistant ingest /tmp/finqa-eval/finqa-10k.jsonl --collection finqa-10k
-    ASSISTANT_INDEX_DIR=/tmp/finqa-index assistant eval --suite finance --data /tmp/finqa-eval --out /tmp/finqa-report
+    export ASSISTANT_GUARDRAILS__PACKS='{"finqa-10k": ["common", "finance"]}'  # the finance rails, as for `finance`
+    ASSISTANT_INDEX_DIR=/tmp/finqa-index assistant eval --suite-file /tmp/finqa-eval/finqa.jsonl --out /tmp/finqa-report
 
 financial-qa-10k has no declared licence (../shared/data/README.md): it may be used for evaluation but never
 copied into the repository, so this script writes the set and the corpus where it is told, and the shipped
@@ -12,8 +13,9 @@ passages (the item's ``filters``, as the finance suite asks each TAT-QA question
 retrieval still has to pick the right passage among that company's ~100. The questions are evenly spaced over
 the file (deterministic). Each item has the published answer as its reference; when that answer states one
 amount or percentage (a year is not one), the item also has its value and scale, so numeric match is scored.
-The items are written in the finance suite's format (``answer_type`` "sentence"), so `assistant eval --suite
-finance --data DIR` scores answer quality, citations, faithfulness, numeric match and numbers stated unshown.
+The items are written in the finance suite's format (``answer_type`` "sentence") to ``finqa.jsonl``, so
+`assistant eval --suite-file DIR/finqa.jsonl` scores answer quality, citations, faithfulness, numeric match and
+numbers stated unshown, as the suite "finqa".
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def build(shared: Path, out: Path, questions: int) -> dict:
         items.append(
             {
                 "id": f"finqa:{context_id}:{len(items):03d}",
-                "suite": "finance",
+                "suite": "finqa",
                 "collection": COLLECTION,
                 "question": row["question"],
                 "reference": row["answer"],
@@ -114,7 +116,7 @@ def build(shared: Path, out: Path, questions: int) -> dict:
     for item in items:
         for gold in item["gold"]:
             gold["document_id"] = ids[gold["metadata"]["beir_id"]]
-    with open(out / "finance.jsonl", "w", encoding="utf-8") as handle:
+    with open(out / "finqa.jsonl", "w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(i, ensure_ascii=False) + "\n" for i in items)
     return {"items": len(items), "numeric": sum(i["reference_value"] is not None for i in items), "contexts": len(corpus)}
 
