@@ -212,7 +212,7 @@ def _question_key(text: str) -> str:
 
 
 def medquad_chains(records: Sequence[Mapping[str, Any]], max_turns: int) -> list[Chain]:
-    """Chains from MedQuAD QA records ({file, focus, qid, qtype, question}, in file order; one chain per file).
+    """Chains from MedQuAD QA records ({file, source, focus, qid, qtype, question}, in file order; one chain per file).
 
     Relevant for a turn: every record asking the same question (same words, case and punctuation aside)."""
     by_question: dict[str, set[str]] = {}
@@ -220,7 +220,7 @@ def medquad_chains(records: Sequence[Mapping[str, Any]], max_turns: int) -> list
     for record in records:
         if not record.get("qid"):
             continue
-        by_question.setdefault(_question_key(record["question"]), set()).add(medquad_key(record["qid"]))
+        by_question.setdefault(_question_key(record["question"]), set()).add(medquad_key(record.get("source"), record["qid"]))
         by_file.setdefault(record["file"], []).append(record)
     chains = []
     for file, pairs in by_file.items():
@@ -230,7 +230,7 @@ def medquad_chains(records: Sequence[Mapping[str, Any]], max_turns: int) -> list
         first = next((p for p in pairs if p.get("qtype") == "information"), pairs[0])
         if not re.search(re.escape(focus), first["question"], re.I):
             continue
-        turns = [Turn(id=first["qid"], message=first["question"])]
+        turns = [Turn(id=medquad_key(first.get("source"), first["qid"]), message=first["question"])]
         for pair in pairs:
             if pair is first or len(turns) >= max_turns:
                 continue
@@ -239,19 +239,22 @@ def medquad_chains(records: Sequence[Mapping[str, Any]], max_turns: int) -> list
             if message is None:
                 continue
             relevant = {key: 1 for key in sorted(by_question[_question_key(pair["question"])])}
-            turns.append(Turn(id=pair["qid"], message=message, gold_question=pair["question"], relevant=relevant, kind=style))
+            turn_id = medquad_key(pair.get("source"), pair["qid"])
+            turns.append(Turn(id=turn_id, message=message, gold_question=pair["question"], relevant=relevant, kind=style))
         if len(turns) > 1:
             chains.append(Chain(id=file, turns=tuple(turns)))
     return chains
 
 
-def medquad_key(qid: str) -> str:
-    return f"qid:{qid}"
+def medquad_key(source: str | None, qid: str) -> str:
+    """A QA pair's id: its site and question id (the folders number their documents independently, so the
+    same qid occurs in GARD and GHR)."""
+    return f"{source or '?'}:{qid}"
 
 
 def medquad_doc_key(metadata: Mapping[str, Any]) -> str | None:
     qid = metadata.get("qid")
-    return medquad_key(str(qid)) if qid else None
+    return medquad_key(metadata.get("source_name"), str(qid)) if qid else None
 
 
 def medquad_files(folder: Path, n: int) -> list[Path]:
@@ -273,7 +276,14 @@ def read_medquad(files: Sequence[Path]) -> tuple[list[Path], list[dict[str, Any]
         for doc in docs:
             meta = doc.metadata
             records.append(
-                {"file": str(path), "focus": meta.get("focus"), "qid": meta.get("qid"), "qtype": meta.get("qtype"), "question": doc.title}
+                {
+                    "file": str(path),
+                    "source": meta.get("source_name"),
+                    "focus": meta.get("focus"),
+                    "qid": meta.get("qid"),
+                    "qtype": meta.get("qtype"),
+                    "question": doc.title,
+                }
             )
     return kept, records
 

@@ -47,7 +47,9 @@ ASPECT_WORDS = frozenset(
     # finance question shapes
     "change changes changed difference increase increased decrease decreased percentage percent proportion ratio "
     "average total sum value amount amounts number growth rate grew fell rise rose year years fiscal period "
-    "compared respective respectively "
+    "compare compared respective respectively cost costs price "
+    # verbs that tie an aspect to its subject ("the genetic changes related to it", "the research being done")
+    "related relate relates associated linked done doing involved available "
     # modifiers that narrow an aspect without naming a subject ("the usual dose", "the latest figure")
     "usual normal typical recommended safe maximum minimum daily main first next last latest current previous "
     "same right correct".split()
@@ -103,19 +105,16 @@ def focus(question: str) -> str:
     return question[run[0][0] : run[-1][1]].strip()
 
 
-def refers_back(message: str) -> bool:
-    return bool(_REFERRING.search(message)) or bool(_ELLIPTICAL.match(message))
-
-
 def names_own_subject(message: str, previous_focus: str) -> bool:
-    """The turn names a subject of its own (and refers back to nothing): searched as written."""
-    if refers_back(message):
+    """The turn names a subject of its own: a content word that is not an aspect, a year, part of a reference
+    back ("this condition") or of the previous subject. It is searched as written, pronouns and all: in "What
+    were the obligations that are due within a year?" the "that" joins a clause, and in "Can women play it?"
+    the turn's own words find its passages better than a guessed substitution. An elliptical turn ("What
+    about cataracts?") continues the previous question instead (``rules``)."""
+    if _ELLIPTICAL.match(message):
         return False
-    terms = [t for t in key_terms(message) if not t.year]
-    own = [t for t in terms if t.key not in ASPECT_WORDS]
     known = {t.key for t in key_terms(previous_focus)}
-    if any(t.name and t.key not in known for t in own):
-        return True  # a new name: "What about Tesla?" is handled above; "Is Tesla profitable?" is its own
+    own = [t for t in key_terms(_REFERRING.sub(" ", message)) if not t.year and t.key not in ASPECT_WORDS]
     return any(t.key not in known for t in own)
 
 
@@ -154,11 +153,9 @@ def _elliptical(message: str, previous: str, subject: str) -> str:
 
 def rules(message: str, history: Sequence[str]) -> str | None:
     """The standalone form of ``message`` after ``history`` (earlier standalone questions, oldest first), or
-    None when it already stands alone."""
-    previous = next((h for h in reversed(history) if h.strip()), "")
-    if not previous:
-        return None
-    subject = focus(previous)
+    None when it already stands alone (or nothing before named a subject)."""
+    # The conversation's subject is the last one a question named (a turn like "Who is at risk?" names none).
+    previous, subject = next(((h, focus(h)) for h in reversed(history) if focus(h)), ("", ""))
     if not subject or names_own_subject(message, subject):
         return None
     if subject.lower() in message.lower():
