@@ -401,7 +401,13 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
     # A qid is unique within its file only ("0000001-3" is in several folders).
     by_qid = {(str(path), str(doc.metadata.get("qid"))): (doc, path) for doc, path in medical_docs if doc.metadata.get("qid")}
     records = [
-        {"file": str(path), "focus": d.metadata.get("focus"), "qid": d.metadata.get("qid"), "qtype": d.metadata.get("qtype"), "question": d.title}
+        {
+            "file": str(path),
+            "focus": d.metadata.get("focus"),
+            "qid": d.metadata.get("qid"),
+            "qtype": d.metadata.get("qtype"),
+            "question": d.title,
+        }
         for d, path in medical_docs
     ]
     items = []
