@@ -4,6 +4,7 @@ adapter, streamed token by token; concurrent generations are batched (generator/
 from __future__ import annotations
 
 import logging
+import queue
 import weakref
 from pathlib import Path
 from typing import Literal
@@ -134,6 +135,10 @@ class LocalGenerator:
             self.engine.submit(request)
             try:
                 yield from stop_filtered(iter(streamer), options.stop, stream)
+            except queue.Empty:
+                # No token for longer than a whole generation may take (the model thread starved of CPU, or
+                # stuck): the answer ends with what was generated, as a timeout, instead of an exception.
+                stream.finish_reason = "timeout"
             finally:
                 if request.finish_reason is None:
                     stream.cancel_event.set()  # a stop string ended the text early, or the consumer left
