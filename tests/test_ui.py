@@ -242,7 +242,7 @@ def test_the_chat_as_a_client_of_a_running_api(app_env, monkeypatch):
     settings = Settings()  # the same environment the UI would use in-process
     app = create_app(
         settings.model_copy(update={"api_keys": __import__("pydantic").SecretStr("ui-client-key-0123456789")}),
-        generator=QueuedGenerator([METFORMIN]),
+        generator=QueuedGenerator([METFORMIN, "Common side effects are nausea and diarrhoea [1]."]),
         embedders={"hash:64": HashEmbedder(64)},
         warm_up=False,
     )
@@ -254,6 +254,12 @@ def test_the_chat_as_a_client_of_a_running_api(app_env, monkeypatch):
         ask(at, "What is metformin used for?")
         assert at.chat_message[1].markdown[0].value.startswith(METFORMIN)
         assert [e.label for e in at.expander] == ["[1] Metformin"]
+        # The follow-up goes to the same conversation on the server, which makes it standalone.
+        ask(at, "What are its side effects?")
+        assert any(c.value == "Searched for: What are metformin's side effects?" for c in at.chat_message[3].caption)
+        assert at.sidebar.selectbox[1].options == ["What is metformin used for? · docs"]
+        at.button(key="delete-conversation").click().run()  # DELETE /v1/conversations/{id}
+        assert not [s for s in at.sidebar.selectbox if s.label == "Open"]
         monkeypatch.setenv("ASSISTANT_UI__API_KEY", "wrong-key-0123456789")
         at = start()
         assert "the API answered 401" in at.sidebar.error[0].value
