@@ -90,6 +90,9 @@ def unsupported_sentences(text: str, context: Mapping[str, Any]) -> list[Span]:
 
 
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
+# A scale word after an amount: "$5.1 billion", "5,067 million", "12k".
+_SCALE = re.compile(r"\s*(thousand|million|billion|trillion|bn|mn|k)\b", re.I)
+_FACTORS = {"thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12}
 
 
 def _canonical(number: str) -> str:
@@ -97,16 +100,38 @@ def _canonical(number: str) -> str:
     return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
+def _amount(text: str, match: re.Match) -> tuple[float, float] | None:
+    """The amount a number with a scale word states, in units, and half its last written place ("$5.1
+    billion" is 5.1e9 +- 0.05e9); None without a scale word."""
+    scale = _SCALE.match(text, match.end())
+    if scale is None or match.group(0).endswith("%"):
+        return None
+    digits = match.group(0).strip("+-$").replace(",", "")
+    places = len(digits.split(".")[1]) if "." in digits else 0
+    factor = _FACTORS[scale.group(1).lower()]
+    return float(digits) * factor, 0.5 * 10**-places * factor
+
+
 def _unknown_numbers(text: str, passages: Sequence[str]) -> list[Span]:
-    """Numbers in ``text`` that none of ``passages`` states; citation markers and list numbering are not numbers."""
-    known = {_canonical(m.group(0)) for m in _NUMBER.finditer(" ".join(passages))}
+    """Numbers in ``text`` that none of ``passages`` states; citation markers and list numbering ("1)") are not
+    numbers. An amount with a scale word may round one the passages state ("$5.1 billion" for "$5,067
+    million"): rounding a shown figure is not arithmetic."""
+    joined = " ".join(passages)
+    known = {_canonical(m.group(0)) for m in _NUMBER.finditer(joined)}
+    amounts = [a for m in _NUMBER.finditer(joined) if (a := _amount(joined, m)) is not None]
     spans = []
     for match in _NUMBER.finditer(text):
         before = text[: match.start()]
         if before.endswith("[") or before.endswith(", ") and re.search(r"\[[\d,\s]*$", before):
             continue  # inside a citation marker
-        if _canonical(match.group(0)) not in known:
-            spans.append(match.span())
+        if text[match.end() : match.end() + 1] == ")" and match.group(0).isdigit() and "(" not in before[-2:]:
+            continue  # an item of a numbered list: "1) Full-Service Bookkeeping"
+        if _canonical(match.group(0)) in known:
+            continue
+        stated = _amount(text, match)
+        if stated is not None and any(abs(stated[0] - value) <= stated[1] for value, _ in amounts):
+            continue
+        spans.append(match.span())
     return spans
 
 

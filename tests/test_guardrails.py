@@ -1113,6 +1113,19 @@ def test_a_number_must_be_in_the_passage_the_sentence_cites():
     assert kept.text.startswith("Operating costs were $620 million [2].")
 
 
+def test_a_shown_amount_rounded_or_a_list_number_is_not_mental_arithmetic():
+    from guardrails.output_checks import unshown_numbers
+
+    passages = {"passages": ["Net income was $5,067 million for 2023.", "The pipeline spans 118 countries."]}
+    # Found on financial-qa-10k answers: a figure restated at another scale and a numbered list were removed.
+    assert unshown_numbers("Net income totaled $5.1 billion in 2023 [1].", passages) == []
+    assert unshown_numbers("The functions are: 1) bookkeeping and 2) payroll [1].", passages) == []
+    # A different amount, or a different count, is still stated without being shown.
+    assert unshown_numbers("Net income totaled $5.2 billion in 2023 [1].", passages)
+    assert unshown_numbers("The pipeline spans 126 countries [2].", passages)
+    assert unshown_numbers("The loss was (5) million [1].", passages)
+
+
 def test_computed_sentences_and_numbers_pass_the_rails():
     checker = Guard.from_packs(["common", "finance"])
     computed = (
