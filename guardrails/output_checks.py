@@ -92,6 +92,7 @@ def unsupported_sentences(text: str, context: Mapping[str, Any]) -> list[Span]:
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
 # A scale word after an amount: "$5.1 billion", "5,067 million", "12k".
 _SCALE = re.compile(r"\s*(thousand|million|billion|trillion|bn|mn|k)\b", re.I)
+_LIST_LEAD = re.compile(r"(?:^|[:;,\n]|\band|\bor)\s*$", re.I)  # what comes before an item number: "are: 1)", "and 2)"
 _FACTORS = {"thousand": 1e3, "k": 1e3, "million": 1e6, "mn": 1e6, "billion": 1e9, "bn": 1e9, "trillion": 1e12}
 
 
@@ -124,8 +125,13 @@ def _unknown_numbers(text: str, passages: Sequence[str]) -> list[Span]:
         before = text[: match.start()]
         if before.endswith("[") or before.endswith(", ") and re.search(r"\[[\d,\s]*$", before):
             continue  # inside a citation marker
-        if text[match.end() : match.end() + 1] == ")" and match.group(0).isdigit() and "(" not in before[-2:]:
-            continue  # an item of a numbered list: "1) Full-Service Bookkeeping"
+        if (
+            text[match.end() : match.end() + 1] == ")"
+            and _LIST_LEAD.search(before)
+            and match.group(0).isdigit()
+            and len(match.group(0)) <= 2
+        ):
+            continue  # an item of a numbered list: "are: 1) Full-Service Bookkeeping and 2) ..."
         if _canonical(match.group(0)) in known:
             continue
         stated = _amount(text, match)

@@ -1124,6 +1124,7 @@ def test_a_shown_amount_rounded_or_a_list_number_is_not_mental_arithmetic():
     assert unshown_numbers("Net income totaled $5.2 billion in 2023 [1].", passages)
     assert unshown_numbers("The pipeline spans 126 countries [2].", passages)
     assert unshown_numbers("The loss was (5) million [1].", passages)
+    assert unshown_numbers("It was audited by the firm (PCAOB ID 238) [1].", passages)  # a parenthesis is no list
 
 
 def test_computed_sentences_and_numbers_pass_the_rails():
