@@ -80,14 +80,15 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
             ]
             for s in answer_suites
         ]
-        rows.append(
-            [
-                "all answer suites",
-                _fmt(summary.get("refusal.accuracy")),
-                _fmt(summary.get("refusal.refusal_rate")),
-                _fmt(summary.get("refusal.false_refusal_rate")),
-            ]
-        )
+        if "refusal.accuracy" in summary:  # over single questions (a conversation's turns are not in it)
+            rows.append(
+                [
+                    "all answer suites",
+                    _fmt(summary.get("refusal.accuracy")),
+                    _fmt(summary.get("refusal.refusal_rate")),
+                    _fmt(summary.get("refusal.false_refusal_rate")),
+                ]
+            )
         out.append(("Refusals", ["suite", "accuracy", "refusal rate (unanswerable)", "false refusals (answerable)"], rows))
         rows = []
         for s in [s for s in answer_suites if "follow_up" in metrics[s]]:
@@ -139,6 +140,7 @@ def tables(report: Mapping[str, Any], which: str = "main") -> list[tuple[str, li
                 _seconds(v["total_ms"]["p95"]),
             ]
             for name, v in latency.items()
+            if v["n"]  # "overall" is over single questions: none when only conversations ran
         ]
         out.append(("Latency", ["suite", "answers", "TTFT p50", "TTFT p95", "total p50", "total p95"], rows))
     return out
