@@ -395,14 +395,13 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
     "And the symptoms?"), as bench/conversations.py builds its MedQuAD chains. Each turn's gold is its own QA
     pair; its gold standalone question is the original MedQuAD question. Conversations holding a question the
     adapter was trained on are left out."""
-    from bench.conversations import medquad_chains
+    from bench.conversations import medquad_chains, medquad_key
 
     root = REPO_ROOT / COLLECTIONS["medical"][0]
-    # A qid is unique within its file only ("0000001-3" is in several folders).
-    by_qid = {(str(path), str(doc.metadata.get("qid"))): (doc, path) for doc, path in medical_docs if doc.metadata.get("qid")}
     records = [
         {
             "file": str(path),
+            "source": d.metadata.get("source_name"),
             "focus": d.metadata.get("focus"),
             "qid": d.metadata.get("qid"),
             "qtype": d.metadata.get("qtype"),
@@ -410,19 +409,22 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
         }
         for d, path in medical_docs
     ]
+    # A turn's id is the benchmark's key for its QA pair (site and qid: a qid alone repeats across folders).
+    by_qid = {(r["file"], medquad_key(r["source"], str(r["qid"]))): pair for r, pair in zip(records, medical_docs) if r["qid"]}
     items = []
     for chain in medquad_chains(records, CONVERSATION_TURNS):
         turns = []
         for turn in chain.turns:
             doc, path = by_qid[(chain.id, turn.id)]
+            qid = str(doc.metadata["qid"])
             reference = " ".join(s for s in sentences(clip(doc.text, REFERENCE_WORDS)) if not s.endswith("?"))
-            if f"medquad:{path.parent.name}/{turn.id}" in banned_ids or norm_question(doc.title) in banned_questions or not reference:
+            if f"medquad:{path.parent.name}/{qid}" in banned_ids or norm_question(doc.title) in banned_questions or not reference:
                 break
             gold = {
-                "key": f"medquad:{path.parent.name}/{turn.id}",
+                "key": f"medquad:{path.parent.name}/{qid}",
                 "document_id": doc.id,
                 "source_suffix": path.relative_to(root).as_posix(),
-                "metadata": {"qid": turn.id},
+                "metadata": {"qid": qid},
                 "title": doc.title,
             }
             turns.append({"question": turn.message, "standalone": doc.title, "reference": reference, "gold": [gold]})
