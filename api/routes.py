@@ -117,13 +117,7 @@ async def conversations(request: Request, principal: Authed) -> list[dict[str, A
     summary="One of your conversations, with its turns",
 )
 async def conversation(request: Request, principal: Authed, conversation_id: ConversationId) -> dict[str, Any]:
-    store = service_of(request).conversations
-
-    def read() -> dict[str, Any]:
-        found = store.get(conversation_id, principal.id)
-        return {**found.to_dict(), "turns": [t.to_dict() for t in store.turns(conversation_id, principal.id)]}
-
-    return await run_in_threadpool(read)
+    return await run_in_threadpool(service_of(request).conversations.detail, conversation_id, principal.id)
 
 
 @router.patch(

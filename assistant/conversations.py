@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,14 +81,7 @@ class Conversation:
 
     def to_dict(self) -> dict[str, Any]:
         """The API's and ``--json``'s shape (api/schemas.py: Conversation); the owner is the caller."""
-        return {
-            "id": self.id,
-            "title": self.title,
-            "collection": self.collection,
-            "created": self.created,
-            "updated": self.updated,
-            "turn_count": self.turn_count,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "owner"}
 
 
 @dataclass(frozen=True)
@@ -112,17 +105,7 @@ class TurnRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The API's shape (api/schemas.py: ConversationTurn)."""
-        return {
-            "number": self.number,
-            "message": self.message,
-            "standalone": self.standalone,
-            "answer": self.answer,
-            "collection": self.collection,
-            "collection_version": self.collection_version,
-            "citations": list(self.citations),
-            "note": self.note,
-            "created": self.created,
-        }
+        return {**asdict(self), "citations": list(self.citations)}
 
 
 def conversation_path(settings: Settings) -> Path:
@@ -365,6 +348,10 @@ class ConversationStore:
             (conversation_id,),
         )
         return [_record(row) for row in rows]
+
+    def detail(self, conversation_id: str, owner: str) -> dict[str, Any]:
+        """A conversation with every turn, in the API's shape (api/schemas.py: ConversationDetail)."""
+        return {**self.get(conversation_id, owner).to_dict(), "turns": [t.to_dict() for t in self.turns(conversation_id, owner)]}
 
     def history(self, conversation_id: str, owner: str, max_turns: int) -> builtins.list[Turn]:
         """The last ``max_turns`` turns, oldest first: what a new question is read with."""

@@ -396,6 +396,7 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
     pair; its gold standalone question is the original MedQuAD question. Conversations holding a question the
     adapter was trained on are left out."""
     from bench.conversations import medquad_chains, medquad_key
+    from bench.retrieval import evenly_spaced
 
     root = REPO_ROOT / COLLECTIONS["medical"][0]
     records = [
@@ -442,10 +443,9 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
                 "entity": focus.lower(),
             }
         )
-    # Spread over the folders (sorted ids are grouped by folder): every CONVERSATIONS-th of them.
+    # Spread over the folders (sorted ids are grouped by folder).
     items.sort(key=lambda i: i["id"])
-    step = max(1, len(items) / CONVERSATIONS)
-    return [items[int(n * step)] for n in range(min(CONVERSATIONS, len(items)))]
+    return evenly_spaced(items, CONVERSATIONS)
 
 
 # --- finance ------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.retrieval import evenly_spaced  # noqa: E402
 from eval.metrics import numbers_in_text  # noqa: E402
 from scripts.build_eval_sets import stored_documents  # noqa: E402
 
@@ -59,13 +60,6 @@ def read_rows(path: Path) -> list[dict]:
     with open(path, encoding="utf-8", newline="") as handle:
         rows = [{k: (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)]
     return [r for r in rows if r.get("question") and r.get("answer") and r.get("context")]
-
-
-def evenly_spaced(rows: list[dict], n: int) -> list[dict]:
-    if n >= len(rows):
-        return rows
-    step = len(rows) / n
-    return [rows[int(i * step)] for i in range(n)]
 
 
 def build(shared: Path, out: Path, questions: int) -> dict:

@@ -110,8 +110,7 @@ class InProcessBackend:
         return [c.to_dict() for c in self.store.list(self.owner)]
 
     def conversation(self, conversation_id: str) -> dict[str, Any]:
-        found = self.store.get(conversation_id, self.owner)
-        return {**found.to_dict(), "turns": [t.to_dict() for t in self.store.turns(conversation_id, self.owner)]}
+        return self.store.detail(conversation_id, self.owner)
 
     def rename(self, conversation_id: str, title: str) -> None:
         self.store.rename(conversation_id, self.owner, title)
