@@ -50,7 +50,7 @@ def _is_numeric(question: dict) -> bool:
     return question["answer_type"] in NUMERIC_TYPES or bool(_ONE_NUMBER.match(str(_reference(question)).strip()))
 
 
-def measure(reports: list[dict]) -> dict[str, Any]:
+def measure(reports: list[dict], write: Any = None, planner: bool = True) -> dict[str, Any]:
     counts: dict[str, dict[str, int]] = {}
     times: list[float] = []
     for report in reports:
@@ -64,7 +64,7 @@ def measure(reports: list[dict]) -> dict[str, Any]:
             row = counts.setdefault(kind, {"questions": 0, "computed": 0, "right": 0, "failed": 0})
             row["questions"] += 1
             started = time.perf_counter()
-            done = compute(question["question"], sources)
+            done = compute(question["question"], sources, write, planner=planner)
             times.append((time.perf_counter() - started) * 1000)
             if done is None:
                 continue
@@ -80,30 +80,70 @@ def measure(reports: list[dict]) -> dict[str, Any]:
     return {"by_type": counts, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times)}
 
 
+class program_writer:  # noqa: N801 (used as a function)
+    """The task adapter on the embedded base as compute()'s ``write``: greedy, 64 tokens, each reply cached
+    (the planner-then-adapter run asks the same questions again) and timed."""
+
+    def __init__(self, adapter: Path):
+        from assistant import compose
+        from core.config import Settings
+        from generator.base import GenerationOptions
+
+        compose.quiet_model_loading()
+        self.generator = compose.generator(Settings(generator={"adapter": str(adapter)}))
+        self.options = GenerationOptions(max_new_tokens=64, temperature=0.0)
+        self.replies: dict[str, str] = {}
+        self.ms: list[float] = []
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        key = json.dumps(messages)
+        if key not in self.replies:
+            started = time.perf_counter()
+            self.replies[key] = self.generator.generate(messages, self.options)
+            self.ms.append((time.perf_counter() - started) * 1000)
+        return self.replies[key]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--adapter",
+        type=Path,
+        metavar="DIR",
+        help="also measure programs written by this task adapter (assistant finetune --tasks) on the held-out reports, "
+        "alone and after the planner",
+    )
     args = parser.parse_args()
     reports = json.loads((args.data / "tatqa" / "tatqa_dataset_dev.json").read_text(encoding="utf-8"))
     cut = int(len(reports) * TATQA_TRAIN_SHARE)
-    results = {"rules written on (first 80 %)": measure(reports[:cut]), "held out (last 20 %)": measure(reports[cut:])}
+    held_out = "held out (last 20 %)"
+    results = {("rules written on (first 80 %)", "planner"): measure(reports[:cut]), (held_out, "planner"): measure(reports[cut:])}
+    if args.adapter:
+        write = program_writer(args.adapter)
+        results[(held_out, "adapter")] = measure(reports[cut:], write, planner=False)
+        results[(held_out, "planner, then adapter")] = measure(reports[cut:], write)  # replies cached: no second generation
+        print(
+            f"adapter: {len(write.replies)} programs asked, p50 {percentile(write.ms, 50):.0f} ms, p95 {percentile(write.ms, 95):.0f} ms each"
+        )
     rows = []
-    for split, result in results.items():
+    for (split, who), result in results.items():
         for kind, c in sorted(result["by_type"].items()):
             n = c["questions"]
             right = fmt(c["right"] / n, 3) if kind in SCORED else "-"
             of_computed = fmt(c["right"] / c["computed"], 3) if c["computed"] and kind in SCORED else "-"
-            rows.append([split, kind, n, fmt(c["computed"] / n, 3), right, of_computed, c["failed"]])
+            rows.append([split, who, kind, n, fmt(c["computed"] / n, 3), right, of_computed, c["failed"]])
     print(
         markdown_table(
-            ["reports", "answer type", "questions", "computed", "right (of all)", "right (of computed)", "failed in words"], rows
+            ["reports", "program by", "answer type", "questions", "computed", "right (of all)", "right (of computed)", "failed in words"],
+            rows,
         )
     )
-    held = results["held out (last 20 %)"]
+    held = results[(held_out, "planner")]
     print(f"\ncompute() per question (plan + evaluate + text): p50 {held['p50_ms']:.2f} ms, p95 {held['p95_ms']:.2f} ms over {held['n']}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({f"{split}, {who}": r for (split, who), r in results.items()}, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

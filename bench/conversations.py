@@ -13,7 +13,9 @@ strategy and only feeds the history. Strategies, one row each:
   searches with ``fused_search`` (the rules' question fused with the previous standalone question).
   ``generator`` asks the configured generator (``Settings().generator``: the embedded model unless
   ASSISTANT_GENERATOR__BACKEND=openai) and is only run when named in --strategies: the embedded 135M model
-  takes minutes per rewrite on a 2-core CPU;
+  takes minutes per rewrite on a 2-core CPU; ``adapter`` asks the embedded model with the task adapter
+  (--tasks-adapter DIR, ``assistant finetune --tasks``) without the prompt's examples, as it was trained;
+  it trained on MTRAG's clapnq rewrites, so compare it with --mtrag-domains govt cloud;
 - ``gold``: what a perfect rewrite would search (per set, below).
 
 Sets (one table each; Recall@5 and nDCG@10 over documents via eval.metrics.retrieval_metrics (ranx), a
@@ -51,14 +53,12 @@ and never below last-turn; the standalone step p50 <= 300 ms on 2 cores (0 when 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +75,26 @@ from bench.retrieval import (  # noqa: E402
     Skip,
     beir_doc_key,
     build_collection,
-    evenly_spaced,
     load_embedder,
     open_collection,
     tatqa_doc_key,
 )
 from bench.tables import fmt, markdown_table, percentile  # noqa: E402
+from training.chains import (  # noqa: E402
+    Chain,
+    Turn,
+    evenly_spaced,
+    medquad_chains,
+    medquad_doc_key,
+    medquad_files,
+    read_medquad,
+    split_user_turns,
+    user_text,
+)
 
-STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "generator", "gold")
+STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "generator", "adapter", "gold")
 DEFAULT_STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "gold")
-STANDALONE = ("rules", "fusion", "generator")  # the strategies the target is about
+STANDALONE = ("rules", "fusion", "generator", "adapter")  # the strategies the target is about
 SETS = ("medquad", "tatqa", "mtrag")
 SET_TITLES = {"medquad": "MedQuAD chains", "tatqa": "TAT-QA follow-ups", "mtrag": "MTRAG"}
 MTRAG_DOMAINS = ("govt", "clapnq", "cloud")
@@ -94,33 +104,6 @@ RECALL_K = 5
 REWRITE_TOKENS = 48  # as assistant/pipeline.py asks the generator strategy's model
 
 # ---------------------------------------------------------------------------------------------- chains
-
-
-@dataclass(frozen=True)
-class Turn:
-    id: str  # unique within the set: the query id of the run
-    message: str  # what the user wrote
-    gold_question: str = ""  # the gold row's search ("" on turns that are not scored)
-    gold_filters: Mapping[str, Any] | None = None  # the gold row's filters (TAT-QA: its own report)
-    relevant: Mapping[str, int] = field(default_factory=dict)  # document keys -> relevance
-    kind: str = ""  # a label for breakdowns: the MedQuAD follow-up style, the MTRAG domain
-
-    @property
-    def scored(self) -> bool:
-        return bool(self.relevant)
-
-
-@dataclass(frozen=True)
-class Chain:
-    id: str
-    turns: tuple[Turn, ...]
-
-    def scored_turns(self) -> list[Turn]:
-        return [t for t in self.turns[1:] if t.scored]
-
-
-def _stable(text: str) -> int:
-    return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:8], 16)
 
 
 def select_chains(chains: Sequence[Chain], limit: int) -> list[Chain]:
@@ -147,145 +130,6 @@ def select_chains(chains: Sequence[Chain], limit: int) -> list[Chain]:
 
 
 # --- MedQuAD
-
-
-# Singular foci that end in "s": "-sis", "-itis", "-ss", "-us", and diseases named in a plural form.
-_SINGULAR_S = re.compile(
-    r"(?:ss|is|us)$|^(?:measles|mumps|rickets|shingles|herpes|diabetes|rabies|scabies|aids|news|series|species)$", re.I
-)
-STYLES = ("pronoun", "noun", "ellipsis")
-# The elliptical follow-up for each MedQuAD question type (qtype): no subject at all.
-ELLIPSIS = {
-    "information": "And what is that?",
-    "symptoms": "And the symptoms?",
-    "treatment": "What about the treatments?",
-    "exams and tests": "What about diagnosis?",
-    "outlook": "And the outlook?",
-    "susceptibility": "Who is at risk?",
-    "stages": "What about the stages?",
-    "genetic changes": "And the genetic changes?",
-    "research": "What about research and clinical trials?",
-    "prevention": "And prevention?",
-    "causes": "What about the causes?",
-    "inheritance": "And is that inherited?",
-    "frequency": "And how many people are affected?",
-    "considerations": "And what to do about that?",
-    "complications": "What about complications?",
-    "support groups": "Where to find support?",
-}
-
-
-def is_plural(focus: str) -> bool:
-    """Whether people would write "they" for the focus: its last word is a plural ("Kidney Stones",
-    "Food Allergies"), not a singular ending in s ("Diabetes", "Arthritis", "Measles") or an acronym."""
-    words = re.findall(r"[A-Za-z]+", focus)
-    if not words:
-        return False
-    last = words[-1]
-    if len(last) <= 2 or last.isupper() or not last.lower().endswith("s"):
-        return False
-    return not _SINGULAR_S.search(last)
-
-
-def follow_up(question: str, focus: str, qtype: str | None, style: str) -> str | None:
-    """The question as a follow-up that does not name its focus (None when the focus is not written in it)."""
-    if style == "ellipsis" and qtype in ELLIPSIS:
-        return ELLIPSIS[qtype]
-    plural = is_plural(focus)
-    if style == "noun":
-        reference = "these conditions" if plural else "this condition"
-    else:
-        reference = "they" if plural else "it"
-    pattern = re.compile(r"(?<![A-Za-z0-9])" + re.escape(focus.strip()) + r"(?![A-Za-z0-9])", re.I)
-    if not focus.strip() or not pattern.search(question):
-        return None
-    text = pattern.sub(reference, question, count=1)
-    text = re.sub(r"\s*\?(?:\s*\?)*\s*$", "?", " ".join(text.split()))  # "X? ?" and "X ?" -> "X?"
-    text = re.sub(r"^What is \(are\) ", "What are " if plural else "What is ", text)
-    if plural:
-        text = re.sub(r"^Is (they|these conditions)\b", r"Are \1", text)
-    return text[:1].upper() + text[1:]
-
-
-def _question_key(text: str) -> str:
-    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
-
-
-def medquad_chains(records: Sequence[Mapping[str, Any]], max_turns: int) -> list[Chain]:
-    """Chains from MedQuAD QA records ({file, source, focus, qid, qtype, question}, in file order; one chain per file).
-
-    Relevant for a turn: every record asking the same question (same words, case and punctuation aside)."""
-    by_question: dict[str, set[str]] = {}
-    by_file: dict[str, list[Mapping[str, Any]]] = {}
-    for record in records:
-        if not record.get("qid"):
-            continue
-        by_question.setdefault(_question_key(record["question"]), set()).add(medquad_key(record.get("source"), record["qid"]))
-        by_file.setdefault(record["file"], []).append(record)
-    chains = []
-    for file, pairs in by_file.items():
-        focus = (pairs[0].get("focus") or "").strip()
-        if not focus:
-            continue
-        first = next((p for p in pairs if p.get("qtype") == "information"), pairs[0])
-        if not re.search(re.escape(focus), first["question"], re.I):
-            continue
-        turns = [Turn(id=medquad_key(first.get("source"), first["qid"]), message=first["question"])]
-        for pair in pairs:
-            if pair is first or len(turns) >= max_turns:
-                continue
-            style = STYLES[_stable(pair["qid"]) % len(STYLES)]
-            message = follow_up(pair["question"], focus, pair.get("qtype"), style)
-            if message is None:
-                continue
-            relevant = {key: 1 for key in sorted(by_question[_question_key(pair["question"])])}
-            turn_id = medquad_key(pair.get("source"), pair["qid"])
-            turns.append(Turn(id=turn_id, message=message, gold_question=pair["question"], relevant=relevant, kind=style))
-        if len(turns) > 1:
-            chains.append(Chain(id=file, turns=tuple(turns)))
-    return chains
-
-
-def medquad_key(source: str | None, qid: str) -> str:
-    """A QA pair's id: its site and question id (the folders number their documents independently, so the
-    same qid occurs in GARD and GHR)."""
-    return f"{source or '?'}:{qid}"
-
-
-def medquad_doc_key(metadata: Mapping[str, Any]) -> str | None:
-    qid = metadata.get("qid")
-    return medquad_key(metadata.get("source_name"), str(qid)) if qid else None
-
-
-def medquad_files(folder: Path, n: int) -> list[Path]:
-    return evenly_spaced(sorted(folder.glob("*/*.xml")), n)
-
-
-def read_medquad(files: Sequence[Path]) -> tuple[list[Path], list[dict[str, Any]]]:
-    """The files the ingest loader accepts (some MedQuAD files have no answered pair) and their QA records."""
-    from core.errors import LoadError
-    from ingest.loaders import load_file
-
-    kept, records = [], []
-    for path in files:
-        try:
-            docs = load_file(path)
-        except LoadError:
-            continue
-        kept.append(path)
-        for doc in docs:
-            meta = doc.metadata
-            records.append(
-                {
-                    "file": str(path),
-                    "source": meta.get("source_name"),
-                    "focus": meta.get("focus"),
-                    "qid": meta.get("qid"),
-                    "qtype": meta.get("qtype"),
-                    "question": doc.title,
-                }
-            )
-    return kept, records
 
 
 # --- TAT-QA
@@ -326,16 +170,6 @@ def tatqa_chains(reports: Sequence[Mapping[str, Any]], max_turns: int) -> list[C
 
 
 # --- MTRAG
-
-
-def _user_text(text: str) -> str:
-    return re.sub(r"^\|user\|:\s?", "", text.strip()).strip()
-
-
-def split_user_turns(conversation: str) -> list[str]:
-    """The user messages of MTRAG's ``|user|: ...`` lines (a message may span lines)."""
-    parts = re.split(r"(?:^|\n)\|user\|:[ \t]?", conversation)
-    return [p.strip() for p in parts[1:]]
 
 
 def mtrag_chains(
@@ -441,8 +275,9 @@ def run_strategy(
             elif strategy == "gold":
                 question, filters, ms = turn.gold_question or turn.message, turn.gold_filters, None
             else:
-                extra = {"rewrite": rewrite} if strategy == "generator" else {}
-                standalone = followup.contextualize(turn.message, list(history), strategy=strategy, **extra)
+                extra = {"rewrite": rewrite, "shots": strategy == "generator"} if strategy in ("generator", "adapter") else {}
+                how = "generator" if strategy == "adapter" else strategy  # the task adapter is a generator without examples
+                standalone = followup.contextualize(turn.message, list(history), strategy=how, **extra)
                 question, rewritten, ms = standalone.question, standalone.rewritten, standalone.ms
             history.append(question)
             if not scored:
@@ -563,12 +398,12 @@ def mtrag_set(args, settings, embedder) -> BenchSet:
     passages = {str(r["_id"]) for r in read_jsonl(passages_file)}
     chains: list[Chain] = []
     counts = {}
-    for domain in MTRAG_DOMAINS:
+    for domain in args.mtrag_domains:
         base = folder / "retrieval" / domain
         questions = Path(f"{base}_questions.jsonl")
         if not questions.is_file():
             continue
-        rewrites = {str(r["_id"]): _user_text(r["text"]) for r in read_jsonl(Path(f"{base}_rewrite.jsonl"))}
+        rewrites = {str(r["_id"]): user_text(r["text"]) for r in read_jsonl(Path(f"{base}_rewrite.jsonl"))}
         domain_chains, counts[domain] = mtrag_chains(
             domain, read_jsonl(questions), rewrites, read_qrels(Path(f"{base}_qrels.tsv")), passages
         )
@@ -589,13 +424,14 @@ def mtrag_set(args, settings, embedder) -> BenchSet:
 SET_BUILDERS = {"medquad": medquad_set, "tatqa": tatqa_set, "mtrag": mtrag_set}
 
 
-def evaluate_set(bench: BenchSet, strategies: Sequence[str], args, settings, embedder, followup, rewrite) -> dict[str, Any]:
+def evaluate_set(bench: BenchSet, strategies: Sequence[str], args, settings, embedder, followup, rewriters) -> dict[str, Any]:
     from assistant import compose
 
     results: dict[str, Any] = {}
     with open_collection(bench.collection, settings) as collection:
         retriever = compose.retriever(settings, collection, embedder)
         for strategy in strategies:
+            rewrite = rewriters.get(strategy)
             outcomes = run_strategy(strategy, bench.chains, retriever, bench.key, args.chunks, followup=followup, rewrite=rewrite)
             results[strategy] = summarise(outcomes, bench.chains)
     return results
@@ -692,7 +528,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--medical-files", type=int, default=400, help="MedQuAD XML files ingested, evenly spaced (default 400)")
     parser.add_argument("--chunks", type=int, default=30, help="chunks retrieved per search, grouped into documents (default 30)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results (per turn included) to FILE")
+    parser.add_argument(
+        "--tasks-adapter", type=Path, metavar="DIR", help="the adapter strategy's task adapter (assistant finetune --tasks)"
+    )
+    parser.add_argument(
+        "--mtrag-domains", nargs="+", choices=MTRAG_DOMAINS, default=list(MTRAG_DOMAINS), help="MTRAG domains scored (default all)"
+    )
     args = parser.parse_args(argv)
+    if "adapter" in args.strategies and not args.tasks_adapter:
+        parser.error("the adapter strategy needs --tasks-adapter DIR")
     if args.turns < 2 or args.chunks < 10 or args.medical_files < 1:
         parser.error("--turns must be at least 2, --chunks at least 10 and --medical-files at least 1")
     args.strategies = [s for s in STRATEGIES if s in args.strategies]
@@ -720,9 +564,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         strategies = [s for s in strategies if s not in STANDALONE]
         if missing:
             print(f"skipped {', '.join(missing)}: retriever/followup.py (contextualize, fused_search) is not there yet", file=sys.stderr)
-    rewrite = None
+    rewriters = {}
     if "generator" in strategies:
-        rewrite = make_rewriter(settings)
+        rewriters["generator"] = make_rewriter(settings)
+    if "adapter" in strategies:
+        rewriters["adapter"] = make_rewriter(Settings(generator={**settings.generator.model_dump(), "adapter": str(args.tasks_adapter)}))
     print("# Follow-up questions: standalone before retrieval (bench/conversations.py)\n")
     print(
         f"Follow-up turns only (turn 2 on); Recall@{RECALL_K} and nDCG@10 over documents from the top {args.chunks} chunks; "
@@ -744,7 +590,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except Skip as exc:
             print(f"\n## {SET_TITLES[name]}\n\nskipped: {exc}")
             continue
-        results = evaluate_set(bench, strategies, args, settings, embedder, followup, rewrite)
+        results = evaluate_set(bench, strategies, args, settings, embedder, followup, rewriters)
         print_set(name, bench.notes, results)
         out["sets"][name] = {
             "notes": bench.notes,

@@ -41,12 +41,14 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from training.chains import evenly_spaced  # noqa: E402,F401  (re-exported: the benches and eval-set builders use it)
 
 MODES = ("bm25", "dense", "hybrid")
 DEFAULT_INDEX_DIR = Path("/tmp/assistant-bench-indexes")
@@ -62,7 +64,6 @@ SWEEP_FUSIONS = ("rrf", "weighted")
 SWEEP_WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
 WARMUP_QUERIES = 10
 
-T = TypeVar("T")
 DocKey = Callable[[dict], "str | None"]  # a hit's metadata -> the evaluation id of its document
 
 
@@ -75,13 +76,6 @@ class Mistake(Exception):
 
 
 # ---------------------------------------------------------------------------------------------- data sets
-
-
-def evenly_spaced(items: Sequence[T], n: int) -> list[T]:
-    """n items spread evenly over the sequence (all of them when n <= 0 or n >= len)."""
-    if n <= 0 or n >= len(items):
-        return list(items)
-    return [items[i * len(items) // n] for i in range(n)]
 
 
 def read_qrels(path: Path) -> dict[str, dict[str, int]]:

@@ -32,6 +32,16 @@ LORA = LoraOptions()  # the fine-tuning defaults shown by `assistant finetune --
     is_flag=True,
     help="One TAT-QA question in eight is shown a neighbouring report that lacks what it asks and must refuse (the shipped adapter: without).",
 )
+@click.option(
+    "--tasks",
+    is_flag=True,
+    help="Train the task adapter instead: programs over table cells (TAT-QA) and standalone follow-ups (MedQuAD chains, MTRAG); training/tasks.py.",
+)
+@click.option("--programs", default=300, show_default=True, type=click.IntRange(0), help="With --tasks: TAT-QA questions with a program.")
+@click.option("--nones", default=100, show_default=True, type=click.IntRange(0), help="With --tasks: TAT-QA span questions answered NONE.")
+@click.option(
+    "--rewrites", default=200, show_default=True, type=click.IntRange(0), help="With --tasks: MedQuAD follow-ups to rewrite (plus MTRAG's)."
+)
 @click.option("--base", default=None, help="Base model (default: ASSISTANT_GENERATOR__MODEL, the embedded SmolLM2).")
 @click.option("--quantization", type=click.Choice(["4bit", "8bit", "none"]), default="4bit", show_default=True)
 # Defaults come from LoraOptions: the shipped adapter's recipe.
@@ -55,6 +65,10 @@ def finetune(
     pubmedqa: int,
     tatqa: int,
     tatqa_refusals: bool,
+    tasks: bool,
+    programs: int,
+    nones: int,
+    rewrites: int,
     base,
     quantization,
     rank,
@@ -69,6 +83,7 @@ def finetune(
 ) -> None:
     """Train a QLoRA adapter on grounded, cited answers built from the shared data sets."""
     import platform
+    import random
     from collections import Counter
 
     from assistant import compose
@@ -88,25 +103,53 @@ def finetune(
         seed=seed,
     )
     click.echo(f"building examples from {data_dir} ...", err=True)
-    examples = build_examples(data_dir, "train", medquad=medquad, pubmedqa=pubmedqa, tatqa=tatqa, seed=seed, tatqa_refusals=tatqa_refusals)
-    counts = dict(Counter(e.source for e in examples))
+    if tasks:
+        from training.tasks import program_examples, rewrite_examples
+
+        tatqa_file = data_dir / "tatqa" / "tatqa_dataset_dev.json"
+        if not tatqa_file.is_file():
+            raise click.UsageError(f"{tatqa_file} not found: point --data at the shared data folder")
+        chosen = program_examples(tatqa_file, programs, nones, seed) + rewrite_examples(data_dir, rewrites, seed)
+        random.Random(seed).shuffle(chosen)
+        counts = dict(Counter(e.id.split(":")[0] + (":" + e.id.split(":")[1] if e.id.startswith("rewrite:") else "") for e in chosen))
+        title, description = (
+            "Task adapter",
+            (
+                "Writes programs over table cells (compute/writer.py) and standalone forms of follow-up questions "
+                "(retriever/followup.py) for the assistant's pipeline. Trained with `assistant finetune --tasks` on examples built by training/tasks.py."
+            ),
+        )
+        data = "TAT-QA dev first 80% of reports (CC BY 4.0), MedQuAD (CC BY 4.0), MTRAG clapnq rewrites (Apache 2.0); see data/README.md"
+    else:
+        examples = build_examples(
+            data_dir, "train", medquad=medquad, pubmedqa=pubmedqa, tatqa=tatqa, seed=seed, tatqa_refusals=tatqa_refusals
+        )
+        chosen = [TrainingExample(e.id, e.messages(), e.answer) for e in examples]
+        counts = dict(Counter(e.source for e in examples))
+        title, description = (
+            "Grounded, cited answers",
+            (
+                "Answers questions from numbered passages only, cites them as [n], and says when they do not contain the answer. "
+                "Trained with `assistant finetune` (QLoRA) on examples built by training/trainset.py."
+            ),
+        )
+        data = "MedQuAD (CC BY 4.0), PubMedQA PQA-L non-test PMIDs (MIT), TAT-QA dev first 80% of reports (CC BY 4.0); see data/README.md"
     compose.quiet_model_loading()
     model_name = base or settings.generator.model
     model, tokenizer, display = load_model(model_name, quantization, settings.generator.cache_dir, settings.generator.device)
-    click.echo(f"training {display} on {len(examples)} examples {counts} ...", err=True)
+    click.echo(f"training {display} on {len(chosen)} examples {counts} ...", err=True)
     card = {
-        "title": f"Grounded, cited answers for {display.split()[0]}",
-        "description": "Answers questions from numbered passages only, cites them as [n], and says when they do not contain the answer. "
-        "Trained with `assistant finetune` (QLoRA) on examples built by training/trainset.py.",
+        "title": f"{title} for {display.split()[0]}",
+        "description": description,
         "base_model": display.split()[0] if model_name == "embedded" else model_name,
         "quantization": quantization,
         "example_counts": counts,
-        "data": "MedQuAD (CC BY 4.0), PubMedQA PQA-L non-test PMIDs (MIT), TAT-QA dev first 80% of reports (CC BY 4.0); see data/README.md",
+        "data": data,
         "hardware": f"{os.cpu_count()} CPU cores ({platform.machine()})",
         "command": "assistant " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("assistant") else "assistant finetune",
-        "example_ids": sorted(e.id for e in examples),
+        "example_ids": sorted(e.id for e in chosen),
     }
-    result = train_lora(model, tokenizer, [TrainingExample(e.id, e.messages(), e.answer) for e in examples], out, options, card=card)
+    result = train_lora(model, tokenizer, chosen, out, options, card=card)
     click.echo(
         f"saved {out}: {result.examples} examples, {result.steps} steps, loss {result.first_loss:.3f} -> {result.final_loss:.3f}, {result.wall_s / 60:.1f} min"
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from compute.planner import plan
+from compute.planner import Plan, plan
 from compute.program import ComputeError, Operand, Ref, Result, evaluate, format_number
+from compute.writer import operation_of, write_program
 from core.tables import Table
 
 _YEAR = re.compile(r"\b(?:19|20)\d\d\b")
@@ -70,9 +72,17 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def compute(question: str, sources: list[SourceTable]) -> Computation | None:
+Writer = Callable[[list[dict[str, str]]], str]  # chat messages -> the model's reply (compute/writer.py's prompt)
+
+
+def compute(question: str, sources: list[SourceTable], write: Writer | None = None, *, planner: bool = True) -> Computation | None:
+    """The planner's program for ``question``; with ``write`` (a model trained to write programs), the program
+    it writes over the first table when the planner has none (or always, with ``planner=False``)."""
     started = time.perf_counter()
-    chosen = plan(question, [s.table for s in sources])
+    chosen = plan(question, [s.table for s in sources]) if planner else None
+    if chosen is None and write is not None and sources:
+        program = write_program(question, sources[0].table, write)
+        chosen = Plan(operation_of(program), program, 0) if program else None
     if chosen is None:
         return None
     source = sources[chosen.table]

@@ -179,15 +179,16 @@ _EXAMPLES = (
 )
 
 
-def rewrite_messages(message: str, history: Sequence[str]) -> list[dict[str, str]]:
-    """A few-shot prompt asking a model for the standalone form of ``message``."""
+def rewrite_messages(message: str, history: Sequence[str], *, shots: bool = True) -> list[dict[str, str]]:
+    """A prompt asking a model for the standalone form of ``message``: few-shot, or without the examples
+    (``shots=False``) for the task adapter, which was trained on this prompt (training/tasks.py)."""
 
     def shown(turns: Sequence[str], last: str) -> str:
         lines = [f"User: {t}" for t in turns] + [f"Last question: {last}"]
         return "\n".join(lines)
 
     messages = [{"role": "system", "content": REWRITE_PROMPT}]
-    for turns, last, rewrite in _EXAMPLES:
+    for turns, last, rewrite in _EXAMPLES if shots else ():
         messages += [{"role": "user", "content": shown(turns, last)}, {"role": "assistant", "content": rewrite}]
     messages.append({"role": "user", "content": shown(list(history)[-3:], message)})
     return messages
@@ -203,11 +204,17 @@ def _usable_rewrite(text: str, message: str) -> str | None:
 
 
 def contextualize(
-    message: str, history: Sequence[str], *, rewrite: Callable[[list[dict[str, str]]], str] | None = None, strategy: str = "rules"
+    message: str,
+    history: Sequence[str],
+    *,
+    rewrite: Callable[[list[dict[str, str]]], str] | None = None,
+    strategy: str = "rules",
+    shots: bool = True,
 ) -> Standalone:
     """``message`` made standalone with ``strategy`` (see the module doc); ``history`` holds the earlier turns'
     standalone questions, oldest first. "fusion" rewrites with the rules (the pipeline then fuses searches);
-    "generator" needs ``rewrite``, which answers chat messages (``rewrite_messages``) with the model's text."""
+    "generator" needs ``rewrite``, which answers chat messages (``rewrite_messages``) with the model's text;
+    ``shots=False`` leaves the prompt's examples out (for the task adapter, trained without them)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown standalone strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     started = time.perf_counter()
@@ -221,7 +228,7 @@ def contextualize(
         previous = next((h for h in reversed(history) if h.strip()), "")
         # Skipped when the turn names its own subject: a rewrite would only cost time (and may drift).
         if previous and not names_own_subject(message, focus(previous)):
-            question, used = _usable_rewrite(rewrite(rewrite_messages(message, history)), message), "generator"
+            question, used = _usable_rewrite(rewrite(rewrite_messages(message, history, shots=shots)), message), "generator"
     ms = (time.perf_counter() - started) * 1000
     if not question or question == message:
         return Standalone(message, False, "none", ms)

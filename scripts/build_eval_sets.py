@@ -395,8 +395,7 @@ def conversation_items(medical_docs: list[tuple[Document, Path]], banned_ids: se
     "And the symptoms?"), as bench/conversations.py builds its MedQuAD chains. Each turn's gold is its own QA
     pair; its gold standalone question is the original MedQuAD question. Conversations holding a question the
     adapter was trained on are left out."""
-    from bench.conversations import medquad_chains, medquad_key
-    from bench.retrieval import evenly_spaced
+    from training.chains import evenly_spaced, medquad_chains, medquad_key
 
     root = REPO_ROOT / COLLECTIONS["medical"][0]
     records = [

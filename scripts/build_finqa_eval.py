@@ -30,9 +30,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.retrieval import evenly_spaced  # noqa: E402
 from eval.metrics import numbers_in_text  # noqa: E402
 from scripts.build_eval_sets import stored_documents  # noqa: E402
+from training.chains import evenly_spaced  # noqa: E402
 
 COLLECTION = "finqa-10k"
 DEFAULT_SHARED = REPO.parent / "shared" / "data"

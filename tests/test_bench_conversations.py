@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from training import chains as chain_builders
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "conversations.py"
 
@@ -47,20 +49,20 @@ bench = _load_bench()
     ],
 )
 def test_is_plural(focus, plural):
-    assert bench.is_plural(focus) is plural
+    assert chain_builders.is_plural(focus) is plural
 
 
 def test_follow_up_styles_drop_the_focus_and_keep_grammar():
     question = "What are the treatments for Glaucoma ?"
-    assert bench.follow_up(question, "Glaucoma", "treatment", "pronoun") == "What are the treatments for it?"
-    assert bench.follow_up(question, "glaucoma", "treatment", "noun") == "What are the treatments for this condition?"
-    assert bench.follow_up(question, "Glaucoma", "treatment", "ellipsis") == "What about the treatments?"
-    assert bench.follow_up("What is (are) Kidney Stones ?", "Kidney Stones", "information", "pronoun") == "What are they?"
-    assert bench.follow_up("Is Gallstones inherited ?", "Gallstones", "inheritance", "noun") == "Are these conditions inherited?"
-    assert bench.follow_up("Who is at risk for Glaucoma? ?", "Glaucoma", "susceptibility", "pronoun") == "Who is at risk for it?"
+    assert chain_builders.follow_up(question, "Glaucoma", "treatment", "pronoun") == "What are the treatments for it?"
+    assert chain_builders.follow_up(question, "glaucoma", "treatment", "noun") == "What are the treatments for this condition?"
+    assert chain_builders.follow_up(question, "Glaucoma", "treatment", "ellipsis") == "What about the treatments?"
+    assert chain_builders.follow_up("What is (are) Kidney Stones ?", "Kidney Stones", "information", "pronoun") == "What are they?"
+    assert chain_builders.follow_up("Is Gallstones inherited ?", "Gallstones", "inheritance", "noun") == "Are these conditions inherited?"
+    assert chain_builders.follow_up("Who is at risk for Glaucoma? ?", "Glaucoma", "susceptibility", "pronoun") == "Who is at risk for it?"
     # The focus must be a whole phrase of the question; otherwise there is nothing to refer to.
-    assert bench.follow_up("What causes botulism?", "Glaucoma", "causes", "pronoun") is None
-    assert bench.follow_up("What causes Glaucomatous damage?", "Glaucoma", "causes", "pronoun") is None
+    assert chain_builders.follow_up("What causes botulism?", "Glaucoma", "causes", "pronoun") is None
+    assert chain_builders.follow_up("What causes Glaucomatous damage?", "Glaucoma", "causes", "pronoun") is None
 
 
 def _records():
@@ -79,7 +81,7 @@ def _records():
 
 
 def test_medquad_chains_start_with_the_information_question_and_score_follow_ups():
-    chains = bench.medquad_chains(_records(), max_turns=3)
+    chains = chain_builders.medquad_chains(_records(), max_turns=3)
     assert [c.id for c in chains] == ["g"]  # "h", "i" and "x" have one pair each: no follow-up
     chain = chains[0]
     assert len(chain.turns) == 3  # max_turns
@@ -88,18 +90,18 @@ def test_medquad_chains_start_with_the_information_question_and_score_follow_ups
     assert [t.gold_question for t in follow_ups] == ["What are the symptoms of Glaucoma ?", "What are the treatments for Glaucoma ?"]
     for turn in follow_ups:
         assert "glaucoma" not in turn.message.lower()
-        assert turn.kind in bench.STYLES
+        assert turn.kind in chain_builders.STYLES
     # The same question asked by another site counts as relevant too.
     assert follow_ups[1].relevant == {"GHR:g-3": 1, "MPlus:h-1": 1}
     assert follow_ups[0].relevant == {"GHR:g-1": 1}
     assert chain.turns[0].id == "GHR:g-2"
     # The folders number their files independently: a question id is only unique with its site.
-    (whole,) = bench.medquad_chains(_records(), max_turns=5)
+    (whole,) = chain_builders.medquad_chains(_records(), max_turns=5)
     assert whole.turns[-1].id == "GHR:g-4" and whole.turns[-1].relevant == {"GHR:g-4": 1}
 
 
 def test_medquad_chains_are_deterministic():
-    assert bench.medquad_chains(_records(), 5) == bench.medquad_chains(list(_records()), 5)
+    assert chain_builders.medquad_chains(_records(), 5) == chain_builders.medquad_chains(list(_records()), 5)
 
 
 # ------------------------------------------------------------------------------------------ TAT-QA chains
@@ -129,7 +131,7 @@ def test_tatqa_chains_keep_the_order_and_the_report_as_gold_filter():
 
 def test_split_user_turns_keeps_multi_line_messages():
     text = '|user|: "What is it?\n|user|: Second line one\nline two\n|user|: Third?'
-    assert bench.split_user_turns(text) == ['"What is it?', "Second line one\nline two", "Third?"]
+    assert chain_builders.split_user_turns(text) == ['"What is it?', "Second line one\nline two", "Third?"]
 
 
 def test_mtrag_chains_score_only_follow_ups_with_labels_in_the_passages():
@@ -149,10 +151,12 @@ def test_mtrag_chains_score_only_follow_ups_with_labels_in_the_passages():
 
 def test_select_chains_caps_scored_turns_with_whole_chains():
     def chain(i, n):
-        turns = [bench.Turn(f"{i}-0", "first")] + [bench.Turn(f"{i}-{j}", "next", relevant={"d": 1}) for j in range(1, n + 1)]
-        return bench.Chain(str(i), tuple(turns))
+        turns = [chain_builders.Turn(f"{i}-0", "first")] + [
+            chain_builders.Turn(f"{i}-{j}", "next", relevant={"d": 1}) for j in range(1, n + 1)
+        ]
+        return chain_builders.Chain(str(i), tuple(turns))
 
-    chains = [chain(i, 2) for i in range(10)] + [bench.Chain("none", (bench.Turn("n-0", "alone"),))]
+    chains = [chain(i, 2) for i in range(10)] + [chain_builders.Chain("none", (chain_builders.Turn("n-0", "alone"),))]
     chosen = bench.select_chains(chains, 7)
     assert sum(len(c.scored_turns()) for c in chosen) <= 7
     assert len(chosen) == 3 and all(c.id != "none" for c in chosen)
@@ -183,29 +187,29 @@ class FakeRetriever:
 
 def _chat():
     turns = (
-        bench.Turn("t1", "what is glaucoma?"),
-        bench.Turn("t2", "how is it treated?", gold_question="how is glaucoma treated?", relevant={"GHR:glaucoma": 1}),
-        bench.Turn("t3", "and asthma?", gold_question="asthma", gold_filters={"k": ["v"]}, relevant={"GHR:asthma": 1}),
+        chain_builders.Turn("t1", "what is glaucoma?"),
+        chain_builders.Turn("t2", "how is it treated?", gold_question="how is glaucoma treated?", relevant={"GHR:glaucoma": 1}),
+        chain_builders.Turn("t3", "and asthma?", gold_question="asthma", gold_filters={"k": ["v"]}, relevant={"GHR:asthma": 1}),
     )
-    return [bench.Chain("c", turns)]
+    return [chain_builders.Chain("c", turns)]
 
 
 def test_document_run_ranks_documents_by_their_first_chunk():
     hits = [_hit("a", 1), _hit("b", 2), _hit("a", 3), SimpleNamespace(chunk_id=4, score=0.1, document_id="z", metadata={})]
-    assert bench.document_run(hits, bench.medquad_doc_key) == {"GHR:a": 4.0, "GHR:b": 3.0, "doc:z": 2.0}
+    assert bench.document_run(hits, chain_builders.medquad_doc_key) == {"GHR:a": 4.0, "GHR:b": 3.0, "doc:z": 2.0}
 
 
 def test_last_turn_concatenated_and_gold_search_what_they_say():
     retriever = FakeRetriever(["asthma", "glaucoma", "cancer"])
-    last = bench.run_strategy("last-turn", _chat(), retriever, bench.medquad_doc_key, 10)
+    last = bench.run_strategy("last-turn", _chat(), retriever, chain_builders.medquad_doc_key, 10)
     assert [q for q, _ in retriever.searches] == ["how is it treated?", "and asthma?"]  # turn 1 is never searched
     assert set(last) == {"t2", "t3"} and last["t2"].standalone_ms == 0.0
     retriever.searches.clear()
-    joined = bench.run_strategy("concatenated", _chat(), retriever, bench.medquad_doc_key, 10)
+    joined = bench.run_strategy("concatenated", _chat(), retriever, chain_builders.medquad_doc_key, 10)
     assert retriever.searches[-1][0] == "what is glaucoma? how is it treated? and asthma?"
     assert joined["t3"].rewritten
     retriever.searches.clear()
-    gold = bench.run_strategy("gold", _chat(), retriever, bench.medquad_doc_key, 10)
+    gold = bench.run_strategy("gold", _chat(), retriever, chain_builders.medquad_doc_key, 10)
     assert retriever.searches == [("how is glaucoma treated?", None), ("asthma", {"k": ["v"]})]
     assert gold["t2"].standalone_ms is None
 
@@ -217,8 +221,8 @@ def test_last_turn_concatenated_and_gold_search_what_they_say():
 def test_standalone_strategies_get_their_own_history_and_fusion_the_previous_question():
     calls = []
 
-    def contextualize(message, history, *, rewrite=None, strategy="rules"):
-        calls.append((message, tuple(history), strategy))
+    def contextualize(message, history, *, rewrite=None, strategy="rules", shots=True):
+        calls.append((message, tuple(history), strategy, shots))
         if strategy == "generator":
             assert rewrite is model  # only the generator strategy is handed the model
         else:
@@ -238,20 +242,24 @@ def test_standalone_strategies_get_their_own_history_and_fusion_the_previous_que
 
     followup = SimpleNamespace(contextualize=contextualize, fused_search=fused_search)
     retriever = FakeRetriever(["asthma", "glaucoma", "cancer"])
-    rules = bench.run_strategy("rules", _chat(), retriever, bench.medquad_doc_key, 1, followup=followup)
+    rules = bench.run_strategy("rules", _chat(), retriever, chain_builders.medquad_doc_key, 1, followup=followup)
     assert calls == [
-        ("what is glaucoma?", (), "rules"),
-        ("how is it treated?", ("what is glaucoma?",), "rules"),
-        ("and asthma?", ("what is glaucoma?", "how is glaucoma treated?"), "rules"),
+        ("what is glaucoma?", (), "rules", True),
+        ("how is it treated?", ("what is glaucoma?",), "rules", True),
+        ("and asthma?", ("what is glaucoma?", "how is glaucoma treated?"), "rules", True),
     ]
     assert rules["t2"].question == "how is glaucoma treated?" and rules["t2"].rewritten and not rules["t3"].rewritten
     calls.clear()
-    bench.run_strategy("fusion", _chat(), retriever, bench.medquad_doc_key, 1, followup=followup)
+    bench.run_strategy("fusion", _chat(), retriever, chain_builders.medquad_doc_key, 1, followup=followup)
     assert [c[2] for c in calls] == ["fusion"] * 3
     assert fused == [("how is glaucoma treated?", "what is glaucoma?"), ("and asthma?", "how is glaucoma treated?")]
     calls.clear()
-    bench.run_strategy("generator", _chat(), retriever, bench.medquad_doc_key, 1, followup=followup, rewrite=model)
-    assert [c[2] for c in calls] == ["generator"] * 3
+    bench.run_strategy("generator", _chat(), retriever, chain_builders.medquad_doc_key, 1, followup=followup, rewrite=model)
+    assert [c[2:] for c in calls] == [("generator", True)] * 3
+    calls.clear()
+    # The task adapter: the generator strategy, asked without the prompt's examples (as it was trained).
+    bench.run_strategy("adapter", _chat(), retriever, chain_builders.medquad_doc_key, 1, followup=followup, rewrite=model)
+    assert [c[2:] for c in calls] == [("generator", False)] * 3
 
     # k=1: only the top document counts; rules find glaucoma for t2, asthma for t3.
     scores = bench.summarise(rules, _chat())

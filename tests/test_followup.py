@@ -95,6 +95,18 @@ def test_the_generator_strategy_asks_the_model_and_checks_its_rewrite():
         contextualize("How is it treated?", ["What is glaucoma?"], strategy="generator")
 
 
+def test_the_task_adapter_is_asked_without_the_prompts_examples():
+    model = Rewriter("How is glaucoma treated?")
+    made = contextualize("How is it treated?", ["What is glaucoma?"], rewrite=model, strategy="generator", shots=False)
+    assert made.question == "How is glaucoma treated?"
+    (messages,) = model.calls
+    assert [m["role"] for m in messages] == ["system", "user"]  # as training/tasks.py trained it
+    assert messages[1]["content"] == "User: What is glaucoma?\nLast question: How is it treated?"
+    few_shot = Rewriter("How is glaucoma treated?")
+    contextualize("How is it treated?", ["What is glaucoma?"], rewrite=few_shot, strategy="generator")
+    assert len(few_shot.calls[0]) == 6
+
+
 def _hit(chunk: int, score: float) -> Hit:
     return Hit(chunk_id=chunk, document_id=f"d{chunk}", title="", text="", source="", start=0, end=0, score=score)
 

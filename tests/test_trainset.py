@@ -94,3 +94,21 @@ def test_tatqa_refusals_show_a_neighbouring_report_that_lacks_what_the_question_
         assert not any(p.title.startswith(f"Report {str(report['table']['uid'])[:8]}") for p in e.passages)  # another report
         assert any(p.title.endswith("table") for p in e.passages)  # with its table: the same kind of evidence
         assert not _turning_words(e.question, _report_text(report)) <= shown  # a word or year it turns on is missing
+
+
+@needs_shared
+def test_the_task_adapters_rewrites_never_come_from_what_the_conversation_benchmark_scores():
+    from training.chains import medquad_chains, medquad_files, read_medquad
+    from training.tasks import BENCH_MEDQUAD_FILES, TRAIN_MTRAG_DOMAINS, rewrite_examples
+
+    examples = rewrite_examples(SHARED_DATA, 40, seed=0)
+    medquad = {e.id.removeprefix("rewrite:medquad:") for e in examples if e.id.startswith("rewrite:medquad:")}
+    mtrag = {e.id.removeprefix("rewrite:mtrag:") for e in examples if e.id.startswith("rewrite:mtrag:")}
+    assert 0 < len(medquad) <= 40 and mtrag  # at most two follow-ups from each of 40 files
+    benched = medquad_chains(read_medquad(medquad_files(SHARED_DATA / "medquad", BENCH_MEDQUAD_FILES))[1], 6)
+    assert not medquad & {t.id for c in benched for t in c.turns}
+    trained_domains = "".join((SHARED_DATA / "mtrag" / "retrieval" / f"{d}_questions.jsonl").read_text() for d in TRAIN_MTRAG_DOMAINS)
+    assert all(f'"{turn_id}"' in trained_domains for turn_id in mtrag)
+    for example in examples:  # the prompt the pipeline sends the task adapter: no few-shot examples
+        assert [m["role"] for m in example.messages] == ["system", "user"]
+        assert example.messages[1]["content"].splitlines()[-1].startswith("Last question: ")
