@@ -9,8 +9,8 @@ import json
 import pytest
 
 from compute.computation import SourceTable, compute
-from compute.writer import NONE, PROGRAM_PROMPT, operation_of, program_from_derivation, program_messages, read_reply, unparse
 from compute.program import parse
+from compute.writer import NONE, PROGRAM_PROMPT, operation_of, program_from_derivation, program_messages, read_reply, unparse
 from ingest.loaders.grid import read_grid
 from training.tasks import _same_number, program_examples
 
@@ -31,11 +31,21 @@ def derived(derivation: str, question: str, answer: float) -> str | None:
 @pytest.mark.parametrize(
     ("derivation", "question", "answer", "program"),
     [
-        ("(1,496-1,334)/1,334", "What is the percentage change in revenue from 2018 to 2019?", 12.14, "pct_change({Revenue | 2018}, {Revenue | 2019})"),
+        (
+            "(1,496-1,334)/1,334",
+            "What is the percentage change in revenue from 2018 to 2019?",
+            12.14,
+            "pct_change({Revenue | 2018}, {Revenue | 2019})",
+        ),
         ("(1,496 + 1,334) / 2", "What is the average revenue for 2018 and 2019?", 1415, "average({Revenue | 2019}, {Revenue | 2018})"),
         ("1,496 - 1,334", "What is the change in revenue from 2018 to 2019?", 162, "{Revenue | 2019} - {Revenue | 2018}"),
         ("[(1,496+1,334)/2] - [(620+580)/2]", "Average revenue minus average cost of revenue?", 815, None),
-        ("44/1,496*100", "What is other income as a percentage of revenue in 2019?", 2.94, "share({Other income | 2019}, {Revenue | 2019})"),
+        (
+            "44/1,496*100",
+            "What is other income as a percentage of revenue in 2019?",
+            2.94,
+            "share({Other income | 2019}, {Revenue | 2019})",
+        ),
     ],
 )
 def test_derivations_become_programs_over_cells_that_give_the_answer(derivation, question, answer, program):
@@ -77,7 +87,12 @@ def test_read_reply(reply, program):
 
 @pytest.mark.parametrize(
     ("program", "op"),
-    [("pct_change({a | 1}, {a | 2})", "pct_change"), ("{a | 1} - {a | 2}", "change"), ("{a | 1} / {b | 1}", "ratio"), ("{a | 1}", "lookup")],
+    [
+        ("pct_change({a | 1}, {a | 2})", "pct_change"),
+        ("{a | 1} - {a | 2}", "change"),
+        ("{a | 1} / {b | 1}", "ratio"),
+        ("{a | 1}", "lookup"),
+    ],
 )
 def test_operation_of(program, op):
     assert operation_of(program) == op
