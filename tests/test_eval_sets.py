@@ -316,3 +316,21 @@ def test_builder_is_deterministic_and_the_shipped_sets_are_current(tmp_path):
     assert outputs[0] == outputs[1]
     shipped = {p.name: p.read_bytes() for p in sorted(EVAL.iterdir())}
     assert outputs[0] == shipped, "data/eval is stale: run python scripts/build_eval_sets.py"
+
+
+def test_the_finance_holdout_is_every_other_arithmetic_question_of_the_sample(tmp_path):
+    """scripts/build_finance_holdout.py: arithmetic questions the planner's rules were not read off (none of
+    the finance suite's items) and the adapters never trained on, in the finance suite's format."""
+    out = tmp_path / "holdout.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_finance_holdout.py"), "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    items = [json.loads(line) for line in out.read_text().splitlines()]
+    suite = {json.loads(line)["id"] for line in (REPO / "data" / "eval" / "finance.jsonl").read_text().splitlines() if line.strip()}
+    sample = json.loads((REPO / "data" / "samples" / "finance" / "tatqa_sample.json").read_text())
+    arithmetic = {f"tatqa:{q['uid']}" for r in sample for q in r["questions"] if q["answer_type"] == "arithmetic"}
+    ids = {item["id"] for item in items}
+    assert len(items) >= 60 and ids <= arithmetic and not ids & suite
+    assert all(item["collection"] == "finance" and item["reference_value"] is not None and item["gold"] for item in items)
+    assert f"{len(items)} arithmetic questions" in done.stdout
