@@ -32,7 +32,7 @@ from generator.degenerate import LoopDetector, is_degenerate
 from generator.prompt import Passage, build_prompt
 from guardrails.output_checks import is_refusal, quote_fallback
 from retriever.answerability import Answerability, AnswerabilityModel
-from retriever.followup import contextualize, fuse
+from retriever.followup import anchor, contextualize, fuse
 from retriever.hybrid import Retriever
 
 if TYPE_CHECKING:
@@ -311,6 +311,9 @@ class Assistant:
         result = retriever.search(question, k, filters)
         if strategy == "fusion" and previous:
             result = replace(result, hits=fuse(result.hits, retriever.search(previous, k, filters).hits, k))
+        elif turns and strategy != "off" and self.settings.conversation.anchor and not answer.rewritten:
+            earlier = [t.standalone or t.message for t in turns]
+            result = replace(result, hits=anchor(retriever, result.hits, question, k, earlier, filters))
         answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
         answer.relevant, answer.relevance = result.relevant, result.relevance
         decision = self.answerability(collection).decide(question, result.hits, result.relevance)

@@ -10,7 +10,10 @@ strategy and only feeds the history. Strategies, one row each:
 - ``concatenated``: every user message so far joined (the naive fix);
 - ``rules``, ``fusion``, ``generator``: ``retriever.followup.contextualize`` with that strategy, its history
   being the strategy's own standalone questions of the earlier turns (what the product keeps); ``fusion``
-  searches with ``fused_search`` (the rules' question fused with the previous standalone question).
+  searches with ``fused_search`` (the rules' question fused with the previous standalone question);
+  ``anchored``: the rules, and a turn they leave as written searched with ``anchor`` (its hits fused with its
+  hits within the file or report the last four standalone questions' searches vote for), as the pipeline
+  does with ``conversation.anchor``;
   ``generator`` asks the configured generator (``Settings().generator``: the embedded model unless
   ASSISTANT_GENERATOR__BACKEND=openai) and is only run when named in --strategies: the embedded 135M model
   takes minutes per rewrite on a 2-core CPU; ``adapter`` asks the embedded model with the task adapter
@@ -92,15 +95,16 @@ from training.chains import (  # noqa: E402
     user_text,
 )
 
-STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "generator", "adapter", "gold")
-DEFAULT_STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "gold")
-STANDALONE = ("rules", "fusion", "generator", "adapter")  # the strategies the target is about
+STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "anchored", "generator", "adapter", "gold")
+DEFAULT_STRATEGIES = ("last-turn", "concatenated", "rules", "fusion", "anchored", "gold")
+STANDALONE = ("rules", "fusion", "anchored", "generator", "adapter")  # the strategies the target is about
 SETS = ("medquad", "tatqa", "mtrag")
 SET_TITLES = {"medquad": "MedQuAD chains", "tatqa": "TAT-QA follow-ups", "mtrag": "MTRAG"}
 MTRAG_DOMAINS = ("govt", "clapnq", "cloud")
 TARGET_RATIO = 0.9
 TARGET_P50_MS = 300.0
 RECALL_K = 5
+HISTORY_TURNS = 4  # conversation.history_turns' default: the earlier questions the pipeline reads
 REWRITE_TOKENS = 48  # as assistant/pipeline.py asks the generator strategy's model
 
 # ---------------------------------------------------------------------------------------------- chains
@@ -276,7 +280,8 @@ def run_strategy(
                 question, filters, ms = turn.gold_question or turn.message, turn.gold_filters, None
             else:
                 extra = {"rewrite": rewrite, "shots": strategy == "generator"} if strategy in ("generator", "adapter") else {}
-                how = "generator" if strategy == "adapter" else strategy  # the task adapter is a generator without examples
+                # The task adapter is a generator without examples; anchoring changes the search, not the question.
+                how = {"adapter": "generator", "anchored": "rules"}.get(strategy, strategy)
                 standalone = followup.contextualize(turn.message, list(history), strategy=how, **extra)
                 question, rewritten, ms = standalone.question, standalone.rewritten, standalone.ms
             history.append(question)
@@ -285,6 +290,8 @@ def run_strategy(
             started = time.perf_counter()
             if strategy == "fusion":
                 hits = followup.fused_search(retriever, question, previous, k)
+            elif strategy == "anchored" and not rewritten:  # as the pipeline: the earlier questions' searches vote
+                hits = followup.anchor(retriever, retriever.search(question, k).hits, question, k, history[:-1][-HISTORY_TURNS:])
             else:
                 hits = retriever.search(question, k, filters).hits
             search_ms = (time.perf_counter() - started) * 1000
@@ -573,7 +580,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"Follow-up turns only (turn 2 on); Recall@{RECALL_K} and nDCG@10 over documents from the top {args.chunks} chunks; "
         f"'vs gold': Recall@{RECALL_K} / the gold row's; 'rewritten': share of turns the strategy changed; standalone ms: "
-        f"the step before retrieval (p50/p95; '-' for gold); search ms: retrieval ({'two searches for fusion' if 'fusion' in strategies else 'one search'})."
+        f"the step before retrieval (p50/p95; '-' for gold); search ms: retrieval (two searches for fusion and anchored, one for the others)."
     )
     if "generator" not in strategies:
         print(

@@ -187,6 +187,12 @@ class ConversationSettings(BaseModel):
         description="how a follow-up is made standalone before retrieval: `rules` (the previous subject carried, no generation), "
         "`fusion` (rules + the previous question's search fused in), `generator` (the model rewrites it), `off` (searched as asked)",
     )
+    # TAT-QA's follow-ups never name their company: the conversation's earlier questions know the report.
+    anchor: bool = Field(
+        True,
+        description="a follow-up left as written is also searched within the file or report the conversation's earlier questions "
+        "found most (the two rankings fused)",
+    )
 
 
 class ApiSettings(BaseModel):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -248,3 +249,55 @@ def fused_search(retriever: Any, message: str, previous: str | None, k: int, fil
     """The hits for ``message`` (already made standalone) fused with those for the previous standalone question."""
     current = retriever.search(message, k, filters).hits
     return fuse(current, retriever.search(previous, k, filters).hits, k) if previous else current
+
+
+# --- the parts of the collection a conversation has drawn on ----------------------------------------------
+
+
+def source_group(hit: Hit) -> tuple[tuple[str, Any], ...]:
+    """The part of the collection a passage belongs to, as filter items: its file, and its report where a
+    loader splits one file into reports (TAT-QA's ``report_uid``)."""
+    group: list[tuple[str, Any]] = [("source", hit.source)]
+    if hit.metadata.get("report_uid") is not None:
+        group.append(("report_uid", hit.metadata["report_uid"]))
+    return tuple(group)
+
+
+class ConversationSources:
+    """Votes for the parts of the collection (``source_group``) a conversation's questions found: the first
+    ``depth`` distinct parts among a question's hits get 1, 1/2, 1/3. A follow-up that never names its
+    company ("What was the change in revenue?") is most likely about the report the conversation has been
+    reading, and the questions agree on it more often than any one of them finds it."""
+
+    def __init__(self, depth: int = 3):
+        self.depth = depth
+        self.votes: Counter[tuple[tuple[str, Any], ...]] = Counter()
+
+    def add(self, hits: Sequence[Hit]) -> None:
+        groups = list(dict.fromkeys(source_group(h) for h in hits))[: self.depth]
+        for rank, group in enumerate(groups):
+            self.votes[group] += 1.0 / (rank + 1)
+
+    def leading(self) -> dict[str, Any] | None:
+        """The most voted part as filters, or None before any question."""
+        return dict(self.votes.most_common(1)[0][0]) if self.votes else None
+
+
+def anchor(
+    retriever: Any, hits: Sequence[Hit], question: str, k: int, earlier: Sequence[str], filters: dict[str, Any] | None = None
+) -> list[Hit]:
+    """``hits`` (the follow-up's) fused by RRF, at equal weight, with the follow-up's hits within the file or
+    report the ``earlier`` standalone questions' searches vote for (``ConversationSources``); ``hits`` as they
+    are without earlier questions. For a follow-up the rules left as written: one they rewrote names its
+    subject already."""
+    sources = ConversationSources()
+    for asked in earlier:
+        sources.add(retriever.search(asked, k, filters).hits)
+    scope = sources.leading()
+    if scope is None:
+        return list(hits)
+    within = retriever.search(question, k, {**(filters or {}), **scope}).hits
+    by_id = {h.chunk_id: h for h in [*within, *hits]}
+    rankings = {"turn": [(h.chunk_id, h.score) for h in hits], "conversation": [(h.chunk_id, h.score) for h in within]}
+    fused = reciprocal_rank_fusion(rankings, weights={"turn": 1.0, "conversation": 1.0})
+    return [by_id[chunk] for chunk, _ in fused[:k]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.types import Hit
-from retriever.followup import contextualize, focus, fuse, rules
+from retriever.followup import ConversationSources, anchor, contextualize, focus, fuse, rules, source_group
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,59 @@ def test_fusion_lets_the_turn_lead_and_the_previous_question_break_ties():
     fused = [h.chunk_id for h in fuse(current, before, 3)]
     assert fused == [3, 1, 2]  # 3 is in both lists; 4 (only the previous question's) does not outrank the turn's
     assert [h.chunk_id for h in fuse(current, [], 2)] == [1, 2]
+
+
+def _report_hit(chunk: int, report: str | None, source: str = "/data/reports.json") -> Hit:
+    metadata = {"report_uid": report} if report else {}
+    return Hit(
+        chunk_id=chunk, document_id=f"d{chunk}", title="", text="", source=source, start=0, end=0, score=1.0 / chunk, metadata=metadata
+    )
+
+
+class ReportRetriever:
+    """Hits of reports A, B and C; a question's hits are the ones listed for it (the follow-up's by default);
+    a filter keeps the hits of its report and source, as the collection's filters do."""
+
+    def __init__(self):
+        self.hits = [
+            _report_hit(1, "B"),
+            _report_hit(2, "A"),
+            _report_hit(3, "C"),
+            _report_hit(4, "A"),
+            _report_hit(5, "A"),
+            _report_hit(6, "B"),
+        ]
+        self.asked = {"revenue": [_report_hit(4, "A"), _report_hit(6, "B")], "costs": [_report_hit(5, "A"), _report_hit(3, "C")]}
+        self.calls = []
+
+    def search(self, question, k, filters=None):
+        self.calls.append((question, filters))
+        hits = self.asked.get(question, self.hits)
+        if filters:
+            hits = [h for h in self.hits if h.metadata.get("report_uid") == filters["report_uid"] and h.source == filters["source"]]
+        return type("Result", (), {"hits": hits[:k]})()
+
+
+def test_a_passage_belongs_to_its_file_and_its_report():
+    assert source_group(_report_hit(1, "A")) == (("source", "/data/reports.json"), ("report_uid", "A"))
+    assert source_group(_report_hit(1, None, "/docs/leaflet.pdf")) == (("source", "/docs/leaflet.pdf"),)
+
+
+def test_the_report_the_questions_agree_on_leads_not_any_one_questions_top_hit():
+    sources = ConversationSources(depth=2)
+    assert sources.leading() is None
+    sources.add([_report_hit(1, "B"), _report_hit(2, "A")])  # B 1, A 1/2
+    sources.add([_report_hit(4, "A"), _report_hit(3, "C")])  # A 1.5, C 1/2
+    sources.add([_report_hit(5, "C"), _report_hit(6, "A"), _report_hit(7, "B")])  # depth 2: B gets nothing here
+    assert sources.leading() == {"source": "/data/reports.json", "report_uid": "A"}  # A 2.0, C 1.5, B 1.0
+
+
+def test_anchor_fuses_the_follow_ups_hits_with_its_hits_within_the_report_the_earlier_questions_found():
+    retriever = ReportRetriever()
+    hits = retriever.search("What was the change?", 3).hits  # 1 (B), 2 (A), 3 (C)
+    assert anchor(retriever, hits, "What was the change?", 3, []) == hits  # no earlier question: as found
+    retriever.calls.clear()
+    anchored = [h.chunk_id for h in anchor(retriever, hits, "What was the change?", 3, ["revenue", "costs"])]
+    scope = {"source": "/data/reports.json", "report_uid": "A"}  # revenue: A 1, B 1/2; costs: A 1, C 1/2
+    assert retriever.calls == [("revenue", None), ("costs", None), ("What was the change?", scope)]
+    assert anchored == [2, 1, 4]  # report A's best passage is in both rankings and leads; A's next joins the top 3

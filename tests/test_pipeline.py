@@ -347,6 +347,53 @@ def test_a_follow_up_is_searched_as_a_standalone_question_and_the_prompt_shows_t
     assert answer.standalone == "What is asthma?" and not answer.rewritten and answer.sources[0].title == "asthma"
 
 
+def test_a_follow_up_left_as_written_leans_on_the_report_the_conversation_has_been_reading(tmp_path, embedder):
+    """Two companies' reports with the same headings; the conversation has been about Acme's (its deferred
+    taxes), and "What was the revenue in 2019?" names no company: with conversation.anchor, Acme's table."""
+    import json
+
+    from assistant.conversations import Turn
+
+    def report(uid: str, rows: list[list[str]], paragraph: str) -> dict:
+        return {
+            "table": {"uid": uid, "table": [["", "2019", "2018"], *rows]},
+            "paragraphs": [{"uid": f"{uid}-p", "order": 1, "text": paragraph}],
+            "questions": [],
+        }
+
+    reports = [
+        report(
+            "acme",
+            [["Revenue", "1,496", "1,334"], ["Deferred tax assets", "310", "295"]],
+            "Acme sells valves and deferred tax assets grew.",
+        ),
+        report(
+            "bolt", [["Revenue", "9,100", "8,200"], ["Revenue growth", "11%", "9%"]], "Bolt revenue revenue in 2019 revenue rose on bolts."
+        ),
+    ]
+    path = tmp_path / "reports.json"
+    path.write_text(json.dumps(reports))
+    ingest_once(tmp_path / "indexes" / "fin", embedder, [path])
+    earlier = [Turn("What were the deferred tax assets?", "What were the deferred tax assets?", "310 [1].", "fin")]
+
+    def top_report(anchored: bool) -> str:
+        settings = Settings(
+            index_dir=tmp_path / "indexes",
+            embedder={"model": "hash:64"},
+            retrieval={"min_relevance": -1},
+            answerability={"threshold": 0.01},
+            conversation={"anchor": anchored},
+            guardrails={"audit_log": tmp_path / "audit.jsonl", "packs": {"fin": ["common"]}},
+        )
+        assistant, _ = assistant_with(settings, "Revenue was 1,496 [1].")
+        answer = assistant.ask("What was the revenue in 2019?", "fin", k=3, history=earlier)
+        assert not answer.rewritten  # it names its own subject: the rules leave it as written
+        return answer.sources[0].title.split()[1]  # "Report acme table"
+
+    assert top_report(anchored=False) == "bolt"  # alone, the question reads most like Bolt's passages
+    assert top_report(anchored=True) == "acme"
+
+
 def test_a_history_over_the_limit_is_cut_oldest_first_and_the_answer_says_so(settings):
     from assistant.conversations import Turn
 
