@@ -80,7 +80,7 @@ def measure(reports: list[dict], write: Any = None, planner: bool = True) -> dic
     return {"by_type": counts, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times)}
 
 
-class program_writer:  # noqa: N801 (used as a function)
+class ProgramWriter:
     """The task adapter on the embedded base as compute()'s ``write``: greedy, 64 tokens, each reply cached
     (the planner-then-adapter run asks the same questions again) and timed."""
 
@@ -121,7 +121,7 @@ def main() -> None:
     held_out = "held out (last 20 %)"
     results = {("rules written on (first 80 %)", "planner"): measure(reports[:cut]), (held_out, "planner"): measure(reports[cut:])}
     if args.adapter:
-        write = program_writer(args.adapter)
+        write = ProgramWriter(args.adapter)
         results[(held_out, "adapter")] = measure(reports[cut:], write, planner=False)
         results[(held_out, "planner, then adapter")] = measure(reports[cut:], write)  # replies cached: no second generation
         print(

@@ -12,10 +12,8 @@ import math
 import re
 from collections.abc import Callable
 
+from compute.program import Call, ComputeError, Num, Op, Operand, Ref, evaluate, parse
 from core.tables import Cell, Table
-
-from .program import Call, ComputeError, Num, Op, Ref, evaluate, parse
-from .program import Operand as _Operand
 
 NONE = "NONE"
 PROGRAM_PROMPT = (
@@ -160,11 +158,11 @@ def program_from_derivation(derivation: str, question: str, table: Table, matche
     program = "".join(pieces + [text[at:]])
     cells = {_ref(c): c for r in table.rows for c in r.cells}
 
-    def resolve(ref: Ref) -> _Operand:
+    def resolve(ref: Ref) -> Operand:
         cell = cells.get(str(ref))
         if cell is None or cell.value is None:
             raise ComputeError(f"no cell {ref}")
-        return _Operand(ref, cell.text, cell.value, cell.unit)
+        return Operand(ref, cell.text, cell.value, cell.unit)
 
     try:
         node = parse(program)
