@@ -257,7 +257,7 @@ def fused_search(retriever: Any, message: str, previous: str | None, k: int, fil
 def source_group(hit: Hit) -> tuple[tuple[str, Any], ...]:
     """The part of the collection a passage belongs to, as filter items: its file, and its report where a
     loader splits one file into reports (TAT-QA's ``report_uid``)."""
-    group: list[tuple[str, Any]] = [("source", hit.source)]
+    group: list[tuple[str, Any]] = [("source", hit.source)] if hit.source else []
     if hit.metadata.get("report_uid") is not None:
         group.append(("report_uid", hit.metadata["report_uid"]))
     return tuple(group)
@@ -294,7 +294,7 @@ def anchor(
     for asked in earlier:
         sources.add(retriever.search(asked, k, filters).hits)
     scope = sources.leading()
-    if scope is None:
+    if not scope:  # no earlier question, or passages that say nothing of where they come from
         return list(hits)
     within = retriever.search(question, k, {**(filters or {}), **scope}).hits
     by_id = {h.chunk_id: h for h in [*within, *hits]}

@@ -153,6 +153,15 @@ class ReportRetriever:
 def test_a_passage_belongs_to_its_file_and_its_report():
     assert source_group(_report_hit(1, "A")) == (("source", "/data/reports.json"), ("report_uid", "A"))
     assert source_group(_report_hit(1, None, "/docs/leaflet.pdf")) == (("source", "/docs/leaflet.pdf"),)
+    assert source_group(_report_hit(1, None, "")) == ()  # nowhere to anchor to
+
+
+def test_passages_without_a_source_are_not_anchored():
+    retriever = ReportRetriever()
+    retriever.asked["revenue"] = [_report_hit(7, None, "")]
+    hits = retriever.search("What was the change?", 3).hits
+    assert anchor(retriever, hits, "What was the change?", 3, ["revenue"]) == hits
+    assert retriever.calls[-1] == ("revenue", None)  # no search within a part: there is none
 
 
 def test_the_report_the_questions_agree_on_leads_not_any_one_questions_top_hit():
