@@ -31,15 +31,11 @@ from bench.tables import fmt, markdown_table, percentile  # noqa: E402
 from compute.computation import SourceTable, compute  # noqa: E402
 from eval.metrics import numeric_match  # noqa: E402
 from ingest.loaders.grid import read_grid  # noqa: E402
+from training.tasks import tatqa_reference  # noqa: E402
 from training.trainset import TATQA_TRAIN_SHARE  # noqa: E402
 
 NUMERIC_TYPES = ("arithmetic", "count")
 SCORED = ("arithmetic", "count", "span, numeric answer")  # the answer is one number: right or wrong
-
-
-def _reference(question: dict) -> Any:
-    answer = question["answer"]
-    return answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
 
 
 _ONE_NUMBER = re.compile(r"^\(?\s*[-–]?\s*[$€£]?\s*\(?[\d,]*\.?\d+\)?\s*%?\s*\)?$")
@@ -47,7 +43,7 @@ _ONE_NUMBER = re.compile(r"^\(?\s*[-–]?\s*[$€£]?\s*\(?[\d,]*\.?\d+\)?\s*%?\
 
 def _is_numeric(question: dict) -> bool:
     """An answer that is one number ("1,234", "$(168)", "13.0%"): what the eval's numeric match scores."""
-    return question["answer_type"] in NUMERIC_TYPES or bool(_ONE_NUMBER.match(str(_reference(question)).strip()))
+    return question["answer_type"] in NUMERIC_TYPES or bool(_ONE_NUMBER.match(str(tatqa_reference(question)).strip()))
 
 
 def measure(reports: list[dict], write: Any = None, planner: bool = True) -> dict[str, Any]:
@@ -74,7 +70,7 @@ def measure(reports: list[dict], write: Any = None, planner: bool = True) -> dic
             row["computed"] += 1
             if numeric:
                 try:
-                    row["right"] += numeric_match(done.text, _reference(question), question.get("scale") or "")
+                    row["right"] += numeric_match(done.text, tatqa_reference(question), question.get("scale") or "")
                 except ValueError:
                     pass
     return {"by_type": counts, "p50_ms": percentile(times, 50), "p95_ms": percentile(times, 95), "n": len(times)}

@@ -90,8 +90,9 @@ from training.chains import (  # noqa: E402
     medquad_chains,
     medquad_doc_key,
     medquad_files,
+    mtrag_conversations,
+    read_jsonl,
     read_medquad,
-    split_user_turns,
     user_text,
 )
 
@@ -185,16 +186,10 @@ def mtrag_chains(
 ) -> tuple[list[Chain], dict[str, int]]:
     """Conversations of one domain (questions.jsonl rows: {_id: "<conv><::><turn>", text}) and counts:
     follow-up turns labelled, and those with a label found in ``passages`` (the scored ones)."""
-    longest: dict[str, tuple[int, str]] = {}
-    for row in questions:
-        conversation, _, turn = str(row["_id"]).rpartition("<::>")
-        number = int(turn)
-        if conversation not in longest or number > longest[conversation][0]:
-            longest[conversation] = (number, row["text"])
     chains, labelled, scored = [], 0, 0
-    for conversation, (_, text) in longest.items():
+    for conversation, messages in mtrag_conversations(questions).items():
         turns = []
-        for number, message in enumerate(split_user_turns(text), 1):
+        for number, message in enumerate(messages, 1):
             turn_id = f"{conversation}<::>{number}"
             found = {doc: grade for doc, grade in qrels.get(turn_id, {}).items() if doc in passages and grade > 0}
             if number > 1 and turn_id in qrels:
@@ -206,11 +201,6 @@ def mtrag_chains(
         if turns:
             chains.append(Chain(id=conversation, turns=tuple(turns)))
     return chains, {"labelled": labelled, "scored": scored}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 # ---------------------------------------------------------------------------------------------- strategies

@@ -239,9 +239,14 @@ def contextualize(
 def fuse(current: Sequence[Hit], before: Sequence[Hit], k: int) -> list[Hit]:
     """``current`` (the turn's hits) fused by RRF with ``before`` (the previous standalone question's) at half
     weight: the new turn leads, the conversation's subject breaks its ties."""
-    by_id = {h.chunk_id: h for h in [*before, *current]}
-    rankings = {"turn": [(h.chunk_id, h.score) for h in current], "previous": [(h.chunk_id, h.score) for h in before]}
-    fused = reciprocal_rank_fusion(rankings, weights={"turn": 1.0, "previous": 0.5})
+    return _fused(current, before, 0.5, k)
+
+
+def _fused(lead: Sequence[Hit], other: Sequence[Hit], weight: float, k: int) -> list[Hit]:
+    """The top ``k`` of ``lead`` and ``other`` fused by RRF, ``other`` at ``weight``; ties go to ``lead``."""
+    by_id = {h.chunk_id: h for h in [*other, *lead]}
+    rankings = {"lead": [(h.chunk_id, h.score) for h in lead], "other": [(h.chunk_id, h.score) for h in other]}
+    fused = reciprocal_rank_fusion(rankings, weights={"lead": 1.0, "other": weight})
     return [by_id[chunk] for chunk, _ in fused[:k]]
 
 
@@ -296,8 +301,4 @@ def anchor(
     scope = sources.leading()
     if not scope:  # no earlier question, or passages that say nothing of where they come from
         return list(hits)
-    within = retriever.search(question, k, {**(filters or {}), **scope}).hits
-    by_id = {h.chunk_id: h for h in [*within, *hits]}
-    rankings = {"turn": [(h.chunk_id, h.score) for h in hits], "conversation": [(h.chunk_id, h.score) for h in within]}
-    fused = reciprocal_rank_fusion(rankings, weights={"turn": 1.0, "conversation": 1.0})
-    return [by_id[chunk] for chunk, _ in fused[:k]]
+    return _fused(hits, retriever.search(question, k, {**(filters or {}), **scope}).hits, 1.0, k)

@@ -7,8 +7,9 @@ conversation suite (scripts/build_eval_sets.py) and the task adapter's rewrite e
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,3 +203,19 @@ def split_user_turns(conversation: str) -> list[str]:
     """The user messages of MTRAG's ``|user|: ...`` lines (a message may span lines)."""
     parts = re.split(r"(?:^|\n)\|user\|:[ \t]?", conversation)
     return [p.strip() for p in parts[1:]]
+
+
+def mtrag_conversations(questions: Iterable[Mapping[str, str]]) -> dict[str, list[str]]:
+    """{conversation id: its user messages in order} from MTRAG's questions.jsonl rows ({_id:
+    "<conv><::><turn>", text: the conversation up to that turn}): each conversation's longest row."""
+    longest: dict[str, tuple[int, str]] = {}
+    for row in questions:
+        conversation, _, turn = str(row["_id"]).rpartition("<::>")
+        if conversation not in longest or int(turn) > longest[conversation][0]:
+            longest[conversation] = (int(turn), row["text"])
+    return {conversation: split_user_turns(text) for conversation, (_, text) in longest.items()}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -24,7 +24,8 @@ TRAIN_MTRAG_DOMAINS = ("clapnq",)
 BENCH_MEDQUAD_FILES = 400  # bench/conversations.py --medical-files default: its files are never trained on
 
 
-def _reference(question: dict):
+def tatqa_reference(question: dict):
+    """A TAT-QA question's answer: its one value when the answer is a list of one."""
     answer = question["answer"]
     return answer[0] if isinstance(answer, list) and len(answer) == 1 else answer
 
@@ -61,9 +62,9 @@ def program_examples(tatqa_file: Path, programs: int, nones: int, seed: int) -> 
                 continue
             if question["answer_type"] != "arithmetic" or not question.get("derivation"):
                 continue  # counts: the planner's (and few)
-            reference = _reference(question)
+            reference = tatqa_reference(question)
 
-            def matches(value: float, percent: bool, reference=reference) -> bool:
+            def matches(value: float, percent: bool, reference=reference) -> bool:  # percentages are in percent either way
                 return _same_number(value, reference)
 
             program = program_from_derivation(str(question["derivation"]), text, table, matches)
@@ -78,7 +79,7 @@ def program_examples(tatqa_file: Path, programs: int, nones: int, seed: int) -> 
 def rewrite_examples(data_dir: Path, medquad: int, seed: int) -> list[TrainingExample]:
     """``medquad`` MedQuAD follow-ups (at most two per chain) and every MTRAG follow-up of the training domains."""
     from retriever.followup import rewrite_messages
-    from training.chains import medquad_chains, medquad_files, read_medquad, split_user_turns, user_text
+    from training.chains import medquad_chains, medquad_files, mtrag_conversations, read_jsonl, read_medquad, user_text
 
     rng = random.Random(seed)
     examples: list[TrainingExample] = []
@@ -103,24 +104,16 @@ def rewrite_examples(data_dir: Path, medquad: int, seed: int) -> list[TrainingEx
         base = data_dir / "mtrag" / "retrieval" / domain
         if not Path(f"{base}_rewrite.jsonl").is_file():
             continue
-        rewrites = {}
-        for line in Path(f"{base}_rewrite.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                rewrites[str(row["_id"])] = user_text(row["text"])
-        longest: dict[str, tuple[int, str]] = {}
-        for line in Path(f"{base}_questions.jsonl").read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                conversation, _, turn = str(row["_id"]).rpartition("<::>")
-                if conversation not in longest or int(turn) > longest[conversation][0]:
-                    longest[conversation] = (int(turn), row["text"])
-        for conversation, (_, text) in longest.items():
+        rewrites = {str(row["_id"]): user_text(row["text"]) for row in read_jsonl(Path(f"{base}_rewrite.jsonl"))}
+        for conversation, messages in mtrag_conversations(read_jsonl(Path(f"{base}_questions.jsonl"))).items():
             history: list[str] = []
-            for number, message in enumerate(split_user_turns(text), 1):
+            for number, message in enumerate(messages, 1):
                 standalone = rewrites.get(f"{conversation}<::>{number}")
                 if number > 1 and standalone and history:
-                    messages = rewrite_messages(message, history, shots=False)
-                    examples.append(TrainingExample(f"rewrite:mtrag:{conversation}<::>{number}", messages, standalone))
+                    examples.append(
+                        TrainingExample(
+                            f"rewrite:mtrag:{conversation}<::>{number}", rewrite_messages(message, history, shots=False), standalone
+                        )
+                    )
                 history.append(standalone or message)
     return examples
