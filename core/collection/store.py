@@ -344,7 +344,9 @@ class Store:
     def bm25(self, match: str, k: int, filters: Filters | None = None, title_weight: float = 1.0) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) pairs from the FTS5 table, best first. ``match`` is an FTS5 query."""
         where, params = filter_clause(filters)
-        restrict = f"AND rowid IN (SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where})" if where else ""
+        # "+rowid": without the plus SQLite hands the IN list to FTS5 as rowid constraints and runs the MATCH once
+        # per allowed chunk (140 ms for a filter over 1,225 chunks, 3 ms with it; same results).
+        restrict = f"AND +rowid IN (SELECT c.id FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE {where})" if where else ""
         # FTS5's bm25() is lower-is-better; negate it so every retriever's scores are higher-is-better.
         rows = self.db.execute(
             f"""SELECT rowid, -bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts
