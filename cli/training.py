@@ -153,3 +153,22 @@ def finetune(
     click.echo(
         f"saved {out}: {result.examples} examples, {result.steps} steps, loss {result.first_loss:.3f} -> {result.final_loss:.3f}, {result.wall_s / 60:.1f} min"
     )
+    export_for_llamacpp(model_name, out, settings.generator.cache_dir)
+
+
+def export_for_llamacpp(model_name: str, adapter: Path, cache_dir: Path) -> None:
+    """The export step: a base read from GGUF gets the adapter merged into it, the file the llama.cpp engine
+    serves (generator/export.py), so the next answer starts without it."""
+    from core.errors import UserError
+    from generator.export import merged_gguf
+    from generator.model_files import model_gguf
+
+    gguf = model_gguf(model_name)
+    if gguf is None:
+        return  # a transformers folder: served by the transformers engine, nothing to export
+    try:
+        exported = merged_gguf(gguf, adapter, cache_dir)
+    except UserError as exc:
+        click.echo(f"not exported for llama.cpp ({exc}); the transformers engine serves the adapter as it is", err=True)
+        return
+    click.echo(f"exported for the llama.cpp engine (the adapter merged into {gguf.name}): {exported}")

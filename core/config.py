@@ -114,7 +114,15 @@ class IngestSettings(BaseModel):
 class GeneratorSettings(BaseModel):
     backend: Literal["local", "openai"] = Field(
         "local",
-        description="`local` (transformers in-process) or `openai` (any OpenAI-compatible server: vLLM, TGI, llama.cpp server)",
+        description="`local` (in-process: llama.cpp or transformers, see `engine`) or `openai` (any OpenAI-compatible server: vLLM, TGI, llama.cpp server)",
+    )
+    # llama.cpp decodes the embedded model about 5x faster than transformers + bitsandbytes on a CPU
+    # (README, "Answers at llama.cpp speed"); transformers stays for GPUs, training and non-GGUF models.
+    engine: Literal["auto", "llamacpp", "transformers"] = Field(
+        "auto",
+        description="the local backend's engine: `llamacpp` (llama-cpp-python over the GGUF with the adapter merged in), "
+        "`transformers` (bitsandbytes + peft), `auto`: llama.cpp where it is installed and can serve the model (a GGUF "
+        "model, `4bit`, no CUDA device), else transformers",
     )
     # The embedded model is converted once from GGUF and cached in cache_dir.
     model: str = Field(
@@ -129,7 +137,8 @@ class GeneratorSettings(BaseModel):
     )
     device: str | None = Field(None, description="`cuda`, `cpu`; unset: CUDA when available")
     cache_dir: Path = Field(
-        Path.home() / ".cache" / "domain-assistant" / "models", description="where the embedded GGUF is converted to safetensors, once"
+        Path.home() / ".cache" / "domain-assistant" / "models",
+        description="where the embedded GGUF is converted (safetensors for transformers, the adapter merged in for llama.cpp), once",
     )
     max_new_tokens: int = Field(200, ge=1, le=8192, description="longest answer, in tokens")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature; 0 = greedy")

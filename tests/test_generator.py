@@ -111,3 +111,38 @@ def test_citation_markers_valid_invalid_and_grouped():
 def test_sentences_keep_their_own_citations_and_decimals():
     answer = "Revenue grew 12.5% in 2019 [2]. Margins fell.[1] Nothing cited here"
     assert split_sentences(answer) == ["Revenue grew 12.5% in 2019 [2].", "Margins fell.[1]", "Nothing cited here"]
+
+
+@pytest.mark.parametrize(
+    "overrides, installed, expected",
+    [
+        ({}, True, "llamacpp"),  # the default: the embedded GGUF, 4-bit, on a CPU
+        ({}, False, "transformers"),  # llama-cpp-python not built: the clear fallback
+        ({"model": "/models/other.gguf"}, True, "llamacpp"),
+        ({"model": "/models/a-transformers-folder"}, True, "transformers"),
+        ({"quantization": "none"}, True, "transformers"),  # float32 / 8-bit are bitsandbytes' or torch's
+        ({"device": "cuda"}, True, "transformers"),  # GPUs: bitsandbytes' kernels
+        ({"engine": "transformers"}, True, "transformers"),
+        ({"engine": "llamacpp"}, False, "llamacpp"),  # asked for explicitly: its own error says what is missing
+    ],
+)
+def test_the_local_engine_is_llamacpp_where_it_can_serve_the_model(monkeypatch, overrides, installed, expected):
+    from assistant import compose
+    from core.config import GeneratorSettings
+    from generator import llamacpp
+
+    monkeypatch.setattr(llamacpp, "available", lambda: installed)
+    monkeypatch.setattr(compose, "_cuda", lambda: False)
+    assert compose.local_engine(GeneratorSettings(**overrides)) == expected
+
+
+def test_an_engine_that_cannot_serve_the_model_says_what_to_do(monkeypatch):
+    from core.errors import UserError
+    from generator import llamacpp
+
+    monkeypatch.setattr(llamacpp, "available", lambda: False)
+    with pytest.raises(UserError, match="needs llama-cpp-python .* ASSISTANT_GENERATOR__ENGINE=transformers"):
+        llamacpp.LlamaCppGenerator("embedded")
+    monkeypatch.setattr(llamacpp, "available", lambda: True)
+    with pytest.raises(UserError, match="serves GGUF files .* not 'some/folder'"):
+        llamacpp.LlamaCppGenerator("some/folder")

@@ -1,5 +1,8 @@
-"""The real embedded generator: SmolLM2-135M-Instruct in 4-bit (bitsandbytes NF4 on the CPU) with the
-shipped LoRA adapter. Slow: loads the model (converting the GGUF once into the user cache)."""
+"""The real embedded generator with the shipped LoRA adapter, on both local engines: transformers
+(SmolLM2-135M-Instruct in 4-bit, bitsandbytes NF4 on the CPU, the adapter through peft) and llama.cpp (the
+adapter merged into the GGUF, generator/export.py). The behaviour a caller relies on (citations, streaming,
+token limits, deadlines, cancellation, concurrent callers) is tested on both. Slow: loads the models
+(converting the GGUF once into the user cache)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from core.citations import cited_numbers
 from core.config import Settings
 from generator.base import GenerationOptions
 from generator.batching import MODEL_THREAD
+from generator.llamacpp import LlamaCppGenerator, available
 from generator.local import SHIPPED_ADAPTER, LocalGenerator
 from generator.prompt import Passage, build_prompt
 from tests.conftest import REPO, run_cli
@@ -33,20 +37,47 @@ PASSAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tuned() -> LocalGenerator:
+needs_llamacpp = pytest.mark.skipif(not available(), reason="llama-cpp-python is not installed (`make install` builds it)")
+
+
+@pytest.fixture(scope="module", params=["transformers", pytest.param("llamacpp", marks=needs_llamacpp)])
+def tuned(request):
+    if request.param == "llamacpp":
+        return LlamaCppGenerator("embedded", adapter=SHIPPED_ADAPTER, cache_dir=CACHE)
     return LocalGenerator("embedded", quantization="4bit", adapter=SHIPPED_ADAPTER, cache_dir=CACHE)
+
+
+@pytest.fixture(scope="module")
+def transformers_tuned(tuned):
+    if not isinstance(tuned, LocalGenerator):
+        pytest.skip("the transformers engine's own behaviour")
+    return tuned
 
 
 def prompt_for(generator, question: str):
     return build_prompt(question, PASSAGES, count_tokens=generator.prompt_tokens, budget=1024).messages
 
 
-def test_loads_in_4bit_with_the_adapter_at_a_fraction_of_float32(tuned):
+def test_loads_in_4bit_with_the_adapter_at_a_fraction_of_float32(transformers_tuned):
+    tuned = transformers_tuned
     assert tuned.name == "SmolLM2-135M-Instruct 4bit + LoRA"
     assert tuned.context_window == 8192
     full = LocalGenerator("embedded", quantization="none", cache_dir=CACHE)
     assert tuned.memory_bytes() < 0.5 * full.memory_bytes()
+
+
+@needs_llamacpp
+def test_llamacpp_serves_the_merged_file_and_counts_tokens_as_transformers_does():
+    fast = LlamaCppGenerator("embedded", adapter=SHIPPED_ADAPTER, cache_dir=CACHE, context_tokens=1024)
+    assert fast.name == "SmolLM2-135M-Instruct + LoRA (llama.cpp, Q8_0)"
+    assert fast.context_window == 1024 and fast.max_concurrency == 1
+    assert "smollm2-grounded" in fast.path.name and fast.memory_bytes() == fast.path.stat().st_size
+    messages = prompt_for(fast, "What is glaucoma?")
+    assert fast.prompt_tokens(messages) == len(fast.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    # a prompt that cannot fit is refused before any work, with the figures
+    with pytest.raises(Exception, match=r"exceeds the model's context window \(1024\)"):
+        fast.stream([{"role": "user", "content": "word " * 1100}], GenerationOptions(max_new_tokens=10))
+    fast.close()
 
 
 def test_answers_from_the_passages_with_a_citation(tuned):
@@ -58,6 +89,19 @@ def test_answers_from_the_passages_with_a_citation(tuned):
     assert "optic nerve" in answer.lower()
     assert cited_numbers(answer, len(PASSAGES)), answer
     assert stream.finish_reason == "stop"
+
+
+@needs_llamacpp
+def test_llamacpp_base_without_the_adapter_does_not_cite_and_a_dropped_one_stops_its_worker():
+    base = LlamaCppGenerator("embedded", cache_dir=CACHE)
+    assert base.name == "SmolLM2-135M-Instruct (llama.cpp, Q4_1)"
+    answer = base.generate(prompt_for(base, "What is glaucoma?"), GenerationOptions(max_new_tokens=40))
+    assert not cited_numbers(answer, len(PASSAGES)), answer  # what the adapter adds, merged or not
+    worker, gone = base._worker, weakref.ref(base)
+    del base
+    gc.collect()
+    worker.join(timeout=10)
+    assert gone() is None and not worker.is_alive()
 
 
 def test_base_model_without_the_adapter_does_not_cite(tmp_path):
@@ -80,14 +124,16 @@ def test_streams_token_pieces_and_stops_at_the_token_limit(tuned):
 
 def test_timeout_returns_what_was_generated_so_far(tuned):
     started = time.monotonic()
-    stream = tuned.stream(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=2000, timeout_s=0.5))
+    # a question no earlier test asked: llama.cpp would find an asked prompt in its cache and answer it in time
+    question = "Describe every way glaucoma can damage the optic nerve, in detail."
+    stream = tuned.stream(prompt_for(tuned, question), GenerationOptions(max_new_tokens=1500, timeout_s=0.2))
     text = stream.text()
     assert stream.finish_reason == "timeout" and time.monotonic() - started < 5
-    assert stream.tokens < 2000 and isinstance(text, str)
+    assert stream.tokens < 1500 and isinstance(text, str)
 
 
 def test_cancelling_mid_stream_stops_generation(tuned):
-    stream = tuned.stream(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=2000))
+    stream = tuned.stream(prompt_for(tuned, "What is glaucoma?"), GenerationOptions(max_new_tokens=1500))
     it = iter(stream)
     next(it)
     started = time.monotonic()
@@ -108,12 +154,14 @@ def test_cli_ask_over_the_sample_collection_end_to_end(tmp_path):
     result = run_cli(["ask", "What is atrial fibrillation?", "--collection", "med", "--json", "--max-tokens", "80"], env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["generator"] == "SmolLM2-135M-Instruct 4bit + LoRA"
+    # the default engine: llama.cpp where it is installed, transformers otherwise
+    assert data["generator"] == ("SmolLM2-135M-Instruct + LoRA (llama.cpp, Q8_0)" if available() else "SmolLM2-135M-Instruct 4bit + LoRA")
     assert data["cited"] and not data["invalid_citations"], data["answer"]
     assert any("atrial fibrillation" in c["title"].lower() for c in data["citations"]), data["citations"]
 
 
-def test_concurrent_streams_are_decoded_together_and_answer_as_they_would_alone(tuned):
+def test_concurrent_streams_are_decoded_together_and_answer_as_they_would_alone(transformers_tuned):
+    tuned = transformers_tuned
     questions = ["What is glaucoma?", "What is a dividend?", "When is revenue recognised?"]
     options = GenerationOptions(max_new_tokens=24)
     alone = [tuned.generate(prompt_for(tuned, q), options) for q in questions]
@@ -133,3 +181,22 @@ def test_concurrent_streams_are_decoded_together_and_answer_as_they_would_alone(
         tuned.engine.on_step = None
     assert [together[i] for i in range(len(questions))] == alone
     assert max(rows) > 1  # they shared decode steps
+
+
+@needs_llamacpp
+def test_llamacpp_concurrent_callers_are_served_in_turn_and_answer_as_they_would_alone(tuned):
+    if not isinstance(tuned, LlamaCppGenerator):
+        pytest.skip("the llama.cpp engine's own behaviour")
+    questions = ["What is glaucoma?", "What is a dividend?", "When is revenue recognised?"]
+    options = GenerationOptions(max_new_tokens=24)
+    alone = [tuned.generate(prompt_for(tuned, q), options) for q in questions]
+    together: dict[int, str] = {}
+    threads = [
+        threading.Thread(target=lambda i=i, q=q: together.__setitem__(i, tuned.generate(prompt_for(tuned, q), options)))
+        for i, q in enumerate(questions)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert [together[i] for i in range(len(questions))] == alone
