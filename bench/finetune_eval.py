@@ -1,6 +1,10 @@
 """Held-out comparison of the base model against base + the shipped LoRA adapter.
 
-    python bench/finetune_eval.py --data ../shared/data [--medquad 20 --pubmedqa 15 --tatqa 15] [--json FILE]
+    python bench/finetune_eval.py --data ../shared/data [--medquad 20 --pubmedqa 15 --tatqa 15] [--engine E ...] [--json FILE]
+
+--engine transformers|llamacpp (repeatable; default: both where llama-cpp-python is installed) runs the rows on
+that local engine: transformers (bitsandbytes NF4 + the adapter through peft) or llama.cpp (the adapter merged
+into the GGUF, generator/export.py), so the two engines' figures can be compared on the same prompts.
 
 Held-out examples come from the parts of the data that training never sees (training/trainset.py:
 MedQuAD files of the sample collection, PubMedQA test PMIDs, the last 20 % of TAT-QA dev reports); the
@@ -75,6 +79,7 @@ def main() -> None:
     parser.add_argument("--medquad", type=int, default=20)
     parser.add_argument("--pubmedqa", type=int, default=15)
     parser.add_argument("--tatqa", type=int, default=15)
+    parser.add_argument("--engine", action="append", choices=["transformers", "llamacpp"], help="local engine(s) to run the rows on")
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write every answer and score here")
@@ -95,9 +100,22 @@ def main() -> None:
     compose.quiet_model_loading()
     options = GenerationOptions(max_new_tokens=args.max_new_tokens, timeout_s=600)
     results: dict[str, list[dict]] = {}
-    configs = [("base 4-bit", None)] + [(f"+ LoRA {a.name}" if len(adapters) > 1 else "base 4-bit + LoRA", a) for a in adapters]
-    for label, adapter in configs:
-        generator = LocalGenerator(settings.generator.model, quantization="4bit", adapter=adapter, cache_dir=settings.generator.cache_dir)
+    from generator.llamacpp import LlamaCppGenerator, available
+
+    engines = args.engine or (["transformers", "llamacpp"] if available() else ["transformers"])
+    configs = [
+        (f"{label} ({engine})", engine, adapter)
+        for engine in engines
+        for label, adapter in [("base 4-bit", None)]
+        + [(f"+ LoRA {a.name}" if len(adapters) > 1 else "base 4-bit + LoRA", a) for a in adapters]
+    ]
+    for label, engine, adapter in configs:
+        if engine == "llamacpp":
+            generator = LlamaCppGenerator(settings.generator.model, adapter=adapter, cache_dir=settings.generator.cache_dir)
+        else:
+            generator = LocalGenerator(
+                settings.generator.model, quantization="4bit", adapter=adapter, cache_dir=settings.generator.cache_dir
+            )
         rows = []
         started = time.perf_counter()
         for i, example in enumerate(examples, start=1):
@@ -113,7 +131,7 @@ def main() -> None:
     print(
         f"\nheld-out examples: {len(examples)} {counts}, {unanswerable} without an answer in the passages; greedy, max {args.max_new_tokens} new tokens\n"
     )
-    header = f"{'model':<26} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
+    header = f"{'model':<40} {'token F1':>9} {'valid citation':>15} {'cites gold':>11} {'supported':>10} {'refusal acc.':>13}"
     print(header)
     print("-" * len(header))
     summary = {}
@@ -122,11 +140,11 @@ def main() -> None:
         s = summary[label]
         fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
         print(
-            f"{label:<26} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}"
+            f"{label:<40} {fmt(s['f1']):>9} {fmt(s['valid_citation']):>15} {fmt(s['gold_citation']):>11} {fmt(s['supported']):>10} {fmt(s['refused']):>13}"
         )
     print("\nper source, token F1:")
     for label, rows in results.items():
-        print(f"  {label:<26} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))
+        print(f"  {label:<40} " + "  ".join(f"{src} {mean([r for r in rows if r['source'] == src], 'f1') or 0:.3f}" for src in counts))
     if args.json:
         args.json.write_text(
             json.dumps({"examples": counts, "max_new_tokens": args.max_new_tokens, "summary": summary, "results": results}, indent=2)

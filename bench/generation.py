@@ -16,7 +16,7 @@ own. Per configuration:
   load, the one-time export done before), cached model files;
 - memory MB: ``memory_bytes()`` (transformers' get_memory_footprint: parameters + buffers); for llama.cpp the
   GGUF file size;
-- peak RSS MB: the process's max RSS (ru_maxrss) at the end; RSS delta MB: that minus the peak after the
+- peak RSS MB: the process's peak RSS (VmHWM) at the end; RSS delta MB: that minus the peak after the
   imports, before the model load (so the cost of the model and of generating with it);
 - TTFT: from calling stream() to the first text piece (prompt encoding and prefill included). The streamer
   releases text a word at a time, so the first piece may hold a few tokens; decode tok/s counts only the
@@ -27,8 +27,9 @@ After one short warm-up generation, every prompt runs --repeat times; the table 
 over all prompts x repeats. --rounds N runs all configurations N times, interleaved (A B C A B C), so a drift of
 a shared machine's speed falls on all of them; figures pool the rounds, ratios are the median of the rounds'. The shipped LoRA adapter row is skipped with a note while the adapter is absent
 (e.g. training has not finished). llama.cpp runs when llama-cpp-python is installed
-(``pip install llama-cpp-python``, which compiles for about 10 minutes); the ratios ours / llama.cpp compare
-decode speed and TTFT. --json FILE writes every raw number.
+(``make install`` builds it; about 10 minutes); the ratios ours / llama.cpp compare decode speed, TTFT and peak
+RSS. --runtime-lora adds llama.cpp applying the adapter unmerged, at run time (its own LoRA support, the adapter
+converted by generator/export.py: lora_gguf): what merging saves. --json FILE writes every raw number.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "llamacpp+lora": {"engine": "llamacpp", "quantization": "4bit", "adapter": True},
 }
 LLAMA = "llama.cpp"
+# llama.cpp applying the adapter at run time (unmerged, its own LoRA support): what merging saves (--runtime-lora)
+LLAMA_LORA = "llama.cpp+runtime-lora"
 LLAMA_SKIPPED = (
     "llama.cpp reference skipped: llama-cpp-python is not installed "
     "(`pip install llama-cpp-python`; it compiles llama.cpp, about 10 minutes)"
@@ -212,7 +215,15 @@ def tokenizer_counter(cache_dir: Path):
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak RSS. VmHWM where Linux has it: ru_maxrss survives exec, so a worker forked from
+    this script (about 500 MB once the tokenizer is loaded) would report at least that much, whatever it used."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def timed_stream(pieces: Iterable[str], started: float, tokens_of, total_tokens) -> dict:
@@ -241,25 +252,31 @@ def timed_stream(pieces: Iterable[str], started: float, tokens_of, total_tokens)
 
 
 def worker_ours(config: str, prompts: list[dict], args) -> dict:
-    import torch
-
-    from assistant.compose import quiet_model_loading
     from generator.base import GenerationOptions
-    from generator.local import LocalGenerator
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    quiet_model_loading()
     spec = CONFIGS[config]
     adapter = args.adapter if spec["adapter"] else None
-    before = _peak_rss_mb()
-    started = time.perf_counter()
+    threads = args.threads or os.cpu_count()
     if spec["engine"] == "llamacpp":
+        # torch and transformers stay out of this process, as the engine keeps them out (its peak RSS is its own)
         from generator.llamacpp import LlamaCppGenerator
 
+        before = _peak_rss_mb()
+        started = time.perf_counter()
         # the merged file is exported before the bench (bench()), so this is the load a user sees every start
         gen: Any = LlamaCppGenerator("embedded", adapter=adapter, cache_dir=args.cache_dir, threads=args.threads or None)
     else:
+        import torch
+
+        from assistant.compose import quiet_model_loading
+        from generator.local import LocalGenerator
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        threads = torch.get_num_threads()
+        quiet_model_loading()
+        before = _peak_rss_mb()
+        started = time.perf_counter()
         gen = LocalGenerator("embedded", quantization=spec["quantization"], adapter=adapter, cache_dir=args.cache_dir)
     load_s = time.perf_counter() - started
     gen.generate([{"role": "user", "content": "Hello"}], GenerationOptions(max_new_tokens=2))  # warm-up
@@ -289,13 +306,13 @@ def worker_ours(config: str, prompts: list[dict], args) -> dict:
         "rss_before_load_mb": before,
         "peak_rss_mb": peak,
         "rss_delta_mb": peak - before,
-        "threads": torch.get_num_threads() if spec["engine"] == "transformers" else (args.threads or os.cpu_count()),
+        "threads": threads,
         "runs": runs,
         "summary": summarize(runs),
     }
 
 
-def worker_llama(prompts: list[dict], args) -> dict:
+def worker_llama(prompts: list[dict], args, lora: Path | None = None) -> dict:
     from llama_cpp import Llama
 
     from generator.model_files import embedded_gguf
@@ -304,7 +321,7 @@ def worker_llama(prompts: list[dict], args) -> dict:
     threads = args.threads or os.cpu_count()
     before = _peak_rss_mb()
     started = time.perf_counter()
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, verbose=False)
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, verbose=False, **({"lora_path": str(lora)} if lora else {}))
     load_s = time.perf_counter() - started
     llm.create_chat_completion([{"role": "user", "content": "Hello"}], max_tokens=2, temperature=0)  # warm-up
     runs = []
@@ -326,7 +343,7 @@ def worker_llama(prompts: list[dict], args) -> dict:
     peak = _peak_rss_mb()
     return {
         "status": "ok",
-        "name": f"llama.cpp {gguf.name}",
+        "name": f"llama.cpp {gguf.name}" + (f" + {lora.name} at run time" if lora else ""),
         "load_s": load_s,
         "memory_bytes": gguf.stat().st_size,
         "memory_source": "GGUF file size",
@@ -359,6 +376,8 @@ def run_worker(config: str, prompts_file: Path, args) -> dict:
         command += ["--threads", str(args.threads)]
     if args.adapter:
         command += ["--adapter", str(args.adapter)]
+    if config == LLAMA_LORA:
+        command += ["--lora-file", str(args.lora_file)]
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     lines = out.stdout.strip().splitlines()
     if out.returncode != 0 or not lines:
@@ -391,7 +410,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--skip-llamacpp", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 prompt, 4 tokens, 1 repeat, 4bit only, no llama.cpp")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every raw number to FILE")
-    parser.add_argument("--one", choices=[*CONFIGS, LLAMA], help=argparse.SUPPRESS)
+    parser.add_argument("--runtime-lora", action="store_true", help=f"also run {LLAMA_LORA}: llama.cpp applying the adapter unmerged")
+    parser.add_argument("--one", choices=[*CONFIGS, LLAMA, LLAMA_LORA], help=argparse.SUPPRESS)
+    parser.add_argument("--lora-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--prompts", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
@@ -427,6 +448,8 @@ def bench(args) -> dict:
         notes.append(LLAMA_SKIPPED)
     else:
         order.append(LLAMA)
+        if args.runtime_lora:
+            order.append(LLAMA_LORA)
     if any(CONFIGS.get(c, {}).get("engine") == "llamacpp" and CONFIGS[c]["adapter"] for c in order):
         from generator.export import merged_gguf
         from generator.model_files import embedded_gguf
@@ -438,6 +461,11 @@ def bench(args) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-generation-") as tmp:
         prompts_file = Path(tmp) / "prompts.json"
         prompts_file.write_text(json.dumps(prompts), encoding="utf-8")
+        if LLAMA_LORA in order:
+            from generator.export import lora_gguf
+            from generator.model_files import embedded_gguf
+
+            args.lora_file = lora_gguf(embedded_gguf(), args.adapter, Path(tmp) / "lora.gguf")
         for number in range(args.rounds):
             done: dict[str, dict] = {}
             for config in order:
@@ -469,7 +497,7 @@ def bench(args) -> dict:
     if ok("float32") and ok("4bit"):
         ratios["memory_float32_over_4bit"] = ratio(results["float32"]["memory_bytes"], results["4bit"]["memory_bytes"])
     if ok(LLAMA):
-        for name in CONFIGS:
+        for name in [*CONFIGS, LLAMA_LORA]:
             if ok(name):
                 pairs = [(r[name], r[LLAMA]) for r in rounds]
                 ratios[f"{name}_over_llamacpp"] = {
@@ -506,7 +534,7 @@ def report(out: dict) -> None:
     print()
     if "memory_float32_over_4bit" in ratios:
         print(f"memory float32 / 4-bit: {ratios['memory_float32_over_4bit']:.2f}x")
-    for name in CONFIGS:
+    for name in [*CONFIGS, LLAMA_LORA]:
         r = ratios.get(f"{name}_over_llamacpp")
         if r:
             print(
@@ -521,7 +549,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.one:
         prompts = json.loads(args.prompts.read_text(encoding="utf-8"))
-        result = worker_llama(prompts, args) if args.one == LLAMA else worker_ours(args.one, prompts, args)
+        if args.one in (LLAMA, LLAMA_LORA):
+            result = worker_llama(prompts, args, args.lora_file if args.one == LLAMA_LORA else None)
+        else:
+            result = worker_ours(args.one, prompts, args)
         print(json.dumps(result))
         return 0
     from core.errors import UserError

@@ -4,8 +4,9 @@ Why: on a CPU the transformers path decodes the embedded model at a fifth of lla
 weights (bitsandbytes' 4-bit kernels are not built for CPUs, and the unmerged LoRA adds 1.8x). Here the
 adapter is merged into the 4-bit GGUF once (generator/export.py) and llama.cpp's CPU kernels run it.
 
-Prompts are built and counted with the model's own Hugging Face tokenizer and chat template, exactly as the
-transformers path does, so both engines see the same token ids and the pipeline's budgets hold for either.
+Prompts are built with the chat template stored in the GGUF, rendered as transformers renders it (llama-cpp-
+python's Jinja2ChatFormatter), and tokenized by llama.cpp: the same token ids the transformers engine feeds
+its model (tested), without importing transformers or torch (454 MB of a process's memory before any model).
 One worker thread owns the llama.cpp context and serves requests in arrival order (its thread team stays on
 one thread, as generator/batching.py explains for PyTorch); a request's deadline runs from its submission, a
 request whose client left is dropped before or during its generation, and the context's KV cache keeps the
@@ -25,7 +26,7 @@ from pathlib import Path
 from core.errors import UserError
 from generator.base import GenerationOptions, Message, TextStream, stop_filtered
 from generator.export import merged_gguf
-from generator.model_files import display_name, gguf_tokenizer, model_gguf
+from generator.model_files import display_name, model_gguf
 
 _END = object()  # the worker's last item on a request's queue
 
@@ -67,7 +68,7 @@ class LlamaCppGenerator:
                 "the llama.cpp engine needs llama-cpp-python (`make install` builds it); or set ASSISTANT_GENERATOR__ENGINE=transformers"
             )
         from llama_cpp import Llama
-        from transformers import AutoTokenizer
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         gguf = model_gguf(model)
         if gguf is None:
@@ -76,18 +77,34 @@ class LlamaCppGenerator:
             )
         self.adapter = str(adapter) if adapter is not None else None
         self.path = merged_gguf(gguf, Path(adapter) if adapter is not None else None, cache_dir)
-        self.tokenizer = AutoTokenizer.from_pretrained(gguf_tokenizer(gguf, cache_dir))
+        # No flash attention: it prefilled prompts of 500-800 tokens 12-25 % faster on 2 cores, but its half-
+        # precision sums changed one of bench/generation.py's five greedy answers (to a refusal); without it the
+        # answers are the transformers engine's (docs/generation.md).
         self.llm = Llama(
-            model_path=str(self.path), n_ctx=context_tokens, n_batch=512, n_threads=threads or os.cpu_count() or 1, verbose=False
+            model_path=str(self.path),
+            n_ctx=context_tokens,
+            n_batch=512,
+            n_threads=threads or os.cpu_count() or 1,
+            flash_attn=False,
+            verbose=False,
+        )
+        # Callers count and tokenize from their own threads while the worker decodes: tokenizing reads only the
+        # model's vocabulary, never the context (llama.cpp's own server tokenizes in its HTTP threads so).
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise UserError(f"{gguf} has no chat template (tokenizer.chat_template): the assistant needs a chat (instruct) model")
+        special = {"eos_token": self.llm.token_eos(), "bos_token": self.llm.token_bos()}
+        self.template = Jinja2ChatFormatter(
+            template=str(template),
+            **{k: self.llm.detokenize([v], special=True).decode("utf-8", "replace") for k, v in special.items()},
+            add_generation_prompt=True,
         )
         self.context_window = context_tokens
         # e.g. "SmolLM2-135M-Instruct + LoRA (llama.cpp, Q8_0)": the weights' type as served
         self.name = f"{display_name(model, gguf)}{' + LoRA' if adapter is not None else ''} (llama.cpp, {_file_type(self.llm)})"
-        self.eos_ids = {i for i in (self.tokenizer.eos_token_id, self.llm.token_eos()) if i is not None and i >= 0}
+        self.eos_ids = {self.llm.token_eos()}
         self._requests: queue.Queue = queue.Queue()
-        self._worker = threading.Thread(
-            target=self._serve, args=(self._requests, self.llm, self.tokenizer, self.eos_ids), daemon=True, name="llama.cpp"
-        )
+        self._worker = threading.Thread(target=self._serve, args=(self._requests, self.llm, self.eos_ids), daemon=True, name="llama.cpp")
         self._worker.start()
         # A dropped generator stops its worker (which holds the model), as generator/local.py does.
         weakref.finalize(self, self._requests.put, None)
@@ -99,10 +116,10 @@ class LlamaCppGenerator:
         self._worker.join(timeout=30)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def encode(self, messages: list[Message]) -> list[int]:
-        return list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True))
+        return self.llm.tokenize(self.template(messages=messages).prompt.encode("utf-8"), add_bos=False, special=True)
 
     def prompt_tokens(self, messages: list[Message]) -> int:
         return len(self.encode(messages))
@@ -141,11 +158,11 @@ class LlamaCppGenerator:
         return self.stream(messages, options).text()
 
     @staticmethod
-    def _serve(requests: queue.Queue, llm, tokenizer, eos_ids: set[int]) -> None:
+    def _serve(requests: queue.Queue, llm, eos_ids: set[int]) -> None:
         # A static method given what it needs: the thread must not hold the generator, or it is never dropped.
         while (request := requests.get()) is not None:
             try:
-                _generate(llm, tokenizer, eos_ids, request)
+                _generate(llm, eos_ids, request)
             except Exception as exc:  # reported to the caller; the worker serves the next request
                 request.error = exc
                 request.finish_reason = request.finish_reason or "error"
@@ -153,7 +170,7 @@ class LlamaCppGenerator:
                 request.out.put(_END)
 
 
-def _generate(llm, tokenizer, eos_ids: set[int], request: _Request) -> None:
+def _generate(llm, eos_ids: set[int], request: _Request) -> None:
     options = request.options
     deadline = request.submitted + options.timeout_s
     if request.cancel.is_set():
@@ -174,7 +191,7 @@ def _generate(llm, tokenizer, eos_ids: set[int], request: _Request) -> None:
         request.tokens = len(tokens)
         # The whole answer decoded again each token (a few hundred at most): a character split over two
         # tokens shows as U+FFFD until its second half arrives, so only what is settled is sent.
-        text = tokenizer.decode(tokens, skip_special_tokens=True)
+        text = llm.detokenize(tokens).decode("utf-8", "replace")
         if not text.endswith("\ufffd") and len(text) > len(sent):
             request.out.put(text[len(sent) :])
             sent = text

@@ -41,46 +41,25 @@ def convert_gguf(gguf: Path, cache_dir: Path) -> Path:
     Keyed by the file's path, size and mtime; written to a temporary folder and renamed into place, so a
     kill mid-conversion or two processes converting at once never leave a half-written model behind.
     """
-    target = cache_dir / f"{gguf.stem}-{_gguf_key(gguf)}"
-    if not (target / "config.json").exists():
-        _convert(gguf, target, model=True)
-    return target
-
-
-def gguf_tokenizer(gguf: Path, cache_dir: Path) -> Path:
-    """A folder holding ``gguf``'s tokenizer (and chat template) for transformers: the full conversion's when
-    it exists, else the tokenizer alone, converted once (reading it from GGUF takes seconds to a minute)."""
-    full = cache_dir / f"{gguf.stem}-{_gguf_key(gguf)}"
-    if (full / "tokenizer_config.json").exists():
-        return full
-    target = full.with_name(full.name + "-tokenizer")
-    if not (target / "tokenizer_config.json").exists():
-        _convert(gguf, target, model=False)
-    return target
-
-
-def _gguf_key(gguf: Path) -> str:
     stat = gguf.stat()
-    return hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir / f"{gguf.stem}-{key}"
+    if (target / "config.json").exists():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
-def _convert(gguf: Path, target: Path, *, model: bool) -> None:
-    from transformers import AutoTokenizer
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache_dir))
     try:
-        AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(tmp)
-        if model:
-            import torch
-            from transformers import AutoModelForCausalLM
-
-            lm = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-            # save_pretrained refuses a model that still carries the GGUF quantizer marker.
-            lm.hf_quantizer = None
-            if hasattr(lm.config, "quantization_config"):
-                del lm.config.quantization_config
-            lm.save_pretrained(tmp)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # save_pretrained refuses a model that still carries the GGUF quantizer marker.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         try:
             os.rename(tmp, target)
         except OSError:  # another process got there first: theirs is as good as ours
@@ -88,6 +67,7 @@ def _convert(gguf: Path, target: Path, *, model: bool) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return target
 
 
 def model_gguf(model: str) -> Path | None:

@@ -72,8 +72,20 @@ def test_llamacpp_serves_the_merged_file_and_counts_tokens_as_transformers_does(
     assert fast.name == "SmolLM2-135M-Instruct + LoRA (llama.cpp, Q8_0)"
     assert fast.context_window == 1024 and fast.max_concurrency == 1
     assert "smollm2-grounded" in fast.path.name and fast.memory_bytes() == fast.path.stat().st_size
-    messages = prompt_for(fast, "What is glaucoma?")
-    assert fast.prompt_tokens(messages) == len(fast.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    # the same token ids the transformers engine feeds its model: its tokenizer and chat template, rendered
+    from transformers import AutoTokenizer
+
+    from generator.model_files import resolve_model
+
+    hf = AutoTokenizer.from_pretrained(resolve_model("embedded", CACHE)[0])
+    messages = prompt_for(fast, "What is glaucoma?") + [
+        {"role": "assistant", "content": "Glaucoma [2]."},
+        {"role": "user", "content": "Ünïcode, 5 µg?"},
+    ]
+    assert fast.encode(messages) == list(hf.apply_chat_template(messages, add_generation_prompt=True))
+    assert fast.count_tokens("Revenue in 2019: $1,496 million") == len(
+        hf("Revenue in 2019: $1,496 million", add_special_tokens=False)["input_ids"]
+    )
     # a prompt that cannot fit is refused before any work, with the figures
     with pytest.raises(Exception, match=r"exceeds the model's context window \(1024\)"):
         fast.stream([{"role": "user", "content": "word " * 1100}], GenerationOptions(max_new_tokens=10))
