@@ -306,15 +306,17 @@ def test_a_full_generation_queue_answers_503_with_retry_after(settings):
     with live(app) as srv:
         results = {}
 
-        def ask(name):
+        def ask(name, max_tokens):
             results[name] = httpx.post(
-                srv.url + "/v1/ask", json={"question": "What is metformin?", "collection": "docs", "max_tokens": 30}, timeout=30
+                srv.url + "/v1/ask", json={"question": "What is metformin?", "collection": "docs", "max_tokens": max_tokens}, timeout=30
             )
 
-        first = threading.Thread(target=ask, args=("first",))
+        # The first answer streams for 4 s (200 words at 20 ms): on a loaded machine the second request took
+        # longer than the 0.6 s a 30-token answer lasts to reach the queue, and found it free.
+        first = threading.Thread(target=ask, args=("first", 200))
         first.start()
         wait_until(lambda: app.state.service.bounded is not None and app.state.service.bounded.active == 1)
-        ask("second")
+        ask("second", 30)
         first.join(30)
         assert results["first"].status_code == 200, results["first"].text
         busy = results["second"]
