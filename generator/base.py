@@ -6,10 +6,13 @@ OpenAI-compatible server) and ``queued`` (a fake that replays queued replies, fo
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
+
+from core.errors import UserError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 
@@ -116,3 +119,31 @@ def stop_filtered(pieces: Iterator[str], stop: tuple[str, ...], stream: TextStre
             pending = pending[len(pending) - keep :]
     if pending:
         yield pending
+
+
+def check_fits(prompt_tokens: int, options: GenerationOptions, context_window: int) -> None:
+    """Refuse, before any work, a prompt that cannot fit the context with its answer."""
+    if prompt_tokens + options.max_new_tokens > context_window:
+        raise UserError(
+            f"the prompt ({prompt_tokens} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({context_window})"
+        )
+
+
+def relayed(stream: TextStream, request, submit: Callable[[], None], source: Iterator[str], stop: tuple[str, ...]) -> Iterator[str]:
+    """The pieces of a generation that a model thread runs (``request``: its ``tokens``, ``finish_reason`` and
+    ``error`` are set there), read from ``source`` after ``submit()``, with ``stop`` strings cut. No piece for
+    longer than a whole generation may take (``queue.Empty``: the thread starved of CPU, or stuck) ends the
+    answer with what came, as a timeout; a stop string or a consumer that leaves cancels the request."""
+    submit()
+    try:
+        yield from stop_filtered(source, stop, stream)
+    except queue.Empty:
+        stream.finish_reason = "timeout"
+    finally:
+        if request.finish_reason is None:
+            stream.cancel_event.set()  # a stop string ended the text early, or the consumer left
+    stream.tokens = request.tokens
+    if request.error is not None:
+        raise request.error
+    if stream.finish_reason is None:
+        stream.finish_reason = request.finish_reason

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import UserError
-from generator.base import GenerationOptions, Message, TextStream, stop_filtered
+from generator.base import GenerationOptions, Message, TextStream, check_fits, relayed
 from generator.export import merged_gguf
 from generator.model_files import display_name, model_gguf
 
@@ -130,29 +130,10 @@ class LlamaCppGenerator:
 
     def stream(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> TextStream:
         prompt = self.encode(messages)
-        if len(prompt) + options.max_new_tokens > self.context_window:
-            raise UserError(
-                f"the prompt ({len(prompt)} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})"
-            )
+        check_fits(len(prompt), options, self.context_window)
         stream = TextStream(iter(()))
         request = _Request(prompt, options, stream.cancel_event)
-
-        def pieces():
-            self._requests.put(request)
-            try:
-                yield from stop_filtered(_drain(request), options.stop, stream)
-            except queue.Empty:  # no word for longer than a whole generation may take: end as a timeout
-                stream.finish_reason = "timeout"
-            finally:
-                if request.finish_reason is None:
-                    stream.cancel_event.set()  # a stop string ended the text early, or the consumer left
-            stream.tokens = request.tokens
-            if request.error is not None:
-                raise request.error
-            if stream.finish_reason is None:
-                stream.finish_reason = request.finish_reason
-
-        stream.pieces = pieces()
+        stream.pieces = relayed(stream, request, lambda: self._requests.put(request), _drain(request), options.stop)
         return stream
 
     def generate(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> str:

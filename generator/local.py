@@ -4,13 +4,12 @@ adapter, streamed token by token; concurrent generations are batched (generator/
 from __future__ import annotations
 
 import logging
-import queue
 import weakref
 from pathlib import Path
 from typing import Literal
 
 from core.errors import UserError
-from generator.base import GenerationOptions, Message, TextStream, stop_filtered
+from generator.base import GenerationOptions, Message, TextStream, check_fits, relayed
 from generator.batching import BatchEngine, BatchRequest
 from generator.model_files import resolve_model
 
@@ -122,33 +121,13 @@ class LocalGenerator:
         from transformers import TextIteratorStreamer
 
         prompt = self.encode(messages)["input_ids"][0].tolist()
-        if len(prompt) + options.max_new_tokens > self.context_window:
-            raise UserError(
-                f"the prompt ({len(prompt)} tokens) plus max_new_tokens ({options.max_new_tokens}) exceeds the model's context window ({self.context_window})"
-            )
+        check_fits(len(prompt), options, self.context_window)
         stream = TextStream(iter(()))
         # The streamer turns token ids into text a word at a time; the engine feeds it from its thread.
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=options.timeout_s + 30)
         request = BatchRequest(prompt, options, emit=lambda token: streamer.put(_one(token)), done=streamer.end, cancel=stream.cancel_event)
 
-        def pieces():
-            self.engine.submit(request)
-            try:
-                yield from stop_filtered(iter(streamer), options.stop, stream)
-            except queue.Empty:
-                # No token for longer than a whole generation may take (the model thread starved of CPU, or
-                # stuck): the answer ends with what was generated, as a timeout, instead of an exception.
-                stream.finish_reason = "timeout"
-            finally:
-                if request.finish_reason is None:
-                    stream.cancel_event.set()  # a stop string ended the text early, or the consumer left
-            stream.tokens = request.tokens
-            if request.error is not None:
-                raise request.error
-            if stream.finish_reason is None:
-                stream.finish_reason = request.finish_reason
-
-        stream.pieces = pieces()
+        stream.pieces = relayed(stream, request, lambda: self.engine.submit(request), iter(streamer), options.stop)
         return stream
 
     def generate(self, messages: list[Message], options: GenerationOptions = GenerationOptions()) -> str:

@@ -13,6 +13,7 @@ from generator.export import adapter_deltas, export_key, merged_gguf, nf4_round_
 from generator.local import SHIPPED_ADAPTER
 from generator.model_files import embedded_gguf
 
+pytestmark = pytest.mark.slow  # the real embedded model: a merge (about 30 s once) and a transformers load
 CACHE = Settings().generator.cache_dir
 
 
