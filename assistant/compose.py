@@ -5,14 +5,16 @@ themselves only ever take plain arguments."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
-from core.collection import Collection, IndexParams, collection_path
+from core.collection import MANIFEST, Collection, IndexParams, collection_path, read_manifest
 from core.config import Settings
 from core.embedding import Embedder, make_embedder
+from core.errors import UserError
 from generator.base import GenerationOptions, Generator
 from ingest.chunking import Chunker
-from ingest.pipeline import Ingestor, chunking_info, open_for_ingest
+from ingest.pipeline import Ingestor, IngestParts, chunking_info, open_for_ingest
 from retriever.answerability import AnswerabilityModel
 from retriever.hybrid import Retriever, RetrieverConfig
 
@@ -28,8 +30,9 @@ def quiet_model_loading() -> None:
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files instead
 
 
-def embedder(settings: Settings, model: str | None = None) -> Embedder:
-    """The configured embedder, or the named model with the configured batch size, device and backend."""
+def embedder(settings: Settings, model: str | None = None, *, threads: int = 0) -> Embedder:
+    """The configured embedder, or the named model with the configured batch size, device and backend;
+    ``threads``: CPU threads per model call (0: one per core)."""
     cfg = settings.embedder
     name = model or cfg.model
     if not name.startswith("hash:"):
@@ -41,6 +44,7 @@ def embedder(settings: Settings, model: str | None = None) -> Embedder:
         backend=cfg.backend,
         cache_dir=cfg.cache_dir,
         quantize_queries=cfg.quantize_queries,
+        threads=threads,
     )
 
 
@@ -52,31 +56,100 @@ def open_collection(settings: Settings, name: str, *, writable: bool = False) ->
     return Collection.open(collection_path(settings.index_dir, name), writable=writable, params=index_params(settings))
 
 
-def ingestor(settings: Settings, path: Path, embedder: Embedder, *, name: str | None = None, progress: bool = True) -> Ingestor:
-    """An Ingestor writing to the collection at ``path`` (created if absent), chunking as configured.
-    The caller closes ``ingestor.collection``."""
-    chunk = settings.chunking
-    store = open_for_ingest(
-        path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), index_params(settings), name=name
-    )
-    rail = guard(settings, name or path.name)
+def ingest_parts(settings: Settings, collection: str, loaded: Embedder | None = None, *, threads: int = 0) -> IngestParts:
+    """What turns files into chunks ready to store in ``collection``: the embedder (``loaded``, else loaded
+    here with ``threads`` CPU threads per call), the chunker in its tokens, the loaders' limits and the
+    collection's ingest rail. Picklable as ``functools.partial(ingest_parts, settings, collection)``: each
+    Ray worker of a distributed ingest builds its own with it."""
+    chunk, cfg = settings.chunking, settings.ingest
+    model = loaded
+    if model is None:
+        model = embedder(settings, threads=threads)
+        check_chunking(settings, model)
+    rail = guard(settings, collection)
     flagger = None
     if rail is not None and rail.rules["ingest"]:
 
         def flagger(text: str) -> list[str]:
             return [e.rule_id for e in rail.check(text, "ingest").events]
 
-    return Ingestor(
-        store,
-        embedder,
-        chunker=Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
+    return IngestParts(
+        embedder=model,
+        chunker=Chunker(model.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
         embed_title=chunk.embed_title,
-        commit_chunks=settings.ingest.commit_chunks,
-        max_bytes=int(settings.ingest.max_file_mb * 2**20),
-        encoding_fallback=settings.ingest.encoding_fallback,
-        progress=progress,
+        max_bytes=int(cfg.max_file_mb * 2**20),
+        encoding_fallback=cfg.encoding_fallback,
         flagger=flagger,
     )
+
+
+def check_chunking(settings: Settings, model: Embedder) -> None:
+    """Refuse chunks longer than the embedder reads (it would truncate them silently)."""
+    chunk = settings.chunking
+    if chunk.chunk_tokens + 8 > model.max_tokens:
+        raise UserError(
+            f"chunk_tokens={chunk.chunk_tokens} exceeds what {model.name} reads ({model.max_tokens} tokens); "
+            "lower ASSISTANT_CHUNKING__CHUNK_TOKENS"
+        )
+
+
+def ingestor(
+    settings: Settings,
+    path: Path,
+    embedder: Embedder | None,
+    *,
+    name: str | None = None,
+    progress: bool = True,
+    ray: str | None = None,
+    ray_workers: int | None = None,
+) -> Ingestor:
+    """An Ingestor writing to the collection at ``path`` (created if absent), chunking as configured. With
+    ``ray`` (``auto`` or a cluster's address), a RayIngestor: files read, chunked and embedded by
+    ``ray_workers`` Ray workers (default: one per GPU, else one per CPU) that build their parts from these
+    settings; ``embedder`` None then leaves the model to the workers alone (``WorkerEmbedder``). The caller
+    closes ``ingestor.collection``."""
+    chunk = settings.chunking
+    collection = name or path.name
+    pool = None
+    if ray is not None:
+        from ingest.distributed import RayWorkers, WorkerEmbedder
+
+        cfg = settings.embedder
+        gpus = not cfg.model.startswith("hash:") and (cfg.device is None or cfg.device.startswith("cuda"))
+        pool = RayWorkers(partial(ingest_parts, settings, collection), address=ray, workers=ray_workers, use_gpus=gpus)
+        if embedder is None:
+            model = settings.embedder.model
+            manifest = read_manifest(path) if (path / MANIFEST).exists() else None
+            known_dim = manifest.embedder.dim if manifest is not None and manifest.embedder.name == model else None
+            embedder = WorkerEmbedder(pool, model, dim=known_dim)
+    if embedder is None:
+        raise ValueError("an in-process ingest needs an embedder")
+    store = None
+    try:
+        store = open_for_ingest(
+            path, embedder, chunking_info(chunk.chunk_tokens, chunk.overlap_tokens, chunk.embed_title), index_params(settings), name=name
+        )
+        options = dict(
+            embed_title=chunk.embed_title,
+            commit_chunks=settings.ingest.commit_chunks,
+            max_bytes=int(settings.ingest.max_file_mb * 2**20),
+            encoding_fallback=settings.ingest.encoding_fallback,
+            progress=progress,
+        )
+        if pool is None:
+            parts = ingest_parts(settings, collection, embedder)
+            return Ingestor(store, embedder, chunker=parts.chunker, flagger=parts.flagger, **options)
+        from ingest.distributed import RayIngestor
+
+        # The workers chunk and flag with their own parts; this chunker is never called.
+        chunker = Chunker(embedder.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens)
+        return RayIngestor(store, embedder, workers=pool, chunker=chunker, **options)
+    except BaseException:
+        if store is not None:
+            store.close()
+        if pool is not None:
+            pool.close()
+        raise
 
 
 def retriever(settings: Settings, store: Collection, embedder: Embedder, **overrides) -> Retriever:

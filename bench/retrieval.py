@@ -568,8 +568,9 @@ def langchain_latency(collection, queries: list[str], k: int = 10) -> dict | Non
     from core.embedding.sentence_transformer import embedded_model_path
 
     name = collection.manifest.embedder.name
-    rows = collection.db.execute("SELECT text, vector FROM chunks ORDER BY id").fetchall()
-    pairs = [(text, np.frombuffer(blob, dtype=np.float32).tolist()) for text, blob in rows]
+    texts = [r[0] for r in collection.db.execute("SELECT text FROM chunks ORDER BY id")]
+    _, vectors = collection.store.all_vectors(collection.dim)  # in id order, float16 or float32 blobs decoded
+    pairs = [(text, vector.tolist()) for text, vector in zip(texts, vectors)]
     store = FAISS.from_embeddings(pairs, HuggingFaceEmbeddings(model_name=embedded_model_path(name) or name))
     # FAISS's own OpenMP team, as a LangChain user gets it: our searches leave this thread at one.
     import faiss

@@ -4,7 +4,7 @@
 Exit codes: 0 success, 1 a check found problems or the collection is damaged, 2 a user mistake
 (one line on stderr, no traceback), 130 interrupted.
 
-One module per group of verbs: collections.py (ingest, delete, check, collections), answers.py (search,
+One module per group of verbs: collections.py (ingest, delete, check, reindex, collections), answers.py (search,
 ask, shell, guard), training.py (finetune), frontends.py (eval, serve, ui); output.py prints.
 """
 
@@ -16,7 +16,7 @@ import sys
 import click
 
 from cli.answers import ask, guard, search, shell
-from cli.collections import check, collections_cmd, delete, ingest
+from cli.collections import check, collections_cmd, delete, ingest, reindex
 from cli.frontends import eval_cmd, serve, ui_cmd
 from cli.training import finetune
 from core.config import Settings
@@ -39,7 +39,7 @@ def cli(ctx: click.Context) -> None:
         raise UserError(f"invalid settings: {exc}".replace("\n", " ")) from exc
 
 
-for command in (ingest, search, delete, check, collections_cmd, shell, ask, guard, finetune, eval_cmd, serve, ui_cmd):
+for command in (ingest, search, delete, check, reindex, collections_cmd, shell, ask, guard, finetune, eval_cmd, serve, ui_cmd):
     cli.add_command(command)
 
 

@@ -1,8 +1,9 @@
-"""Verbs over collections: ingest, delete, check, collections. Heavy modules (models, FAISS) are imported
+"""Verbs over collections: ingest, delete, check, reindex, collections. Heavy modules (models, FAISS) are imported
 inside the commands, so `assistant --help` stays quick."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -21,24 +22,48 @@ from core.errors import CollectionBusy, UserError
 @click.option("--rebuild", is_flag=True, help="Build a fresh collection from PATHS with the current settings and swap it in.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="auto|ADDRESS",
+    help="Load, chunk and embed on Ray workers (the ray extra): `auto` joins the running cluster or starts one on "
+    "this machine; ADDRESS (host:port, ray://host:port) joins that one. Commits stay in this process.",
+)
+@click.option(
+    "--ray-workers", type=click.IntRange(min=1), help="Ray workers to use (default: one per GPU of the cluster, else one per CPU)."
+)
 @click.pass_obj
-def ingest(settings: Settings, paths: tuple[Path, ...], collection: str, rebuild: bool, as_json: bool, quiet: bool) -> None:
+def ingest(
+    settings: Settings,
+    paths: tuple[Path, ...],
+    collection: str,
+    rebuild: bool,
+    as_json: bool,
+    quiet: bool,
+    ray_address: str | None,
+    ray_workers: int | None,
+) -> None:
     """Load, chunk, embed and index files and folders into a collection."""
     from assistant import compose
     from core.collection import collection_path, replace_collection
 
+    if ray_workers is not None and ray_address is None:
+        raise UserError("--ray-workers needs --ray")
+    embedder = None  # with --ray the model is loaded by the workers alone, which check the chunk size as they start
+    if ray_address is not None:
+        from ingest.distributed import require_ray
+
+        require_ray()  # a missing extra is said at once
+    else:
+        embedder = compose.embedder(settings)
+        compose.check_chunking(settings, embedder)
     target = collection_path(settings.index_dir, collection)
-    embedder = compose.embedder(settings)
-    chunk = settings.chunking
-    if chunk.chunk_tokens + 8 > embedder.max_tokens:
-        raise UserError(
-            f"chunk_tokens={chunk.chunk_tokens} exceeds what {embedder.name} reads ({embedder.max_tokens} tokens); "
-            "lower ASSISTANT_CHUNKING__CHUNK_TOKENS"
-        )
     where = target.parent / f".{target.name}.rebuild" if rebuild else target
     if rebuild:
         shutil.rmtree(where, ignore_errors=True)
-    ingestor = compose.ingestor(settings, where, embedder, name=collection, progress=not quiet and not as_json)
+    ingestor = compose.ingestor(
+        settings, where, embedder, name=collection, progress=not quiet and not as_json, ray=ray_address, ray_workers=ray_workers
+    )
     with ingestor.collection as store:
         report = ingestor.ingest(paths)
         totals = store.counts()
@@ -98,12 +123,23 @@ def check(settings: Settings, collection: str, as_json: bool) -> None:
     with store:
         report = store.check()
     if as_json:
-        emit({"collection": collection, "ok": report.ok, "problems": report.problems, "repaired": report.repaired, **report.stats})
+        emit(
+            {
+                "collection": collection,
+                "ok": report.ok,
+                "problems": report.problems,
+                "repaired": report.repaired,
+                "advice": report.advice,
+                **report.stats,
+            }
+        )
     else:
         for line in report.repaired:
             click.echo(f"repaired: {line}")
         for line in report.problems:
             click.echo(f"problem: {line}")
+        for line in report.advice:
+            click.echo(f"advice: {line}")
         stats = report.stats
         state = "ok" if report.ok else "PROBLEMS FOUND"
         click.echo(
@@ -114,13 +150,34 @@ def check(settings: Settings, collection: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+@click.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def reindex(settings: Settings, collection: str, as_json: bool) -> None:
+    """Build a collection's vector index again from its stored vectors with the current settings
+    (re-training an IVF index's centroids on the collection as it is now). Holds the write lock; the new
+    index replaces the old one atomically."""
+    from assistant import compose
+
+    with compose.open_collection(settings, collection, writable=True) as store:
+        was = store.index_kind
+        result = store.reindex()
+    summary = {"collection": collection, "was": was, **dataclasses.asdict(result)}
+    if as_json:
+        emit(summary)
+        return
+    trained = f", trained on {result.sample:,} of them in {result.nlist:,} lists" if result.nlist and result.sample else ""
+    click.echo(f"{collection}: {result.vectors:,} vectors in a {result.kind} index (was {was}){trained}, {result.seconds:.1f} s")
+
+
 @click.command("collections")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def collections_cmd(settings: Settings, as_json: bool) -> None:
     """List the collections under ASSISTANT_INDEX_DIR."""
     from assistant.views import collection_view
-    from core.collection import list_collections
+    from core.collection import list_collections, retrain_advice
 
     found = list_collections(settings.index_dir)
     if as_json:
@@ -133,3 +190,5 @@ def collections_cmd(settings: Settings, as_json: bool) -> None:
             f"{m.name:16} {m.documents:7} documents {m.index.chunks:8} chunks  {m.embedder.name} "
             f"({m.embedder.dim}-d), {m.chunking.chunk_tokens}/{m.chunking.overlap_tokens} tokens, {m.index.kind}"
         )
+        if advice := retrain_advice(m.index.trained_on, m.index.chunks, m.name):
+            click.echo(f"{'':16} advice: {advice}")

@@ -25,6 +25,10 @@ def print_ingest(report, totals: dict, target: Path) -> None:
     )
     click.echo(f"  files      {report.files_read} read, {report.files_unchanged} unchanged, {len(report.skipped)} skipped")
     click.echo(f"  time       {report.seconds:.1f} s, {report.chunks_per_second:.1f} chunks/s")
+    if report.workers:
+        busy = sum(w.busy_seconds for w in report.workers)
+        rate = sum(w.chunks for w in report.workers) / busy if busy else 0.0
+        click.echo(f"  workers    {len(report.workers)} on Ray, {rate:.1f} chunks/s per busy worker")
     if report.skipped:
         click.echo("Skipped:")
         for item in report.skipped:

@@ -13,7 +13,17 @@ import pytest
 from conftest import ingest_once, make_ingestor
 
 import core.collection.collection as collection_module
-from core.collection import DATABASE, VECTORS, Collection, IndexParams, collection_path, filter_clause, list_collections, parse_filters
+from core.collection import (
+    DATABASE,
+    VECTORS,
+    Collection,
+    IndexParams,
+    collection_path,
+    filter_clause,
+    list_collections,
+    parse_filters,
+    replace_collection,
+)
 from core.embedding import HashEmbedder
 from core.errors import CollectionMismatch, CorruptCollection, UserError
 
@@ -83,6 +93,24 @@ def test_a_commit_by_another_process_is_seen_after_the_interval(built, monkeypat
     clock[0] += 100
     assert reader.stale  # stays stale: its owner reopens it
     reader.close()
+
+
+def test_a_folder_swapped_for_a_rebuilt_one_is_seen_after_the_interval(tmp_path, corpus, embedder, monkeypatch):
+    """`ingest --rebuild` swaps folders: the reader's connections keep the old, unlinked database, whose
+    generation never moves, so only the database file's identity can tell it that it serves a dead copy."""
+    clock = [1000.0]
+    monkeypatch.setattr(collection_module.time, "monotonic", lambda: clock[0])
+    target = tmp_path / "c"
+    ingest_once(target, embedder, [corpus])
+    reader = Collection.open(target)
+    ingest_once(tmp_path / ".c.rebuild", embedder, [corpus / "asthma.txt"])
+    replace_collection(tmp_path / ".c.rebuild", target)
+    assert reader.generation == reader.loaded_generation  # the old database says nothing changed
+    clock[0] += collection_module.STALE_CHECK_INTERVAL_S
+    assert reader.stale
+    reader.close()
+    with Collection.open(target) as reopened:
+        assert reopened.counts()["documents"] == 1 and not reopened.stale
 
 
 def test_delete_source_removes_the_document_everywhere(tmp_path, corpus, embedder):

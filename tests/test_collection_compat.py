@@ -49,7 +49,9 @@ def test_an_old_collection_opens_and_searches_as_it_did(built, cli_env):
 def test_an_old_collection_passes_check_and_keeps_its_flags(built, cli_env):
     out = run_cli(["check", "-c", "format1", "--json"], cli_env)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == EXPECTED["check"]
+    report = json.loads(out.stdout)
+    assert report.pop("advice") == []  # a field added after the fixture was built: nothing to advise a flat index
+    assert report == EXPECTED["check"]
     with Collection.open(built) as store:
         flagged = [h for h in store.hits([(cid, 0.0) for cid in range(1, EXPECTED["check"]["chunks"] + 1)]) if h.flags]
     assert [h.title for h in flagged] == ["notice"] and "ingest.instruction_override" in flagged[0].flags

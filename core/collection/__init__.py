@@ -1,14 +1,16 @@
 """A collection on disk: one folder holding ``manifest.json``, ``docs.sqlite`` and ``vectors.faiss``.
 
 ``Collection`` (collection.py) is the front door; behind it, one file per job: manifest.py (what the
-collection was built with), store.py (SQLite, the source of truth, and every query), vectors.py (the FAISS
-checkpoint), check.py (``assistant check``), filters.py (metadata filters), paths.py (names, listing,
-swapping a rebuilt collection in).
+collection was built with), store.py (SQLite, the source of truth, and every query), codec.py (how a vector
+is stored there: float16), vectors.py (the FAISS checkpoint: flat, HNSW or IVF), ivf.py (the IVF kind:
+lists, training, when to train again), check.py (``assistant check``), filters.py (metadata filters),
+paths.py (names, listing, swapping a rebuilt collection in).
 """
 
 from core.collection.check import CheckReport
-from core.collection.collection import Collection, CommitResult
+from core.collection.collection import Collection, CommitResult, ReindexResult
 from core.collection.filters import Filters, filter_clause, parse_filters
+from core.collection.ivf import retrain_advice
 from core.collection.manifest import (
     FORMAT_VERSION,
     MANIFEST,
@@ -39,6 +41,7 @@ __all__ = [
     "IndexInfo",
     "IndexParams",
     "Manifest",
+    "ReindexResult",
     "collection_path",
     "ensure_compatible",
     "filter_clause",
@@ -46,4 +49,5 @@ __all__ = [
     "parse_filters",
     "read_manifest",
     "replace_collection",
+    "retrain_advice",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.collection.codec import stored_bytes
 from core.collection.manifest import read_manifest
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ class CheckReport:
     problems: list[str]
     repaired: list[str]
     stats: dict[str, Any]
+    advice: list[str]  # not problems: what would keep the collection fast (e.g. `assistant reindex`)
 
 
 def check(collection: Collection) -> CheckReport:
@@ -43,8 +45,9 @@ def check(collection: Collection) -> CheckReport:
            WHERE substr(d.text, c.start_char + 1, c.end_char - c.start_char) != c.text"""
     ):
         problems.append(f"{n} chunks do not match their document text at their offsets")
-    if n := one(f"SELECT COUNT(*) FROM chunks WHERE length(vector) != {4 * dim}"):
-        problems.append(f"{n} stored vectors do not have dimension {dim}")
+    widths = ", ".join(map(str, stored_bytes(dim)))  # float16 or float32 (codec.py)
+    if bad_vectors := one(f"SELECT COUNT(*) FROM chunks WHERE length(vector) NOT IN ({widths})"):
+        problems.append(f"{bad_vectors} stored vectors do not have dimension {dim}")
     fts_rows = one("SELECT COUNT(*) FROM chunks_fts")
     if fts_rows != counts["chunks"] or one("SELECT COUNT(*) FROM chunks WHERE id NOT IN (SELECT rowid FROM chunks_fts)"):
         problems.append(f"FTS5 table has {fts_rows} rows for {counts['chunks']} chunks")
@@ -55,11 +58,10 @@ def check(collection: Collection) -> CheckReport:
             f"FAISS index holds {len(indexed)} ids, the store {len(stored)} chunks "
             f"({len(np.setdiff1d(stored, indexed))} missing, {len(np.setdiff1d(indexed, stored))} extra)"
         )
-    elif len(stored):
-        # Spot-check that the indexed vectors are the stored ones.
+    elif len(stored) and not bad_vectors:
+        # Spot-check that the indexed vectors are the stored ones (as closely as the index encodes them).
         sample = stored[np.linspace(0, len(stored) - 1, num=min(len(stored), 64)).astype(int)]
-        got = np.vstack([collection.vectors.reconstruct(int(i)) for i in sample])
-        if not np.allclose(got, collection.vectors_for(sample), atol=1e-5):
+        if not collection.vectors.holds(sample, collection.vectors_for(sample)):
             problems.append("FAISS vectors differ from the stored vectors")
     bad_files = one("SELECT COUNT(*) FROM files f WHERE documents != (SELECT COUNT(*) FROM documents d WHERE d.source = f.path)")
     if bad_files:
@@ -72,5 +74,6 @@ def check(collection: Collection) -> CheckReport:
         ok=not problems,
         problems=problems,
         repaired=list(collection.repaired),
+        advice=[advice] if (advice := collection.retrain_advice) else [],
         stats={**counts, "index_kind": collection.index_kind, "indexed_vectors": collection.vectors.ntotal, "generation": generation},
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
+from core.collection import ivf
 from core.collection.check import CheckReport, check
 from core.collection.filters import Filters
 from core.collection.manifest import (
@@ -50,6 +51,24 @@ _commits_here: dict[Path, int] = {}  # commits made through this process's writa
 _commits_guard = threading.Lock()
 
 
+def _file_identity(file: Path) -> tuple[int, int] | None:
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+@dataclass(frozen=True)
+class ReindexResult:
+    kind: str
+    vectors: int
+    nlist: int | None  # an IVF's lists
+    trained_on: int | None  # an IVF's: the collection's size when its centroids were trained ...
+    sample: int | None  # ... on this many of its vectors
+    seconds: float
+
+
 @dataclass(frozen=True)
 class CommitResult:
     documents_added: int
@@ -73,6 +92,7 @@ class Collection:
         self._seen_here = _commits_here.get(self._key, 0)
         self._next_check = 0.0
         self._found_stale = False
+        self._database_file = _file_identity(path / DATABASE)
 
     # ------------------------------------------------------------------ opening
 
@@ -187,38 +207,55 @@ class Collection:
     @property
     def stale(self) -> bool:
         """A read-only handle whose index predates a commit made since: by this process, seen at once; by
-        another, seen within STALE_CHECK_INTERVAL_S."""
+        another, seen within STALE_CHECK_INTERVAL_S. Also one whose folder was swapped for a rebuilt one
+        (`ingest --rebuild`): its connections still read the old, unlinked database, whose generation never
+        moves again, so the database file's identity is compared too (one stat)."""
         if self.writable:
             return False
         if not self._found_stale:
             here, clock = _commits_here.get(self._key, 0), time.monotonic()
             if here != self._seen_here or clock >= self._next_check:
                 self._seen_here, self._next_check = here, clock + STALE_CHECK_INTERVAL_S
-                self._found_stale = self.generation != self.loaded_generation
+                self._found_stale = self._replaced() or self.generation != self.loaded_generation
         return self._found_stale
+
+    def _replaced(self) -> bool:
+        now_there = _file_identity(self.path / DATABASE)
+        # Missing: the swap is half done (the old folder moved aside, the new not yet in place); keep serving.
+        return now_there is not None and now_there != self._database_file
 
     # ------------------------------------------------------------------ the FAISS checkpoint
 
     def _load_index(self) -> None:
-        """Read the FAISS checkpoint and bring it up to the database's generation."""
+        """Read the FAISS checkpoint and bring it up to the database's generation. A reader maps an IVF's
+        lists from the file instead of reading them (vectors.py), unless it has vectors to add."""
         file = self.path / VECTORS
+        # Read once: a commit landing while the index loads must leave this handle labelled with the older
+        # generation (so it is found stale and reopened), never with the newer one without its vectors.
+        generation = self.generation
+        behind = self.manifest.index.generation != generation
         loaded = None
         try:
-            loaded = VectorIndex.read(file, self.params)
+            loaded = VectorIndex.read(
+                file,
+                self.params,
+                trained_on=self.manifest.index.trained_on,
+                mapped=not self.writable and not behind and self.manifest.index.kind == "ivf",
+            )
             if loaded.dim != self.dim:
                 self.repaired.append(f"{VECTORS} had dimension {loaded.dim}, expected {self.dim}; rebuilt it")
                 loaded = None
-        except RuntimeError as exc:  # faiss raises RuntimeError for missing or unreadable files
+        except (RuntimeError, CorruptCollection) as exc:  # faiss raises RuntimeError for missing or unreadable files
             self.repaired.append(f"{VECTORS} was unreadable ({str(exc).splitlines()[0][:120]}); rebuilt it from the store")
         if loaded is None:
             self._rebuild_index()
         else:
             self.vectors = loaded
-            if self.manifest.index.generation != self.generation:
+            if behind:
                 self._sync_index()
         if self.repaired and self.writable:
             self.checkpoint()
-        self.loaded_generation = self.generation
+        self.loaded_generation = generation
 
     def _sync_index(self) -> None:
         stored = self.store.chunk_ids()
@@ -229,14 +266,20 @@ class Collection:
             self.vectors.remove(extra)
         if len(missing):
             self.vectors.add(missing, self.vectors_for(missing))
+        if self.vectors.needs_rebuild:  # HNSW cannot remove: a reader, which never checkpoints, rebuilds now
+            self._rebuild_index()
         self.repaired.append(
             f"{VECTORS} was behind the store (generation {self.manifest.index.generation} < {self.generation}): "
             f"added {len(missing)} vectors, removed {len(extra)}"
         )
 
     def _rebuild_index(self) -> None:
-        ids, vectors = self.store.all_vectors(self.dim)
-        self.vectors = VectorIndex.build(ids, vectors, self.dim, self.params)
+        """A fresh index of the kind the collection's size calls for, from the stored vectors (a batch at a
+        time); an IVF is trained on a sample of them first."""
+        n = self.counts()["chunks"]
+        self.vectors = VectorIndex.build(
+            self.dim, self.params, n, self.store.vector_batches(self.dim), lambda size: self.store.sample_vectors(self.dim, size)
+        )
 
     def checkpoint(self) -> None:
         """Write the FAISS index and the manifest atomically, recording the generation they reflect."""
@@ -248,7 +291,9 @@ class Collection:
         counts = self.counts()
         self.manifest = self.manifest.model_copy(
             update={
-                "index": IndexInfo(kind=self.index_kind, generation=generation, chunks=self.vectors.ntotal),
+                "index": IndexInfo(
+                    kind=self.index_kind, generation=generation, chunks=self.vectors.ntotal, trained_on=self.vectors.trained_on
+                ),
                 "documents": counts["documents"],
                 "files": counts["files"],
                 "updated_at": now(),
@@ -256,6 +301,28 @@ class Collection:
         )
         write_manifest(self.path, self.manifest)
         self.store.fold_wal()
+
+    def reindex(self) -> ReindexResult:
+        """Build the index again from the stored vectors with the current settings (an IVF's centroids
+        trained again on the collection as it is now), and checkpoint it."""
+        self._require_writable()
+        started = time.perf_counter()
+        self._rebuild_index()
+        self.checkpoint()
+        return ReindexResult(
+            kind=self.index_kind,
+            vectors=self.vectors.ntotal,
+            nlist=self.vectors.nlist,
+            trained_on=self.vectors.trained_on,
+            sample=ivf.training_size(self.vectors.ntotal, self.vectors.nlist, self.params) if self.vectors.nlist else None,
+            seconds=time.perf_counter() - started,
+        )
+
+    @property
+    def retrain_advice(self) -> str | None:
+        """For an IVF that holds far more vectors than it was trained on: the sentence recommending
+        `assistant reindex`."""
+        return ivf.retrain_advice(self.vectors.trained_on, self.vectors.ntotal, self.manifest.name)
 
     # ------------------------------------------------------------------ writing
 
@@ -317,7 +384,7 @@ class Collection:
 
     def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Vectors already computed for these embedding inputs (re-used instead of embedding again)."""
-        return self.store.vectors_by_embed_hash(hashes)
+        return self.store.vectors_by_embed_hash(hashes, self.dim)
 
     def dense(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Dense top-k as (chunk id, cosine) pairs, best first (inner product of normalised vectors);

@@ -27,9 +27,12 @@ class ChunkingInfo(BaseModel):
 
 
 class IndexInfo(BaseModel):
-    kind: str  # "flat" (exact inner product) or "hnsw"
+    kind: str  # "flat" (exact inner product), "hnsw" or "ivf" (vectors.py)
     generation: int  # SQLite generation the FAISS file reflects
     chunks: int
+    # An IVF's: how many vectors the collection held when its centroids were trained (to tell when it has
+    # outgrown them). Null for the other kinds; absent from manifests written before IVF.
+    trained_on: int | None = None
 
 
 class Manifest(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from core.collection import codec
 from core.collection.filters import Filters, filter_clause
 from core.tables import Table
 from core.types import Chunk, Document, Hit
@@ -54,7 +55,7 @@ CREATE TABLE chunks (
     text TEXT NOT NULL,
     n_tokens INTEGER NOT NULL,
     embed_hash TEXT NOT NULL,               -- hash of the text that was embedded (title + chunk)
-    vector BLOB NOT NULL                    -- float32[dim], L2-normalised
+    vector BLOB NOT NULL                    -- float16[dim], L2-normalised (float32 in collections written before: codec.py)
 );
 CREATE INDEX chunks_by_doc ON chunks (doc_pk);
 CREATE INDEX chunks_by_embed_hash ON chunks (embed_hash);
@@ -115,7 +116,7 @@ class Changes:
     documents_added: int = 0
     documents_removed: int = 0
     added_ids: list[int] = field(default_factory=list)
-    added_vectors: list[np.ndarray] = field(default_factory=list)
+    added_vectors: list[np.ndarray] = field(default_factory=list)  # as stored (codec.as_stored), for the index
     removed_ids: list[int] = field(default_factory=list)
 
 
@@ -229,11 +230,11 @@ class Store:
                     "INSERT INTO document_tables (doc_pk, ordinal, data) VALUES (?, ?, ?)",
                     [(doc_pk, i, json.dumps(t.to_dict(), ensure_ascii=False)) for i, t in enumerate(doc.tables)],
                 )
-                for chunk, h, vec in zip(chunks, hashes, vectors):
+                for chunk, h, vec in zip(chunks, hashes, codec.as_stored(vectors)):
                     cid = db.execute(
                         """INSERT INTO chunks (doc_pk, ordinal, start_char, end_char, text, n_tokens, embed_hash, vector)
                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                        (doc_pk, chunk.ordinal, chunk.start, chunk.end, chunk.text, chunk.n_tokens, h, vec.astype(np.float32).tobytes()),
+                        (doc_pk, chunk.ordinal, chunk.start, chunk.end, chunk.text, chunk.n_tokens, h, codec.encode(vec)),
                     ).lastrowid
                     assert cid is not None  # every INSERT sets it
                     db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)", (cid, doc.title, chunk.text))
@@ -315,30 +316,47 @@ class Store:
     def chunk_ids(self) -> np.ndarray:
         return np.array([r[0] for r in self.db.execute("SELECT id FROM chunks")], dtype=np.int64)
 
+    def vector_batches(self, dim: int, size: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every chunk id and its vector, in id order, ``size`` at a time: a rebuild of a large collection
+        never holds all its vectors as float32 at once (5M x 384 would be 7.7 GB)."""
+        after = 0
+        while True:
+            rows = self.db.execute("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (after, size)).fetchall()
+            if not rows:
+                return
+            yield np.array([r[0] for r in rows], dtype=np.int64), codec.decode_many([r[1] for r in rows], dim)
+            after = rows[-1][0]
+
     def all_vectors(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         """Every chunk id and its vector, in id order."""
-        ids, vecs = [], []
-        for cid, blob in self.db.execute("SELECT id, vector FROM chunks ORDER BY id"):
-            ids.append(cid)
-            vecs.append(np.frombuffer(blob, dtype=np.float32))
-        return np.array(ids, dtype=np.int64), (np.vstack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32))
+        batches = list(self.vector_batches(dim))
+        if not batches:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate([ids for ids, _ in batches]), np.vstack([vectors for _, vectors in batches])
+
+    def sample_vectors(self, dim: int, n: int) -> np.ndarray:
+        """``n`` stored vectors spread evenly over the chunk ids (all of them when there are fewer): the same
+        sample for the same collection, so training on it is repeatable."""
+        ids = np.sort(self.chunk_ids())
+        if len(ids) > n:
+            ids = ids[np.linspace(0, len(ids) - 1, num=n).astype(np.int64)]
+        return self.vectors_for(ids, dim)
 
     def vectors_for(self, ids: np.ndarray, dim: int) -> np.ndarray:
         out = np.zeros((len(ids), dim), dtype=np.float32)
         for start in range(0, len(ids), _PARAMS_PER_QUERY):
             part = ids[start : start + _PARAMS_PER_QUERY].tolist()
             rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({_marks(part)})", part).fetchall())
-            for j, cid in enumerate(part):
-                out[start + j] = np.frombuffer(rows[cid], dtype=np.float32)
+            out[start : start + len(part)] = codec.decode_many([rows[cid] for cid in part], dim)
         return out
 
-    def vectors_by_embed_hash(self, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+    def vectors_by_embed_hash(self, hashes: Iterable[str], dim: int) -> dict[str, np.ndarray]:
         unique = list(set(hashes))
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(unique), _PARAMS_PER_QUERY):
             part = unique[start : start + _PARAMS_PER_QUERY]
             for h, blob in self.db.execute(f"SELECT embed_hash, vector FROM chunks WHERE embed_hash IN ({_marks(part)})", part):
-                found[h] = np.frombuffer(blob, dtype=np.float32)
+                found[h] = codec.decode(blob, dim)
         return found
 
     def bm25(self, match: str, k: int, filters: Filters | None = None, title_weight: float = 1.0) -> list[tuple[int, float]]:

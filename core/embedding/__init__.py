@@ -29,7 +29,10 @@ def make_embedder(
     backend: str = "auto",
     cache_dir: Path | None = None,
     quantize_queries: bool = False,
+    threads: int = 0,
 ) -> Embedder:
+    """``threads``: the CPU threads one model call may use (0: one per core); a process that shares the
+    machine with others doing the same work (a Ray worker) sets its share."""
     if model.startswith("hash:"):
         try:
             dim = int(model.split(":", 1)[1])
@@ -37,7 +40,13 @@ def make_embedder(
             raise UserError(f"bad hash embedder name {model!r}: expected hash:DIM, e.g. hash:384") from None
         return HashEmbedder(dim)
     return SentenceTransformerEmbedder(
-        model, batch_size=batch_size, device=device, backend=backend, cache_dir=cache_dir, quantize_queries=quantize_queries
+        model,
+        batch_size=batch_size,
+        device=device,
+        backend=backend,
+        cache_dir=cache_dir,
+        quantize_queries=quantize_queries,
+        threads=threads,
     )
 
 

@@ -36,7 +36,10 @@ class SentenceTransformerEmbedder:
         backend: str = "auto",
         cache_dir: Path | None = None,
         quantize_queries: bool = False,
+        threads: int = 0,
     ):
+        """``threads``: CPU threads per model call (ONNX Runtime's intra-op threads; torch's, process-wide);
+        0 leaves each library's default (one per core)."""
         if not model:
             raise UserError("embedder model is empty: set ASSISTANT_EMBEDDER__MODEL to a sentence-transformers name or path")
         if backend not in {"auto", "onnx", "torch"}:
@@ -56,7 +59,9 @@ class SentenceTransformerEmbedder:
             if self.backend == "onnx":
                 cache = cache_dir or Path.home() / ".cache" / "domain-assistant" / "models"
                 folder = onnx_copy(source, cache)
-                self._model = SentenceTransformer(folder, backend="onnx", device="cpu", model_kwargs={"session_options": session_options()})
+                self._model = SentenceTransformer(
+                    folder, backend="onnx", device="cpu", model_kwargs={"session_options": session_options(threads=threads)}
+                )
                 int8 = int8_copy(self._model, folder, cache) if quantize_queries else None
                 if int8 is not None:
                     # One ONNX thread each and one replica per core (at most 4; 23 MB each for MiniLM): a
@@ -74,6 +79,10 @@ class SentenceTransformerEmbedder:
                         )
                     self.query_precision = Path(int8).stem.removeprefix("model_")
             else:
+                if threads:
+                    import torch
+
+                    torch.set_num_threads(threads)
                 self._model = SentenceTransformer(source, device=device)
         except (OSError, ValueError) as exc:
             raise UserError(
