@@ -496,22 +496,14 @@ class RayIngestor(Ingestor):
 
     # -------------------------------------------------- the driver's side of each file
 
-    def _known_hashes(self, source: str) -> frozenset[str]:
-        """Embed hashes of the chunks stored for a source (an edited file: the workers skip those inputs)."""
-        ids = [int(i) for i in self.collection.chunk_ids_matching({"source": source})]
-        known: set[str] = set()
-        for start in range(0, len(ids), 500):
-            for hit in self.collection.hits([(i, 0.0) for i in ids[start : start + 500]]):
-                known.add(content_hash(self.embedder.name, embedding_input(hit.title, hit.text, self.embed_title)))
-        return frozenset(known)
-
     def _entry(self, path: Path) -> _Entry:
         scanned = self._scan(path)
         if scanned is None or isinstance(scanned, Skipped):
             return _Entry(path, outcome=scanned)
         source, stat, sha = scanned
         stored = frozenset(self.collection.document_ids(source))
-        task = FileTask(str(path), source, stored, self._known_hashes(source) if stored else frozenset())
+        known = frozenset(self.collection.embed_hashes(source)) if stored else frozenset()  # an edited file: its inputs not re-embedded
+        task = FileTask(str(path), source, stored, known)
         return _Entry(path, task=task, record=(sha, stat.st_mtime, stat.st_size))
 
     def _batches(self, files: list[Path]) -> Iterator[_Batch]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,16 @@ def run_cli(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Comple
 
 def open_collection(path: Path, **kwargs) -> Collection:
     return Collection.open(path, **kwargs)
+
+
+def committed_generation(db: Path) -> int:
+    """The generation another process's commits have reached in ``db`` (read-only, without waiting on its
+    lock), or -1 while it cannot be read (not yet created, locked)."""
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return int(con.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        finally:
+            con.close()
+    except (sqlite3.Error, TypeError):
+        return -1

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import committed_generation, run_cli
 
 N_FILES = 1200
 
@@ -37,23 +37,12 @@ def _one_big_file(folder: Path) -> Path:
     return folder
 
 
-def _generation(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
-        try:
-            return int(con.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
-
-
 def _kill_after_commits(args: list[str], env: dict, db: Path, commits: int) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    start = _generation(db) if db.exists() else 0
+    start = committed_generation(db) if db.exists() else 0
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if _generation(db) >= start + commits:
+        if committed_generation(db) >= start + commits:
             break
         time.sleep(0.002)
     assert proc.poll() is None, f"ingest finished before it could be killed: {proc.stderr.read().decode()[-500:]}"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, committed_generation, run_cli
 
 from assistant import compose
 from core.collection import Collection, IndexParams
@@ -202,19 +202,18 @@ def _assert_same_collection(a: Path, b: Path, atol: float = 0.0) -> None:
     np.testing.assert_allclose(vectors_a, vectors_b, rtol=0, atol=atol)
 
 
+def _ingest_both(corpus: Path, env: dict[str, str], address: str) -> tuple[dict, dict]:
+    """The --json summaries of the same files ingested in one process (collection ``single``) and on the
+    cluster (``ray``)."""
+    single = run_cli(["ingest", str(corpus), "-c", "single", "--json"], env)
+    assert single.returncode == 0, single.stderr
+    ray = run_cli(["ingest", str(corpus), "-c", "ray", "--json", "--ray", address], env)
+    assert ray.returncode == 0, ray.stderr
+    return json.loads(single.stdout), json.loads(ray.stdout)
+
+
 def _comparable(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in {"seconds", "chunks_per_second", "workers", "collection", "path"}}
-
-
-def _generation(db: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
-        try:
-            return int(con.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-        finally:
-            con.close()
-    except (sqlite3.Error, TypeError):
-        return -1
 
 
 # ---------------------------------------------------------------------- without a cluster
@@ -274,11 +273,7 @@ def test_bench_summary_gives_the_overhead_and_the_driver_ceiling():
 def test_cli_ray_ingest_equals_single_process_and_reruns_idempotently(cluster, medquad, cli_env):
     env = {**cli_env, **{k: cluster.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}}
     index_dir = Path(env["ASSISTANT_INDEX_DIR"])
-    single = run_cli(["ingest", str(medquad), "-c", "single", "--json"], env)
-    assert single.returncode == 0, single.stderr
-    ray = run_cli(["ingest", str(medquad), "-c", "ray", "--json", "--ray", cluster.address], env)
-    assert ray.returncode == 0, ray.stderr
-    one, other = json.loads(single.stdout), json.loads(ray.stdout)
+    one, other = _ingest_both(medquad, env, cluster.address)
     assert _comparable(one) == _comparable(other)  # counts, skipped files with their reasons, totals
     assert {s["path"].rsplit("/", 1)[1] for s in other["skipped"]} == {"empty.txt", "binary.txt"}
     assert other["files_read"] == 97 and other["chunks_added"] > 1000
@@ -347,7 +342,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(cluster,
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not killed:
             busy = cluster.workers("prepare")
-            if busy and _generation(db) >= 2:  # something committed, a batch in the works
+            if busy and committed_generation(db) >= 2:  # something committed, a batch in the works
                 os.kill(busy[0], signal.SIGKILL)
                 killed.append(busy[0])
             time.sleep(0.005)
@@ -390,11 +385,7 @@ def test_with_the_embedded_model_the_vectors_match(cluster, tmp_path, cli_env):
     env = {k: v for k, v in cli_env.items() if not k.startswith(("ASSISTANT_EMBEDDER", "ASSISTANT_CHUNKING", "ASSISTANT_INGEST"))}
     env.update({k: cluster.env[k] for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")})
     index_dir = Path(env["ASSISTANT_INDEX_DIR"])
-    single = run_cli(["ingest", str(corpus), "-c", "single", "--json"], env)
-    assert single.returncode == 0, single.stderr
-    ray = run_cli(["ingest", str(corpus), "-c", "ray", "--json", "--ray", cluster.address], env)
-    assert ray.returncode == 0, ray.stderr
-    one, other = json.loads(single.stdout), json.loads(ray.stdout)
+    one, other = _ingest_both(corpus, env, cluster.address)
     assert _comparable(one) == _comparable(other) and other["chunks_added"] > 50
     # Vectors are stored as float16: one rounding step (1.2e-4 at 0.2) apart at most.
     _assert_same_collection(index_dir / "single", index_dir / "ray", atol=3e-4)

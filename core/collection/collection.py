@@ -376,6 +376,10 @@ class Collection:
     def document_ids(self, source: str) -> set[str]:
         return self.store.document_ids(source)
 
+    def embed_hashes(self, source: str) -> set[str]:
+        """The embed hashes of a source's stored chunks: their vectors can be re-used (``vectors_by_embed_hash``)."""
+        return self.store.embed_hashes(source)
+
     def sources(self) -> list[str]:
         return self.store.sources()
 

@@ -310,6 +310,11 @@ class Store:
     def document_ids(self, source: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM documents WHERE source = ?", (source,))}
 
+    def embed_hashes(self, source: str) -> set[str]:
+        """The embed hashes of a source's stored chunks."""
+        sql = "SELECT c.embed_hash FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE d.source = ?"
+        return {r[0] for r in self.db.execute(sql, (source,))}
+
     def sources(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT source FROM documents ORDER BY source")]
 
