@@ -94,6 +94,7 @@ async def ask_stream(body: schemas.AskRequest, request: Request, principal: Auth
 
 # ---------------------------------------------------------------------- conversations (each key sees its own)
 
+CollectionName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="A collection's name.")]
 ConversationId = Annotated[str, Path(description="A conversation id from /v1/ask or /v1/conversations.")]
 
 
@@ -164,9 +165,12 @@ async def search(
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: Literal["dense", "bm25", "hybrid"] | None = None,
     filter: Annotated[list[FilterPair], Query(description="KEY=VALUE; repeat a key for any-of")] = [],  # noqa: B006
+    as_of: Annotated[
+        int | None, Query(ge=0, description="Search the collection as it was at this version (a `collection_version` seen before)")
+    ] = None,
 ) -> dict[str, Any]:
     service = service_of(request)
-    result, version = await service.searches.search(collection, q, k, mode, parse_filters(filter))
+    result, version = await service.searches.search(collection, q, k, mode, parse_filters(filter), as_of)
     return search_view(q, collection, result, version)
 
 
@@ -180,6 +184,28 @@ async def search(
 async def collections(request: Request, _: Authed) -> list[dict[str, Any]]:
     found = await run_in_threadpool(list_collections, service_of(request).settings.index_dir)
     return [collection_view(m) for m in found]
+
+
+@router.get(
+    "/v1/collections/{name}/versions",
+    response_model=schemas.VersionHistory,
+    tags=["collections"],
+    responses=ERRORS,
+    summary="A collection's kept versions, newest first (answer or search `as_of` one of them)",
+)
+async def versions(request: Request, _: Authed, name: CollectionName) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).history, name)
+
+
+@router.post(
+    "/v1/collections/{name}/rollback",
+    response_model=schemas.RollbackResponse,
+    tags=["collections"],
+    responses={**ERRORS, 403: {"model": schemas.Error}, 409: {"model": schemas.Error}},
+    summary="Make a collection what it was at an earlier version (recorded as a new version); admin scope",
+)
+async def rollback(body: schemas.RollbackRequest, request: Request, _: Admin, name: CollectionName) -> dict[str, Any]:
+    return await run_in_threadpool(service_of(request).rollback, name, body.to)
 
 
 # ---------------------------------------------------------------------- documents

@@ -24,6 +24,12 @@ class AskRequest(Strict):
     max_tokens: int | None = Field(None, ge=1, le=4096)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
+    as_of: int | None = Field(
+        None,
+        ge=0,
+        description="Answer from the collection as it was at this version (a `collection_version` an earlier answer reported; "
+        "`GET /v1/collections/{name}/versions` lists them). 404 when that version is no longer kept.",
+    )
     conversation_id: str | None = Field(
         None,
         min_length=1,
@@ -44,6 +50,17 @@ class Passage(BaseModel):
     end: int
     score: float
     flags: list[str] = Field(description="Ingest-rail rules that flagged the passage (it addresses the model).")
+    # Defaults: turns stored before these fields existed lack them.
+    ingested_at: str = Field("", description="When the version of the document cited here was ingested (its content hash: document_id).")
+    page: int | None = Field(None, description="The page the passage starts on, for paged documents (PDF, scanned pages).")
+
+
+class StoredPassage(Passage):
+    changed: bool | None = Field(
+        None,
+        description="Its document was replaced or removed since the answer (the passage is from the version ingested at "
+        "`ingested_at`); null: unknown (the collection cannot be opened).",
+    )
 
 
 class GuardEventOut(BaseModel):
@@ -129,7 +146,7 @@ class ConversationTurn(BaseModel):
     answer: str = Field(description="The checked answer shown.")
     collection: str
     collection_version: int
-    citations: list[Passage] = Field(description="The passages the answer cites.")
+    citations: list[StoredPassage] = Field(description="The passages the answer cites.")
     note: str | None = Field(description='What changed with this turn, e.g. "switched collection from medical to finance".')
     created: str
 
@@ -160,6 +177,8 @@ class Hit(BaseModel):
     scores: dict[str, float]
     flags: list[str]
     metadata: dict[str, Any]
+    ingested_at: str = Field(description="When this version of the document was ingested.")
+    page: int | None = Field(description="The page the passage starts on, for paged documents.")
 
 
 class SearchResponse(BaseModel):
@@ -223,6 +242,39 @@ class DeleteResponse(BaseModel):
     documents_removed: int
     chunks_removed: int
     collection_version: int
+
+
+class CollectionVersion(BaseModel):
+    version: int = Field(description="The collection_version answers and searches report at that point.")
+    created_at: str
+    operation: str = Field(description='What made it: "ingest", "upload", "delete ...", "rollback to N".')
+    documents: int
+    chunks: int
+    files: int
+    added: int = Field(description="Documents added since the version listed before it.")
+    removed: int = Field(description="Documents removed (or replaced by a new version) since the version listed before it.")
+
+
+class VersionHistory(BaseModel):
+    collection: str
+    version: int = Field(description="The current version.")
+    oldest_kept: int = Field(description="Versions from this one to the current can be restored or read (`as_of`); -1: no history yet.")
+    versions: list[CollectionVersion] = Field(description="The listed versions, newest first.")
+
+
+class RollbackRequest(Strict):
+    to: int = Field(ge=0, description="The version to go back to.")
+
+
+class RollbackResponse(BaseModel):
+    collection: str
+    to: int
+    version: int = Field(description="The new version the rollback was recorded as (the versions in between stay kept).")
+    documents_restored: int
+    chunks_restored: int
+    documents_removed: int
+    chunks_removed: int
+    totals: dict[str, int]
 
 
 class Error(BaseModel):

@@ -31,6 +31,7 @@ class _Search:
     k: int
     mode: str | None
     filters: dict[str, Any] | None
+    as_of: int | None  # search the collection as it was at this version
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
@@ -54,10 +55,16 @@ class SearchWorker:
             thread.start()
 
     async def search(
-        self, collection: str, query: str, k: int, mode: str | None = None, filters: dict[str, Any] | None = None
+        self,
+        collection: str,
+        query: str,
+        k: int,
+        mode: str | None = None,
+        filters: dict[str, Any] | None = None,
+        as_of: int | None = None,
     ) -> tuple[Retrieval, int]:
         loop = asyncio.get_running_loop()
-        item = _Search(collection, query, k, mode, filters, loop.create_future(), loop)
+        item = _Search(collection, query, k, mode, filters, as_of, loop.create_future(), loop)
         with self._wake:
             if self._closed:
                 raise RuntimeError("the search worker has stopped")
@@ -103,7 +110,7 @@ class SearchWorker:
         by_model: dict[int, list[int]] = {}  # id(embedder) -> positions in the batch
         for i, item in enumerate(batch):
             try:
-                retriever = self._retriever(item.collection, mode=item.mode)
+                retriever = self._retriever(item.collection, mode=item.mode, as_of=item.as_of)
                 item.query = normalise_query(item.query)
             except Exception as exc:
                 outcomes[i] = exc

@@ -20,6 +20,7 @@ from assistant import compose
 from assistant.conversations import Exchange, Turn, open_conversations
 from assistant.pipeline import Answer, Assistant
 from assistant.uploads import Stored, upload_report
+from assistant.views import history_view, rollback_view
 from core.collection import list_collections
 from core.config import Settings
 from core.embedding import BatchingEmbedder, Embedder
@@ -128,9 +129,21 @@ class Service:
             embedder = self.assistant.collection_embedder(collection) if stored else None
             return upload_report(self.settings, collection, embedder, stored, skipped)
 
+    def rollback(self, collection: str, version: int) -> dict[str, Any]:
+        """Make ``collection`` what it was at ``version`` (history.py); the servers reopen it as for any write."""
+        with self._writing(collection):
+            with compose.open_collection(self.settings, collection, writable=True) as store:
+                result = store.rollback(version)
+                return rollback_view(collection, version, store.version, result, store.counts())
+
+    def history(self, collection: str) -> dict[str, Any]:
+        with compose.open_collection(self.settings, collection) as store:
+            return history_view(collection, store.version, store.oldest_version(), store.versions())
+
     def delete_document(self, collection: str, document_id: str) -> tuple[int, int, int]:
         with self._writing(collection):
             with compose.open_collection(self.settings, collection, writable=True) as store:
+                store.operation = f"delete document {document_id}"
                 documents, chunks = store.delete_document(document_id)
                 if documents:
                     store.checkpoint()

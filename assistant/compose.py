@@ -52,8 +52,12 @@ def index_params(settings: Settings) -> IndexParams:
     return IndexParams(**settings.index.model_dump())
 
 
-def open_collection(settings: Settings, name: str, *, writable: bool = False) -> Collection:
-    return Collection.open(collection_path(settings.index_dir, name), writable=writable, params=index_params(settings))
+def open_collection(settings: Settings, name: str, *, writable: bool = False, as_of: int | None = None) -> Collection:
+    """The named collection; ``as_of`` a version: read-only, as it was then (Collection.open_as_of)."""
+    path = collection_path(settings.index_dir, name)
+    if as_of is not None:
+        return Collection.open_as_of(path, as_of, params=index_params(settings))
+    return Collection.open(path, writable=writable, params=index_params(settings))
 
 
 def ingest_parts(settings: Settings, collection: str, loaded: Embedder | None = None, *, threads: int = 0) -> IngestParts:

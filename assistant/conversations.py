@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.views import passage_view
 from core.config import Settings
-from core.errors import ConversationBusy, ConversationNotFound, UserError
+from core.errors import AssistantError, ConversationBusy, ConversationNotFound, UserError
 
 if TYPE_CHECKING:
     from assistant.pipeline import Answer
@@ -115,7 +115,16 @@ def conversation_path(settings: Settings) -> Path:
 
 def open_conversations(settings: Settings) -> ConversationStore:
     cfg = settings.conversation
-    return ConversationStore(conversation_path(settings), max_turns=cfg.max_turns, max_conversations=cfg.max_conversations)
+
+    def current_documents(collection: str, document_ids: list[str]) -> set[str]:
+        from core.collection import Collection, collection_path
+
+        with Collection.open(collection_path(settings.index_dir, collection)) as opened:
+            return opened.live_document_ids(document_ids)
+
+    return ConversationStore(
+        conversation_path(settings), max_turns=cfg.max_turns, max_conversations=cfg.max_conversations, current_documents=current_documents
+    )
 
 
 def keeps(answer: Answer) -> bool:
@@ -151,8 +160,18 @@ class ConversationStore:
     turn instead of interleaving. At most ``max_turns`` turns per conversation (the oldest dropped) and
     ``max_conversations`` per owner (the least recently used dropped)."""
 
-    def __init__(self, path: Path, *, max_turns: int = 200, max_conversations: int = 500):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_turns: int = 200,
+        max_conversations: int = 500,
+        current_documents: Callable[[str, list[str]], set[str]] | None = None,
+    ):
+        """``current_documents(collection, ids)``: which of these documents the collection holds now, so a
+        reopened conversation can mark the passages whose document changed since (``detail``)."""
         self.path = Path(path)
+        self._current_documents = current_documents
         self.max_turns = max_turns
         self.max_conversations = max_conversations
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -351,7 +370,26 @@ class ConversationStore:
 
     def detail(self, conversation_id: str, owner: str) -> dict[str, Any]:
         """A conversation with every turn, in the API's shape (api/schemas.py: ConversationDetail)."""
-        return {**self.get(conversation_id, owner).to_dict(), "turns": [t.to_dict() for t in self.turns(conversation_id, owner)]}
+        turns = [t.to_dict() for t in self.turns(conversation_id, owner)]
+        self._mark_changed(turns)
+        return {**self.get(conversation_id, owner).to_dict(), "turns": turns}
+
+    def _mark_changed(self, turns: list[dict[str, Any]]) -> None:
+        """Give every cited passage ``changed``: its document was replaced or removed since the answer (the
+        chat then says which version it came from). Unknown (None) where the collection cannot be opened."""
+        by_collection: dict[str, set[str]] = {}
+        for turn in turns:
+            by_collection.setdefault(turn["collection"], set()).update(c["document_id"] for c in turn["citations"])
+        current: dict[str, set[str] | None] = {}
+        for collection, ids in by_collection.items():
+            try:
+                current[collection] = self._current_documents(collection, sorted(ids)) if self._current_documents else None
+            except AssistantError:  # the collection was deleted or is damaged: say nothing rather than fail the conversation
+                current[collection] = None
+        for turn in turns:
+            live = current[turn["collection"]]
+            for citation in turn["citations"]:
+                citation["changed"] = None if live is None else citation["document_id"] not in live
 
     def history(self, conversation_id: str, owner: str, max_turns: int) -> builtins.list[Turn]:
         """The last ``max_turns`` turns, oldest first: what a new question is read with."""

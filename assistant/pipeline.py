@@ -53,6 +53,8 @@ class Source:
     score: float
     text: str
     flags: tuple[str, ...] = ()  # ingest-rail rules that flagged the passage (it addresses the model)
+    ingested_at: str = ""  # when the version of its document cited here was ingested (documents keep versions)
+    page: int | None = None  # the page the passage starts on, for paged documents (PDF, scans)
 
 
 @dataclass
@@ -117,11 +119,11 @@ class Assistant:
         self._generator = wrap_generator(generator) if generator is not None and wrap_generator else generator
         self._owns_generator = generator is None  # loaded here, so closed here (a given one is the caller's)
         self._embedders = embedders if embedders is not None else {}
-        self._stores: dict[str, Any] = {}  # collection name -> Collection, opened once
+        self._stores: dict[tuple[str, int | None], Any] = {}  # (collection name, as_of) -> Collection, opened once
         self._retrievers: dict[tuple, Any] = {}  # (collection, overrides) -> Retriever
         self._guards: dict[str, Any] = {}
         self._models: dict[str, AnswerabilityModel] = {}  # collection name -> its answerability model
-        self._deciders: dict[str, Answerability] = {}
+        self._deciders: dict[tuple[str, int | None], Answerability] = {}
         self._audit = None
         self._lock = threading.Lock()
 
@@ -133,23 +135,25 @@ class Assistant:
                 self._generator = self._wrap_generator(loaded) if self._wrap_generator else loaded
             return self._generator
 
-    def retriever(self, collection: str, **overrides: Any) -> Retriever:
+    def retriever(self, collection: str, as_of: int | None = None, **overrides: Any) -> Retriever:
         """The retriever over the named collection (compose.retriever with these overrides), opened read-only
         once and kept per set of overrides: a Retriever caches BM25 term statistics, which rebuilding it for
-        every question would throw away. Every front end searches through here."""
+        every question would throw away. Every front end searches through here. ``as_of``: the collection
+        as it was at that version (history.py; an earlier version never changes, so it is never stale)."""
         overrides = {k: v for k, v in overrides.items() if v is not None}
-        key = (collection, tuple(sorted(overrides.items())))
+        name = (collection, as_of)
+        key = (name, tuple(sorted(overrides.items())))
         with self._lock:
-            store = self._stores.get(collection)
+            store = self._stores.get(name)
             if store is not None and store.stale:
                 # Documents were added or removed since it was opened: reopen. The old handle is not closed
                 # here (a search on another thread may still be using it); it closes when dropped.
-                del self._stores[collection]
-                self._retrievers = {k: r for k, r in self._retrievers.items() if k[0] != collection}
+                del self._stores[name]
+                self._retrievers = {k: r for k, r in self._retrievers.items() if k[0] != name}
             if key not in self._retrievers:
-                if collection not in self._stores:
-                    self._stores[collection] = compose.open_collection(self.settings, collection)
-                store = self._stores[collection]
+                if name not in self._stores:
+                    self._stores[name] = compose.open_collection(self.settings, collection, as_of=as_of)
+                store = self._stores[name]
                 # Questions are embedded by the model the collection was built with, whatever the current
                 # embedder setting.
                 embedder = self._embedder(store.manifest.embedder.name)
@@ -163,14 +167,14 @@ class Assistant:
                 self._models[collection] = compose.answerability_model(self.settings, collection)
             return self._models[collection]
 
-    def answerability(self, collection: str) -> Answerability:
+    def answerability(self, collection: str, as_of: int | None = None) -> Answerability:
         """The answerability decider of the collection's open handle (a new one when it was reopened)."""
-        store = self.retriever(collection).collection
+        store = self.retriever(collection, as_of).collection
         model = self.answerability_model(collection)
         with self._lock:
-            decider = self._deciders.get(collection)
+            decider = self._deciders.get((collection, as_of))
             if decider is None or decider.collection is not store:
-                decider = self._deciders[collection] = Answerability(store, model)
+                decider = self._deciders[(collection, as_of)] = Answerability(store, model)
             return decider
 
     def embedder(self, model: str) -> Embedder:
@@ -316,7 +320,7 @@ class Assistant:
             result = replace(result, hits=anchor(retriever, result.hits, question, k, earlier, filters))
         answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
         answer.relevant, answer.relevance = result.relevant, result.relevance
-        decision = self.answerability(collection).decide(question, result.hits, result.relevance)
+        decision = self.answerability(collection, retrieval.get("as_of")).decide(question, result.hits, result.relevance)
         answer.timings_ms["answerability"] = decision.ms
         answer.answerable, answer.answerability = decision.answerable, decision.score
         answer.reason = None if decision.answerable else decision.reason
@@ -507,4 +511,17 @@ def _with_reason(text: str, reason: str | None) -> str:
 
 
 def _source(number: int, hit: Hit) -> Source:
-    return Source(number, hit.chunk_id, hit.document_id, hit.title, hit.source, hit.start, hit.end, hit.score, hit.text, hit.flags)
+    return Source(
+        number,
+        hit.chunk_id,
+        hit.document_id,
+        hit.title,
+        hit.source,
+        hit.start,
+        hit.end,
+        hit.score,
+        hit.text,
+        hit.flags,
+        hit.ingested_at,
+        hit.page,
+    )

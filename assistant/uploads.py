@@ -119,6 +119,7 @@ def ingest_uploads(
     report: dict[str, Any] = {"collection": collection, "files": [], "skipped": [], **dict.fromkeys(REPORT_COUNTS, 0)}
     ingestor = compose.ingestor(settings, collection_path(settings.index_dir, collection), embedder, name=collection, progress=False)
     with ingestor.collection as store:
+        store.operation = "upload"
         batches = [[entry] for entry in stored] if on_file else [stored]
         for i, batch in enumerate(batches):
             if on_file:

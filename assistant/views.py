@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.collection import Manifest
+from core.collection import CommitResult, Manifest
+from core.collection.history import DocumentVersion, Version
 from core.types import Hit
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def passage_view(source: Source) -> dict[str, Any]:
         "end": source.end,
         "score": source.score,
         "flags": list(source.flags),
+        "ingested_at": source.ingested_at,
+        "page": source.page,
     }
 
 
@@ -87,6 +90,8 @@ def hit_view(hit: Hit, rank: int) -> dict[str, Any]:
         "scores": dict(hit.scores),
         "flags": list(hit.flags),
         "metadata": hit.metadata,
+        "ingested_at": hit.ingested_at,
+        "page": hit.page,
     }
 
 
@@ -101,6 +106,35 @@ def search_view(query: str, collection: str, result: Retrieval, version: int) ->
         "collection_version": version,
         "timings_ms": _ms(result.timings_ms),
     }
+
+
+def version_view(version: Version) -> dict[str, Any]:
+    """One version of a collection, as ``assistant collections --history`` lists it."""
+    return version.to_dict()
+
+
+def history_view(collection: str, current: int, oldest: int, versions: list[Version]) -> dict[str, Any]:
+    """A collection's versions, newest first: ``oldest_kept`` to ``version`` can be restored or read as of."""
+    return {"collection": collection, "version": current, "oldest_kept": oldest, "versions": [version_view(v) for v in versions]}
+
+
+def rollback_view(collection: str, to: int, version: int, result: CommitResult, totals: dict[str, int]) -> dict[str, Any]:
+    """What a rollback did: back to ``to``, recorded as the new ``version``."""
+    return {
+        "collection": collection,
+        "to": to,
+        "version": version,
+        "documents_restored": result.documents_added,
+        "chunks_restored": result.chunks_added,
+        "documents_removed": result.documents_removed,
+        "chunks_removed": result.chunks_removed,
+        "totals": totals,
+    }
+
+
+def document_version_view(version: DocumentVersion) -> dict[str, Any]:
+    """One version of a source file's document: content hash, ingest time, the collection versions it was in."""
+    return version.to_dict()
 
 
 def collection_view(manifest: Manifest) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import sys
 import click
 
 from cli.answers import ask, guard, search, shell
-from cli.collections import check, collections_cmd, delete, ingest, reindex
+from cli.collections import check, collections_cmd, delete, ingest, prune, reindex, rollback
 from cli.frontends import eval_cmd, serve, ui_cmd
 from cli.training import finetune
 from core.config import Settings
@@ -39,7 +39,23 @@ def cli(ctx: click.Context) -> None:
         raise UserError(f"invalid settings: {exc}".replace("\n", " ")) from exc
 
 
-for command in (ingest, search, delete, check, reindex, collections_cmd, shell, ask, guard, finetune, eval_cmd, serve, ui_cmd):
+for command in (
+    ingest,
+    search,
+    delete,
+    check,
+    reindex,
+    collections_cmd,
+    rollback,
+    prune,
+    shell,
+    ask,
+    guard,
+    finetune,
+    eval_cmd,
+    serve,
+    ui_cmd,
+):
     cli.add_command(command)
 
 

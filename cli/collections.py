@@ -1,4 +1,4 @@
-"""Verbs over collections: ingest, delete, check, reindex, collections. Heavy modules (models, FAISS) are imported
+"""Verbs over collections: ingest, delete, check, reindex, collections (--history), rollback, prune. Heavy modules (models, FAISS) are imported
 inside the commands, so `assistant --help` stays quick."""
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ def delete(settings: Settings, collection: str, source: Path, as_json: bool) -> 
         if not matches:
             raise UserError(f"no documents from {source} in collection {collection!r} (see `assistant collections`)")
         documents = chunks = 0
+        store.operation = f"delete {source}"
         for src in matches:
             d, c = store.delete_source(src)
             documents, chunks = documents + d, chunks + c
@@ -172,13 +173,20 @@ def reindex(settings: Settings, collection: str, as_json: bool) -> None:
 
 
 @click.command("collections")
+@click.option("--history", "history_of", metavar="NAME", help="List the versions collection NAME keeps (newest first).")
+@click.option("--source", type=click.Path(path_type=Path), help="With --history: the versions of this source file's documents instead.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def collections_cmd(settings: Settings, as_json: bool) -> None:
-    """List the collections under ASSISTANT_INDEX_DIR."""
+def collections_cmd(settings: Settings, history_of: str | None, source: Path | None, as_json: bool) -> None:
+    """List the collections under ASSISTANT_INDEX_DIR, or one collection's versions (--history NAME)."""
     from assistant.views import collection_view
     from core.collection import list_collections, retrain_advice
 
+    if source is not None and history_of is None:
+        raise UserError("--source goes with --history NAME")
+    if history_of is not None:
+        _history(settings, history_of, source, as_json)
+        return
     found = list_collections(settings.index_dir)
     if as_json:
         emit([collection_view(m) for m in found])
@@ -192,3 +200,82 @@ def collections_cmd(settings: Settings, as_json: bool) -> None:
         )
         if advice := retrain_advice(m.index.trained_on, m.index.chunks, m.name):
             click.echo(f"{'':16} advice: {advice}")
+
+
+def _history(settings: Settings, collection: str, source: Path | None, as_json: bool) -> None:
+    from assistant import compose
+    from assistant.views import document_version_view, history_view
+
+    with compose.open_collection(settings, collection) as store:
+        if source is not None:
+            rows = store.document_versions(str(source.resolve()))
+            if not rows:
+                raise UserError(f"no documents from {source} in collection {collection!r}, now or in its kept history")
+            if as_json:
+                emit([document_version_view(v) for v in rows])
+                return
+            for v in rows:
+                until = f"removed in version {v.removed} ({v.removed_at})" if v.removed is not None else "current"
+                click.echo(f"{v.document_id[:12]}  ingested {v.ingested_at}  from version {v.added}  {until}  {v.title}")
+            return
+        rows, current, oldest = store.versions(), store.version, store.oldest_version()
+    if as_json:
+        emit(history_view(collection, current, oldest, rows))
+        return
+    if oldest < 0:
+        click.echo(f"{collection}: no history yet (it starts at the next write)")
+        return
+    click.echo(f"{collection}: version {current}; versions {oldest} to {current} can be restored (`assistant rollback`)")
+    for v in rows:
+        click.echo(
+            f"  {v.version:6}  {v.created_at}  {v.operation:24} +{v.added} -{v.removed} documents  "
+            f"({v.documents} documents, {v.chunks} chunks)"
+        )
+
+
+@click.command()
+@click.option("--collection", "-c", required=True)
+@click.option(
+    "--to", "version", required=True, type=click.IntRange(min=0), help="The version to go back to (`assistant collections --history NAME`)."
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def rollback(settings: Settings, collection: str, version: int, as_json: bool) -> None:
+    """Make a collection what it was at an earlier version: its documents, chunks, vectors and BM25 rows,
+    so searches and answers are those of that version. It is recorded as a new version: the versions in
+    between stay in the history (roll forward again with --to)."""
+    from assistant import compose
+    from assistant.views import rollback_view
+
+    with compose.open_collection(settings, collection, writable=True) as store:
+        result = store.rollback(version)
+        summary = rollback_view(collection, version, store.version, result, store.counts())
+    if as_json:
+        emit(summary)
+        return
+    totals = summary["totals"]
+    click.echo(
+        f"{collection}: back to version {version} as version {summary['version']} ({result.documents_added} documents restored, "
+        f"{result.documents_removed} removed; {totals['documents']} documents, {totals['chunks']} chunks)"
+    )
+
+
+@click.command()
+@click.option("--collection", "-c", required=True)
+@click.option("--keep", required=True, type=click.IntRange(min=1), help="How many of the newest versions to keep.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def prune(settings: Settings, collection: str, keep: int, as_json: bool) -> None:
+    """Drop a collection's oldest versions, keeping the newest KEEP, and give their space back. (Each write
+    also prunes to ASSISTANT_INDEX__KEEP_VERSIONS.)"""
+    from assistant import compose
+
+    with compose.open_collection(settings, collection, writable=True) as store:
+        pruned = store.prune(keep)
+    if as_json:
+        emit({"collection": collection, **dataclasses.asdict(pruned)})
+        return
+    click.echo(
+        f"{collection}: dropped {pruned.versions} versions ({pruned.documents} archived documents, {pruned.chunks} chunks); "
+        f"versions from {pruned.oldest_kept} on can be restored"
+    )

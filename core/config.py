@@ -76,6 +76,12 @@ class IndexSettings(BaseModel):
     # 0.957; 64: 0.972, 0.966), p95 4.1 and 6.2 ms on a loaded 2-core machine.
     ivf_nprobe: int = Field(32, ge=1, le=65_536, description="IVF lists scanned per search (more: better recall, slower)")
     ivf_train_per_list: int = Field(64, ge=39, le=1024, description="stored vectors sampled per IVF list to train its centroids")
+    keep_versions: int = Field(
+        100,
+        ge=0,
+        description="versions a collection keeps for `assistant rollback` and answers as of a version; older ones are pruned "
+        "after each write (`assistant prune` on demand); 0: keep all",
+    )
 
 
 class RetrievalSettings(BaseModel):

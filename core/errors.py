@@ -21,6 +21,10 @@ class CollectionNotFound(NotFound):
     pass
 
 
+class VersionNotKept(NotFound):
+    """A collection version older than its kept history, or newer than the collection."""
+
+
 class ConversationNotFound(NotFound):
     """No conversation with that id for this owner: someone else's is reported the same way as an unknown one."""
 

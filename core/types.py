@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,3 +77,11 @@ class Hit:
     # Component scores behind `score` (e.g. {"dense": 0.71, "bm25": 12.3}), for display and debugging.
     scores: dict[str, float] = field(default_factory=dict)
     flags: tuple[str, ...] = ()  # ingest-rail rules that flagged this chunk (its text addresses the model)
+    ingested_at: str = ""  # when this version of its document was ingested (documents keep their versions)
+
+    @property
+    def page(self) -> int | None:
+        """The page (1-based) the passage starts on, for documents read page by page (PDF, scans: their
+        loaders record where each page starts in the text, ``page_starts``)."""
+        starts = self.metadata.get("page_starts")
+        return bisect_right(starts, self.start) or 1 if isinstance(starts, list) and starts else None

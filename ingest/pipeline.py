@@ -237,6 +237,7 @@ class Ingestor:
         if embedder.dim != collection.dim:
             raise ValueError(f"embedder dimension {embedder.dim} != collection dimension {collection.dim}")
         self.collection = collection
+        collection.operation = "ingest"  # how the versions this ingest makes are listed (history.py)
         self.embedder = embedder
         self.chunker = chunker
         self.embed_title = embed_title

@@ -46,7 +46,7 @@ def collection(tmp_path, corpus):
 def worker_for(collection, embedder, **kwargs) -> tuple[SearchWorker, Retriever]:
     retriever = Retriever(collection, embedder)
 
-    def retriever_of(name, mode=None):
+    def retriever_of(name, mode=None, as_of=None):
         if name != "c":
             raise CollectionNotFound(f"collection {name!r} not found")
         return retriever

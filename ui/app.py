@@ -94,7 +94,7 @@ def show_answer(message: dict[str, Any], index: int) -> None:
         with st.expander(f"[{source['number']}] {source['title']}"):
             spans = render.cited_spans(source["snippet"], claims.get(source["number"], []))
             st.markdown(render.highlighted_html(source["snippet"], spans), unsafe_allow_html=True)
-            st.caption(f"{render.source_link(source['source'])}, characters {source['start']}-{source['end']}, score {source['score']:.3f}")
+            st.caption(render.source_caption(source))
     if "guard_events" in answer:  # a stored turn of a reopened conversation was rated (or not) back then
         feedback_controls(message, index)
 

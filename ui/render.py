@@ -62,6 +62,16 @@ def source_link(source: str) -> str:
     return f"`{source}`"
 
 
+def source_caption(source: dict) -> str:
+    """Where a cited passage comes from: the file (and page), its span and score, and, when its document
+    has changed since the answer, the version it was taken from."""
+    where = source_link(source["source"]) + (f", page {source['page']}" if source.get("page") else "")
+    caption = f"{where}, characters {source['start']}-{source['end']}, score {source['score']:.3f}"
+    if source.get("changed") and source.get("ingested_at"):
+        caption += f". From the version of {source['ingested_at'][:10]}; the document has changed since"
+    return caption
+
+
 def _row_cells(line: str) -> tuple[str, list[tuple[str, str]]]:
     """A table row as the text shows it ("Revenue | 2019: $ 1,496 | 2018: $ 1,334") -> label, (header, value)s."""
     label, *cells = [part.strip() for part in line.split(" | ")]

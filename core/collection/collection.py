@@ -12,18 +12,19 @@ ingest always leaves a collection that opens, searches and passes ``check`` (che
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from filelock import FileLock, Timeout
 
-from core.collection import ivf
+from core.collection import history, ivf
 from core.collection.check import CheckReport, check
 from core.collection.filters import Filters
 from core.collection.manifest import (
@@ -43,6 +44,9 @@ from core.tables import Table
 from core.types import Hit
 
 LOCK = ".write.lock"
+# Read-only copies of earlier versions (open_as_of), one folder each, the most recently used kept.
+AS_OF = ".versions"
+AS_OF_COPIES = 2
 # How often a read-only handle asks the database whether another process has committed since it loaded.
 # Asking on every search (one SQL read) cost ~10 % of a search under load; commits made by this process
 # are seen at once (see _commits_here).
@@ -93,6 +97,10 @@ class Collection:
         self._next_check = 0.0
         self._found_stale = False
         self._database_file = _file_identity(path / DATABASE)
+        # A writer lists what it changed as one version when it closes (history.py); callers name the change.
+        self.operation = "write"
+        self._opened_at = store.generation if lock is not None else -1
+        self.as_of: int | None = None  # set on a read-only copy of an earlier version (open_as_of)
 
     # ------------------------------------------------------------------ opening
 
@@ -160,7 +168,54 @@ class Collection:
         collection._load_index()
         return collection
 
+    @classmethod
+    def open_as_of(cls, path: Path, version: int, *, params: IndexParams = IndexParams()) -> Collection:
+        """The collection as it was at ``version``, read-only: the live collection when that is its version,
+        else a copy of the database rolled back to it (the same ``rollback`` as the command, so the same
+        chunk ids, vectors and BM25 rows) with its own index, built once in ``<path>/.versions/<version>``
+        and reused (an earlier version never changes); the AS_OF_COPIES most recently used are kept.
+        Raises history.VersionNotKept for a version that cannot be rebuilt."""
+        path = Path(path)
+        live = cls.open(path, params=params)
+        try:
+            if version == live.version:
+                return live
+            history.check_kept(live.db, version, live.version, live.manifest.name)
+            folder = path / AS_OF / str(version)
+            if not (folder / MANIFEST).exists():
+                cls._build_as_of(live, version, folder)
+        finally:
+            if live.version != version:
+                live.close()
+        os.utime(folder)  # most recently used
+        for stale in sorted((path / AS_OF).iterdir(), key=lambda f: f.stat().st_mtime, reverse=True)[AS_OF_COPIES:]:
+            if not stale.name.startswith("."):
+                shutil.rmtree(stale, ignore_errors=True)
+        copy = cls.open(folder, params=params)
+        copy.as_of = version
+        return copy
+
+    @classmethod
+    def _build_as_of(cls, live: Collection, version: int, folder: Path) -> None:
+        staging = folder.parent / f".{version}.{os.getpid()}.{threading.get_ident()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            live.store.copy_to(staging / DATABASE)
+            write_manifest(staging, live.manifest)  # no index file: opening it builds one from the copy
+            with cls.open(staging, writable=True, params=replace(live.params, keep_versions=0)) as copy:
+                copy.repaired.clear()
+                copy.rollback(version)
+            staging.rename(folder)
+        except OSError:
+            if not (folder / MANIFEST).exists():  # another process built it first: use theirs
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def close(self) -> None:
+        if self.writable and self.store.generation != self._opened_at:
+            self.record_version()
         self.store.close()
         if self._lock is not None:
             self._lock.release()
@@ -201,7 +256,10 @@ class Collection:
     @property
     def version(self) -> int:
         """The generation searches on this handle reflect: the one its index was loaded at for a read-only
-        handle (its owner reopens it when stale), the live one for the writer. Reads no SQL for a reader."""
+        handle (its owner reopens it when stale), the live one for the writer, the one it was rebuilt as for
+        a copy of an earlier version. Reads no SQL for a reader."""
+        if self.as_of is not None:
+            return self.as_of
         return self.generation if self.writable else self.loaded_generation
 
     @property
@@ -364,6 +422,57 @@ class Collection:
         changes = self.store.delete_document(document_id)
         self._mirror(changes)
         return changes.documents_removed, len(changes.removed_ids)
+
+    # ------------------------------------------------------------------ versions (history.py)
+
+    def record_version(self, operation: str | None = None) -> history.Version | None:
+        """List the collection as it is now as a version, made by ``operation`` (default: ``self.operation``),
+        then prune the history to the versions kept (``IndexParams.keep_versions``). Called by ``close``
+        for a writer that changed something; None when this generation is listed already."""
+        self._require_writable()
+        row = self.store.record_version(operation or self.operation)
+        self._opened_at = self.store.generation
+        if row is not None and self.params.keep_versions:
+            self.store.prune(self.params.keep_versions)
+        return row
+
+    def rollback(self, version: int) -> CommitResult:
+        """Make the collection what it was at ``version`` (documents, chunk ids, vectors, BM25 rows, file
+        records), as a new version listed "rollback to N"; the versions in between stay in the history.
+        Raises history.VersionNotKept when ``version`` cannot be rebuilt."""
+        self._require_writable()
+        changes = self.store.rollback(version, self.dim)
+        self._mirror(changes)
+        if self.index_kind != "ivf":
+            # Built again in chunk id order, as the earlier version's index was, so that even passages with
+            # equal scores come back in the same order. (An IVF keeps its trained lists; mirrored is enough.)
+            self._rebuild_index()
+        self.checkpoint()
+        self.record_version(f"rollback to {version}")
+        return CommitResult(changes.documents_added, len(changes.added_ids), changes.documents_removed, len(changes.removed_ids))
+
+    def prune(self, keep: int) -> history.Pruned:
+        """Keep the newest ``keep`` versions; drop the history none of them needs."""
+        self._require_writable()
+        pruned = self.store.prune(keep)
+        self.store.vacuum()
+        return pruned
+
+    def versions(self) -> list[history.Version]:
+        """The listed versions, newest first."""
+        return history.versions(self.db)
+
+    def oldest_version(self) -> int:
+        """The oldest version that can still be restored or read (-1: the collection keeps no history)."""
+        return history.oldest_kept(self.db)
+
+    def document_versions(self, source: str) -> list[history.DocumentVersion]:
+        """Every kept version of a source file's documents, newest first."""
+        return history.document_versions(self.db, source)
+
+    def live_document_ids(self, document_ids: Iterable[str]) -> set[str]:
+        """Which of these documents the collection holds now (a cited one missing was changed or removed)."""
+        return history.live_document_ids(self.db, list(dict.fromkeys(document_ids)))
 
     # ------------------------------------------------------------------ reading
 

@@ -1,6 +1,7 @@
 """``docs.sqlite``: the source of truth of a collection. Files, documents, chunks with their character
 offsets and vectors, the FTS5 table BM25 reads, the rule ids the ingest rail flagged, and a ``generation``
-counter every write transaction bumps. Every SQL statement of the collection lives here (and in check.py).
+counter every write transaction bumps. Every SQL statement of the collection lives here (and in history.py,
+which keeps what writes remove so that earlier versions can be restored, and check.py).
 
 Chunk ids are SQLite ``AUTOINCREMENT`` rowids, never reused, and double as FAISS ids.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.collection import codec
+from core.collection import codec, history
 from core.collection.filters import Filters, filter_clause
 from core.tables import Table
 from core.types import Chunk, Document, Hit
@@ -151,6 +152,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(_FLAGS_SCHEMA + _TABLES_SCHEMA)
+            history.migrate(self._db)
         self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         self._thread_db = threading.local()
         self._thread_dbs: list[sqlite3.Connection] = []
@@ -163,6 +165,7 @@ class Store:
         """A new, empty database in ``folder``."""
         db = sqlite3.connect(folder / DATABASE)
         db.executescript(_SCHEMA + _FLAGS_SCHEMA + _TABLES_SCHEMA)
+        history.migrate(db)
         db.commit()
         db.close()
 
@@ -198,14 +201,17 @@ class Store:
     # ------------------------------------------------------------------ writing
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, bump: bool = True) -> Iterator[tuple[sqlite3.Connection, int, str]]:
+        """A write transaction, with the generation it makes and its time (history stamps what it archives).
+        ``bump`` False: one that changes no content (the list of versions), so makes no generation."""
         if not self.writable:
             raise RuntimeError("collection opened read-only")
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            yield db
-            db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+            yield db, self.generation + 1, now()
+            if bump:
+                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -215,12 +221,12 @@ class Store:
         """Add documents with their chunks and vectors, then finalise the files whose documents are all in.
         One transaction: either everything in the call is stored, or nothing is."""
         changes = Changes()
-        stamp = now()
-        with self._transaction() as db:
+        with self._transaction() as (db, generation, stamp):
             for doc, chunks, hashes, vectors in zip(batch.documents, batch.chunks, batch.embed_hashes, batch.vectors):
+                metadata = json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True)
                 cur = db.execute(
-                    "INSERT OR IGNORE INTO documents (id, source, title, text, metadata, added_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (doc.id, doc.source, doc.title, doc.text, json.dumps(doc.metadata, ensure_ascii=False, sort_keys=True), stamp),
+                    "INSERT OR IGNORE INTO documents (id, source, title, text, metadata, added_at, added_gen) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (doc.id, doc.source, doc.title, doc.text, metadata, stamp, generation),
                 )
                 if cur.rowcount == 0:
                     continue  # already stored (a resumed ingest): keep the stored copy
@@ -248,19 +254,23 @@ class Store:
                     for pk, doc_id in db.execute("SELECT pk, id FROM documents WHERE source = ?", (record.path,))
                     if doc_id not in record.keep_ids
                 ]
-                changes.removed_ids += self._delete_documents(db, stale)
+                changes.removed_ids += self._delete_documents(db, stale, generation, stamp)
                 changes.documents_removed += len(stale)
+                history.archive_file(db, record.path, generation)
                 db.execute(
-                    """INSERT INTO files (path, sha256, size, mtime, documents, ingested_at) VALUES (?, ?, ?, ?, ?, ?)
+                    """INSERT INTO files (path, sha256, size, mtime, documents, ingested_at, added_gen) VALUES (?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
-                       mtime = excluded.mtime, documents = excluded.documents, ingested_at = excluded.ingested_at""",
-                    (record.path, record.sha256, record.size, record.mtime, len(record.keep_ids), stamp),
+                       mtime = excluded.mtime, documents = excluded.documents, ingested_at = excluded.ingested_at,
+                       added_gen = excluded.added_gen""",
+                    (record.path, record.sha256, record.size, record.mtime, len(record.keep_ids), stamp, generation),
                 )
         return changes
 
     @staticmethod
-    def _delete_documents(db: sqlite3.Connection, doc_pks: list[int]) -> list[int]:
-        """Delete documents with their chunks and FTS rows; returns the removed chunk ids."""
+    def _delete_documents(db: sqlite3.Connection, doc_pks: list[int], generation: int, stamp: str) -> list[int]:
+        """Delete documents with their chunks and FTS rows, kept in the history first; returns the removed
+        chunk ids."""
+        history.archive_documents(db, doc_pks, generation, stamp)
         removed: list[int] = []
         for pk in doc_pks:
             ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc_pk = ?", (pk,))]
@@ -276,18 +286,52 @@ class Store:
 
     def delete_source(self, source: str) -> Changes:
         """Every document of a source file, and its file record."""
-        with self._transaction() as db:
+        with self._transaction() as (db, generation, stamp):
             pks = [r[0] for r in db.execute("SELECT pk FROM documents WHERE source = ?", (source,))]
-            removed = self._delete_documents(db, pks)
+            removed = self._delete_documents(db, pks, generation, stamp)
+            history.archive_file(db, source, generation)
             db.execute("DELETE FROM files WHERE path = ?", (source,))
         return Changes(documents_removed=len(pks), removed_ids=removed)
 
     def delete_document(self, document_id: str) -> Changes:
         """One document; its file's record stays, so re-ingesting the unchanged file does not bring it back."""
-        with self._transaction() as db:
+        with self._transaction() as (db, generation, stamp):
             pks = [r[0] for r in db.execute("SELECT pk FROM documents WHERE id = ?", (document_id,))]
-            removed = self._delete_documents(db, pks)
+            removed = self._delete_documents(db, pks, generation, stamp)
         return Changes(documents_removed=len(pks), removed_ids=removed)
+
+    def rollback(self, target: int, dim: int) -> Changes:
+        """Make the collection what it was at version ``target``, as a new version (the versions after
+        ``target`` stay in the history). Raises history.VersionNotKept for a version that cannot be rebuilt."""
+        with self._transaction() as (db, generation, stamp):
+            history.check_kept(db, target, generation - 1, self.folder.name)
+            newer = history.newer_documents(db, target)
+            changes = Changes(documents_removed=len(newer))
+            changes.removed_ids = self._delete_documents(db, newer, generation, stamp)
+            restored = history.restore_documents(db, target, generation)
+            history.restore_files(db, target, generation)
+            changes.documents_added = restored.documents
+            changes.added_ids = restored.chunk_ids
+            changes.added_vectors = [codec.decode(blob, dim) for blob in restored.blobs]
+        return changes
+
+    def record_version(self, operation: str) -> history.Version | None:
+        """List the current generation as a version made by ``operation`` (None: listed already)."""
+        with self._transaction(bump=False) as (db, generation, stamp):
+            return history.record_version(db, generation - 1, operation, stamp)
+
+    def prune(self, keep: int) -> history.Pruned:
+        """Keep the newest ``keep`` listed versions; drop the archived rows none of them sees."""
+        with self._transaction(bump=False) as (db, _, _stamp):
+            return history.prune(db, keep)
+
+    def vacuum(self) -> None:
+        """Give the space of deleted rows back to the file system (after pruning the history)."""
+        self.db.execute("VACUUM")
+
+    def copy_to(self, file: Path) -> None:
+        """A consistent copy of the database in ``file`` (taken beside running writers)."""
+        self.db.execute("VACUUM INTO ?", (str(file),))
 
     def fold_wal(self) -> None:
         """Fold the WAL back into the database file so the folder is compact when copied."""
@@ -420,7 +464,7 @@ class Store:
         rows = {
             r["id"]: r
             for r in self.db.execute(
-                f"""SELECT c.id, c.text, c.start_char, c.end_char, d.id AS doc_id, d.title, d.source, d.metadata
+                f"""SELECT c.id, c.text, c.start_char, c.end_char, d.id AS doc_id, d.title, d.source, d.metadata, d.added_at
                     FROM chunks c JOIN documents d ON d.pk = c.doc_pk WHERE c.id IN ({_marks(ids)})""",
                 ids,
             )
@@ -437,6 +481,7 @@ class Store:
                 end=rows[cid]["end_char"],
                 metadata=json.loads(rows[cid]["metadata"]),
                 flags=flags.get(cid, ()),
+                ingested_at=rows[cid]["added_at"],
             )
             for cid, score in scored_ids
             if cid in rows

@@ -50,6 +50,7 @@ class IndexParams:
     ivf_nlist: int = 0  # 0: chosen from the collection's size (ivf.nlist_for)
     ivf_nprobe: int = 32
     ivf_train_per_list: int = 64
+    keep_versions: int = 100  # listed versions a collection's history keeps (history.py); 0: all
 
     def kind_for(self, n_chunks: int) -> str:
         if n_chunks > self.ivf_threshold:
