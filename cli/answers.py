@@ -28,16 +28,25 @@ from core.errors import UserError
 @click.option("--dense-weight", type=click.FloatRange(0, 1), help="Weight of the dense list in fusion.")
 @click.option("--mmr", "mmr_lambda", type=click.FloatRange(0, 1), help="Diversify with MMR (1 = pure relevance).")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="source, document_id or a metadata key; repeat for any-of.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.IntRange(min=0),
+    metavar="VERSION",
+    help="The collection as it was at this version (`collections --history`).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def search(settings: Settings, query: str, collection: str, k: int, mode, fusion, dense_weight, mmr_lambda, filters, as_json: bool) -> None:
+def search(
+    settings: Settings, query: str, collection: str, k: int, mode, fusion, dense_weight, mmr_lambda, filters, as_of, as_json: bool
+) -> None:
     """Top-k passages (hybrid dense + BM25 by default) with scores, titles, sources and snippets."""
     from assistant.pipeline import Assistant
     from assistant.views import search_view
     from core.collection import parse_filters
 
     with Assistant(settings) as assistant:
-        retriever = assistant.retriever(collection, mode=mode, fusion=fusion, dense_weight=dense_weight, mmr_lambda=mmr_lambda)
+        retriever = assistant.retriever(collection, as_of, mode=mode, fusion=fusion, dense_weight=dense_weight, mmr_lambda=mmr_lambda)
         result = retriever.search(query, k, parse_filters(filters))
         version = retriever.collection.version
     if as_json:
@@ -61,6 +70,13 @@ def search(settings: Settings, query: str, collection: str, k: int, mode, fusion
     help="Ask within a stored conversation: its last turns are the question's history and the answer becomes its next turn. "
     "`new` starts one and prints its id.",
 )
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.IntRange(min=0),
+    metavar="VERSION",
+    help="The collection as it was at this version (`collections --history`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer with sources, citations and timings.")
 @click.pass_obj
 def ask(
@@ -74,6 +90,7 @@ def ask(
     no_adapter: bool,
     stream,
     conversation: str | None,
+    as_of: int | None,
     as_json: bool,
 ) -> None:
     """Answer QUESTION from a collection's passages, citing them as [n]."""
@@ -97,7 +114,9 @@ def ask(
         assistant = stack.enter_context(Assistant(settings))
 
         def answering(history: Sequence[Turn]):
-            return assistant.stream(question, collection, k=k, filters=parse_filters(filters), options=options, history=history)
+            return assistant.stream(
+                question, collection, k=k, filters=parse_filters(filters), options=options, history=history, as_of=as_of
+            )
 
         for item in exchange.run(answering) if exchange is not None else answering(()):
             if isinstance(item, Answer):

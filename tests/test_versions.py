@@ -191,6 +191,10 @@ def test_history_and_rollback_from_the_command_line(tmp_path, corpus, cli_env):
     assert [v["operation"] for v in listed["versions"]] == ["ingest", "ingest"] and listed["oldest_kept"] <= first
     gout = run_cli(["search", "urate crystals arthritis", "-c", "kb", "--json"], env)
     assert json.loads(gout.stdout)["hits"][0]["title"] == "gout"
+    before = run_cli(["search", "urate crystals arthritis", "-c", "kb", "--json", "--as-of", str(first)], env)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["collection_version"] == first
+    assert "gout" not in [h["title"] for h in json.loads(before.stdout)["hits"]]
     out = run_cli(["rollback", "-c", "kb", "--to", str(first)], env)
     assert out.returncode == 0, out.stderr
     assert f"back to version {first}" in out.stdout
@@ -291,3 +295,13 @@ def test_the_api_answers_and_searches_as_of_a_version_lists_versions_and_rolls_b
         again = top()
         assert "chronic disease" in again["hits"][0]["snippet"] and again["collection_version"] == r.json()["version"]
         assert client.post("/v1/collections/nope/rollback", json={"to": 1}, headers=admin).status_code == 404
+
+
+def test_the_chat_says_which_version_a_changed_source_came_from():
+    from ui.render import source_caption
+
+    source = {"source": "/docs/leaflet.pdf", "start": 10, "end": 90, "score": 0.81234, "ingested_at": "2026-11-02T09:00:00+00:00"}
+    assert source_caption({**source, "page": 3, "changed": False}) == "`/docs/leaflet.pdf`, page 3, characters 10-90, score 0.812"
+    assert source_caption({**source, "page": None, "changed": True}).endswith(
+        "score 0.812. From the version of 2026-11-02; the document has changed since"
+    )
