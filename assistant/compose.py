@@ -14,6 +14,7 @@ from core.embedding import Embedder, make_embedder
 from core.errors import UserError
 from generator.base import GenerationOptions, Generator
 from ingest.chunking import Chunker
+from ingest.loaders import LoadOptions
 from ingest.pipeline import Ingestor, IngestParts, chunking_info, open_for_ingest
 from retriever.answerability import AnswerabilityModel
 from retriever.hybrid import Retriever, RetrieverConfig
@@ -28,6 +29,7 @@ def quiet_model_loading() -> None:
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)  # "no `kernels` package": the CPU path works without it
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)  # e.g. the one-off ONNX export notice
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported as skipped files instead
+    logging.getLogger("pdfminer").setLevel(logging.ERROR)  # pdfplumber's parser: the same, for the pages it reads
 
 
 def embedder(settings: Settings, model: str | None = None, *, threads: int = 0) -> Embedder:
@@ -82,8 +84,20 @@ def ingest_parts(settings: Settings, collection: str, loaded: Embedder | None = 
         chunker=Chunker(model.count_tokens, chunk.chunk_tokens, chunk.overlap_tokens),
         embed_title=chunk.embed_title,
         max_bytes=int(cfg.max_file_mb * 2**20),
-        encoding_fallback=cfg.encoding_fallback,
+        load_options=load_options(settings),
         flagger=flagger,
+    )
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    """How the loaders read files (``ASSISTANT_INGEST__*``): the encoding fallback, OCR, page and image limits."""
+    cfg = settings.ingest
+    return LoadOptions(
+        encoding_fallback=cfg.encoding_fallback,
+        ocr=cfg.ocr,
+        ocr_dpi=cfg.ocr_dpi,
+        max_pages=cfg.max_pdf_pages,
+        max_image_pixels=int(cfg.max_image_megapixels * 1_000_000),
     )
 
 
@@ -137,7 +151,7 @@ def ingestor(
             embed_title=chunk.embed_title,
             commit_chunks=settings.ingest.commit_chunks,
             max_bytes=int(settings.ingest.max_file_mb * 2**20),
-            encoding_fallback=settings.ingest.encoding_fallback,
+            load_options=load_options(settings),
             progress=progress,
         )
         if pool is None:

@@ -126,6 +126,22 @@ class IngestSettings(BaseModel):
         1024, ge=1, description="chunks embedded and committed per transaction (a crash loses at most one batch of work)"
     )
     encoding_fallback: str | None = Field(None, description="read non-UTF-8 text in this encoding (e.g. `cp1252`) instead of skipping it")
+    ocr: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="read text by OCR: `auto` = only PDF pages and images with no text layer (and the images of a DOCX "
+        "without text), `always` = every PDF page and DOCX image too (a text layer ignored), `never` = no OCR (scans are "
+        "skipped with a reason)",
+    )
+    ocr_dpi: int = Field(200, ge=72, le=600, description="resolution PDF pages are rasterised at for OCR")
+    # The default is above any real report (annual reports run to a few hundred pages) and far below a
+    # "PDF bomb" of millions of empty pages; the count is checked before a page is read.
+    max_pdf_pages: int = Field(2000, ge=1, description="PDFs (and multi-page TIFFs) with more pages are skipped with a reason")
+    max_image_megapixels: float = Field(
+        60.0,
+        gt=0,
+        description="larger images are skipped with a reason (60: an A4 page scanned at 800 dpi); a PDF page is rasterised "
+        "for OCR at a lower resolution where `ocr_dpi` would exceed it",
+    )
 
 
 class GeneratorSettings(BaseModel):

@@ -107,7 +107,7 @@ def prepare_files(tasks: list[FileTask], parts: IngestParts) -> tuple[list[FileR
     wanted: list[list[str]] = []
     for task in tasks:
         try:
-            documents = read_documents(Path(task.path), task.source, max_bytes=parts.max_bytes, encoding_fallback=parts.encoding_fallback)
+            documents = read_documents(Path(task.path), task.source, max_bytes=parts.max_bytes, options=parts.load_options)
         except (LoadError, OSError) as exc:
             results.append(FileResult(skipped=failure_reason(exc)))
             wanted.append([])

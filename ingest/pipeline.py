@@ -42,7 +42,7 @@ from core.errors import LoadError
 from core.types import Chunk, Document, content_hash
 from ingest.chunking import SPLITTER_NAME, Chunker, embedding_input
 from ingest.cleaning import clean_text, clean_title
-from ingest.loaders import load_file
+from ingest.loaders import LoadOptions, load_file
 
 EMBED_SLICE = 256  # texts per embedder call while ingesting: the progress bar moves between calls
 
@@ -99,14 +99,15 @@ class IngestReport:
 @dataclass(frozen=True)
 class IngestParts:
     """What turns a file into chunks ready to store: the embedder (its tokenizer sizes the chunks), the
-    chunker, whether titles are embedded, the loaders' limits, and the ingest rail's ``flagger(chunk_text)
-    -> rule ids``. Built by ``assistant/compose.py: ingest_parts`` (in each Ray worker too)."""
+    chunker, whether titles are embedded, the loaders' size limit and options (encoding, OCR, page and image
+    limits), and the ingest rail's ``flagger(chunk_text) -> rule ids``. Built by ``assistant/compose.py:
+    ingest_parts`` (in each Ray worker too)."""
 
     embedder: Embedder
     chunker: Chunker
     embed_title: bool = True
     max_bytes: int = 100 * 2**20
-    encoding_fallback: str | None = None
+    load_options: LoadOptions = LoadOptions()
     flagger: Callable[[str], list[str]] | None = None
 
 
@@ -169,10 +170,10 @@ def failure_reason(exc: LoadError | OSError) -> str:
     return f"cannot read: {exc.strerror or exc}"
 
 
-def read_documents(path: Path, source: str, *, max_bytes: int, encoding_fallback: str | None) -> dict[str, Document]:
+def read_documents(path: Path, source: str, *, max_bytes: int, options: LoadOptions = LoadOptions()) -> dict[str, Document]:
     """A file's documents, cleaned, by id (identical documents inside one file are kept once); empty when no
     text is left after cleaning. Raises LoadError (unreadable as its format) or OSError."""
-    loaded = load_file(path, max_bytes=max_bytes, encoding_fallback=encoding_fallback)
+    loaded = load_file(path, max_bytes=max_bytes, options=options)
     documents: dict[str, Document] = {}
     for item in loaded:
         text = clean_text(item.text)
@@ -229,7 +230,7 @@ class Ingestor:
         embed_title: bool = True,
         commit_chunks: int = 1024,
         max_bytes: int = 100 * 2**20,
-        encoding_fallback: str | None = None,
+        load_options: LoadOptions = LoadOptions(),
         progress: bool = True,
         flagger: Callable[[str], list[str]] | None = None,
     ):
@@ -243,7 +244,7 @@ class Ingestor:
         self.embed_title = embed_title
         self.commit_chunks = commit_chunks
         self.max_bytes = max_bytes
-        self.encoding_fallback = encoding_fallback
+        self.load_options = load_options
         self.progress = progress
         self.flagger = flagger
         self._bar = tqdm(disable=True)
@@ -292,6 +293,17 @@ class Ingestor:
             return None
         return source, stat, sha
 
+    def _file_options(self, path: Path) -> LoadOptions:
+        """The load options for one file: pages read by OCR (seconds each) show on the progress bar as
+        "scan.pdf: OCR page 3/300" until the file is done and the bar shows the file count again."""
+        if not self.progress:
+            return self.load_options
+
+        def on_page(done: int, total: int) -> None:
+            self._bar.set_postfix_str(f"{path.name}: OCR page {done}/{total}", refresh=True)
+
+        return replace(self.load_options, on_page=on_page)
+
     def _read_file(self, path: Path, pending: _Pending, report: IngestReport) -> None:
         scanned = self._scan(path)
         if scanned is None:
@@ -302,7 +314,7 @@ class Ingestor:
             return
         source, stat, sha = scanned
         try:
-            documents = read_documents(path, source, max_bytes=self.max_bytes, encoding_fallback=self.encoding_fallback)
+            documents = read_documents(path, source, max_bytes=self.max_bytes, options=self._file_options(path))
         except (LoadError, OSError) as exc:
             report.skipped.append(Skipped(str(path), failure_reason(exc)))
             return

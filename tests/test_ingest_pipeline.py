@@ -114,3 +114,43 @@ def test_identical_vectors_for_identical_inputs_across_runs(tmp_path, corpus, em
         vb = b.db.execute("SELECT embed_hash, vector FROM chunks ORDER BY embed_hash").fetchall()
     assert [h for h, _ in va] == [h for h, _ in vb]
     assert all(np.array_equal(np.frombuffer(x, np.float32), np.frombuffer(y, np.float32)) for (_, x), (_, y) in zip(va, vb))
+
+
+def test_ingest_settings_reach_the_loaders(tmp_path, monkeypatch):
+    from assistant import compose
+    from core.config import Settings
+    from core.embedding import HashEmbedder
+    from ingest.loaders import LoadOptions
+
+    for name, value in {"OCR": "never", "OCR_DPI": "300", "MAX_PDF_PAGES": "50", "MAX_IMAGE_MEGAPIXELS": "2.5"}.items():
+        monkeypatch.setenv(f"ASSISTANT_INGEST__{name}", value)
+    monkeypatch.setenv("ASSISTANT_INGEST__ENCODING_FALLBACK", "cp1252")
+    settings = Settings(index_dir=tmp_path, embedder={"model": "hash:64"}, guardrails={"enabled": False})
+    options = LoadOptions(encoding_fallback="cp1252", ocr="never", ocr_dpi=300, max_pages=50, max_image_pixels=2_500_000)
+    assert compose.load_options(settings) == options
+    # The parts a Ray worker builds from the settings, and the in-process ingestor, both read with them.
+    assert compose.ingest_parts(settings, "c", HashEmbedder(64)).load_options == options
+    ingestor = compose.ingestor(settings, tmp_path / "c", HashEmbedder(64), progress=False)
+    with ingestor.collection:
+        assert ingestor.load_options == options
+    assert Settings().ingest.ocr == "never"
+    monkeypatch.delenv("ASSISTANT_INGEST__OCR")
+    assert Settings().ingest.ocr == "auto"  # the default: OCR only where there is no text layer
+
+
+def test_pages_read_by_ocr_show_on_the_progress_bar(tmp_path, embedder, monkeypatch, capsys):
+    from conftest import make_ingestor
+    from fake_ocr import FakeOcr
+    from test_pdf_loader import mixed_pdf, picture
+
+    FakeOcr().install(monkeypatch)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "scan.pdf").write_bytes(mixed_pdf(["A typed page.", picture(), picture()]))
+    collection, ingestor = make_ingestor(tmp_path / "c", embedder)
+    ingestor.progress = True
+    with collection:
+        report = ingestor.ingest([folder])
+    assert report.files_read == 1 and not report.skipped
+    shown = capsys.readouterr().err
+    assert "scan.pdf: OCR page 1/2" in shown and "scan.pdf: OCR page 2/2" in shown

@@ -18,8 +18,9 @@ from reportlab.pdfgen import canvas
 
 from core.errors import LoadError
 from core.types import LoadedDocument
-from ingest.loaders import SUPPORTED_SUFFIXES, load_file
+from ingest.loaders import SUPPORTED_SUFFIXES, LoadOptions, load_file
 from ingest.loaders.grid import read_grid
+from tests.fake_ocr import FakeOcr
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared data sets not found at {DATA}")
@@ -55,6 +56,7 @@ def write(tmp_path: pathlib.Path, name: str, content: str | bytes) -> pathlib.Pa
 def test_supported_suffixes():
     assert SUPPORTED_SUFFIXES == frozenset(
         {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".csv", ".json", ".jsonl", ".xml"}
+        | {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
     )
 
 
@@ -97,6 +99,28 @@ def test_unexpected_parser_errors_become_load_errors(tmp_path, monkeypatch):
     assert reason(write(tmp_path, "a.txt", "hello")) == "could not parse .txt file (ValueError: boom)"
 
 
+def test_images_go_to_ocr_and_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    # A 200-byte PNG declaring 30,000 x 30,000 pixels (900 MP): refused before a pixel is decoded.
+    ihdr = struct.pack(">IIBBBBB", 30_000, 30_000, 8, 0, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    for name in ("bomb.png", "bomb.JPG", "bomb.tiff"):  # the bytes decide the format, the suffix the loader
+        assert reason(write(tmp_path, name, bomb)) == (
+            "image is 30000x30000 pixels, over the 60 MP limit (ASSISTANT_INGEST__MAX_IMAGE_MEGAPIXELS)"
+        )
+    assert reason(write(tmp_path, "small.png", bomb), options=LoadOptions(max_image_pixels=10**6)).endswith(
+        "over the 1 MP limit (ASSISTANT_INGEST__MAX_IMAGE_MEGAPIXELS)"
+    )
+    assert reason(write(tmp_path, "off.png", bomb), options=LoadOptions(ocr="never")) == (
+        "image files need OCR, which is off (ASSISTANT_INGEST__OCR=never)"
+    )
+
+
 def test_binary_file_is_refused(tmp_path):
     path = write(tmp_path, "image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     assert reason(path) == "binary data, not text (NUL bytes)"
@@ -105,10 +129,14 @@ def test_binary_file_is_refused(tmp_path):
 def test_invalid_utf8_and_fallback(tmp_path):
     path = write(tmp_path, "latin.txt", "caf\u00e9 ok".encode("cp1252"))
     assert reason(path) == ("not valid UTF-8 (byte 0xe9 at offset 3); set ASSISTANT_INGEST__ENCODING_FALLBACK=cp1252 to read it as cp1252")
-    assert load(path, encoding_fallback="cp1252")[0].text == "caf\u00e9 ok"
+    assert load(path, options=LoadOptions(encoding_fallback="cp1252"))[0].text == "caf\u00e9 ok"
     undefined = write(tmp_path, "undefined.txt", b"abc \x81")  # 0x81 is unassigned in cp1252
-    assert reason(undefined, encoding_fallback="cp1252") == ("not valid UTF-8 (byte 0x81 at offset 4) and not valid cp1252 either")
-    assert reason(path, encoding_fallback="no-such-codec") == ("unknown encoding 'no-such-codec' in ASSISTANT_INGEST__ENCODING_FALLBACK")
+    assert reason(undefined, options=LoadOptions(encoding_fallback="cp1252")) == (
+        "not valid UTF-8 (byte 0x81 at offset 4) and not valid cp1252 either"
+    )
+    assert reason(path, options=LoadOptions(encoding_fallback="no-such-codec")) == (
+        "unknown encoding 'no-such-codec' in ASSISTANT_INGEST__ENCODING_FALLBACK"
+    )
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
@@ -197,9 +225,8 @@ def test_pdf_pages_and_title(tmp_path):
     path = write(tmp_path, "report.pdf", make_pdf(["Page one text.\nSecond line.", "Page two text."], title="Quarterly Report"))
     (doc,) = load(path)
     assert doc.title == "Quarterly Report"
-    assert doc.metadata == {"pages": 2}
-    first, second = doc.text.split("\n\n")
-    assert "Page one text." in first and "Second line." in first and second.strip() == "Page two text."
+    assert doc.text == "Page one text.\nSecond line.\n\nPage two text."
+    assert doc.metadata == {"pages": 2, "page_starts": [0, doc.text.index("Page two")], "ocr_pages": []}
 
 
 def test_pdf_placeholder_title_falls_back_to_stem(tmp_path):
@@ -242,7 +269,10 @@ def test_pdf_without_text(tmp_path):
     c.rect(100, 100, 200, 200, fill=1)  # a drawing, like a scanned page: no text layer
     c.showPage()
     c.save()
-    assert reason(write(tmp_path, "scan.pdf", buf.getvalue())) == ("PDF has no extractable text (scanned images? run OCR first)")
+    # With OCR off (tests/test_pdf_loader.py has the OCR cases).
+    assert reason(write(tmp_path, "scan.pdf", buf.getvalue()), options=LoadOptions(ocr="never")) == (
+        "PDF has no extractable text (scanned images? set ASSISTANT_INGEST__OCR=auto to read them with OCR)"
+    )
 
 
 # --- DOCX ------------------------------------------------------------------------------------------------
@@ -307,6 +337,76 @@ def test_corrupt_docx(tmp_path):
     assert reason(write(tmp_path, "text.docx", "plain text")).startswith("not a valid DOCX file: ")
     ole = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512
     assert reason(write(tmp_path, "old.docx", ole)) == ("not a valid DOCX file: old binary Word .doc format; save it as .docx")
+
+
+def _png(size=(400, 120)) -> io.BytesIO:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", size, 200).save(buf, format="PNG")
+    buf.seek(0)
+    return buf
+
+
+def _pictures_only(document, sizes=((400, 120), (300, 90))):
+    for size in sizes:
+        document.add_picture(_png(size))
+
+
+def test_docx_of_images_alone_is_read_by_ocr(tmp_path, monkeypatch):
+    ocr = FakeOcr().install(monkeypatch)
+    (doc,) = load(write(tmp_path, "scanned.docx", make_docx(_pictures_only)))
+    assert doc.text == "OCR text of a 400x120 image\n\nOCR text of a 300x90 image"
+    assert doc.metadata == {"ocr_images": 2}
+    assert ocr.images == [(400, 120), (300, 90)]
+
+
+def test_docx_of_images_alone_without_ocr_says_why(tmp_path, monkeypatch):
+    FakeOcr(unavailable="the tesseract program is not installed").install(monkeypatch)
+    path = write(tmp_path, "scanned.docx", make_docx(_pictures_only))
+    assert reason(path) == "DOCX has no text (only images) and OCR is unavailable: the tesseract program is not installed"
+    assert reason(path, options=LoadOptions(ocr="never")) == (
+        "DOCX has no text (only images; OCR is off: set ASSISTANT_INGEST__OCR=auto to read them)"
+    )
+    assert reason(path, options=LoadOptions(max_image_pixels=10_000)) == (
+        "DOCX has no text (only images) and OCR is unavailable: the tesseract program is not installed"
+    )
+    FakeOcr().install(monkeypatch)
+    assert reason(path, options=LoadOptions(max_image_pixels=10_000)) == (
+        "DOCX has no text (only images, over the 0.01 MP limit: ASSISTANT_INGEST__MAX_IMAGE_MEGAPIXELS)"
+    )
+
+
+def test_docx_images_beside_text_are_read_only_with_ocr_always(tmp_path, monkeypatch):
+    ocr = FakeOcr().install(monkeypatch)
+
+    def figure(document):
+        document.add_paragraph("Before the figure.")
+        document.add_picture(_png())
+        document.add_paragraph("After the figure.")
+
+    path = write(tmp_path, "figure.docx", make_docx(figure))
+    assert load(path)[0].text == "Before the figure.\n\nAfter the figure."  # auto: the document has text
+    assert ocr.images == []
+    (doc,) = load(path, options=LoadOptions(ocr="always"))
+    assert doc.text == "Before the figure.\n\nOCR text of a 400x120 image\n\nAfter the figure."  # where it is drawn
+    assert doc.metadata == {"ocr_images": 1}
+
+
+def test_real_ocr_reads_a_docx_of_a_pasted_scan(tmp_path):
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ingest import ocr
+
+    if ocr.available() is not None:
+        pytest.skip(f"OCR unavailable here: {ocr.available()}")
+    image = Image.new("L", (900, 120), 255)
+    ImageDraw.Draw(image).text((20, 30), "Aspirin 75 mg daily", fill=0, font=ImageFont.load_default(size=48))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    buf.seek(0)
+    (doc,) = load(write(tmp_path, "scan.docx", make_docx(lambda d: d.add_picture(buf))))
+    assert "Aspirin 75 mg daily" in doc.text
 
 
 # --- CSV -------------------------------------------------------------------------------------------------

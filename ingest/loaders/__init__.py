@@ -15,7 +15,8 @@ from pathlib import Path
 from core.errors import LoadError
 from core.types import LoadedDocument
 
-from . import docx, html, jsonish, pdf, tabular, text, xml
+from . import docx, html, image, jsonish, pdf, tabular, text, xml
+from .options import LoadOptions
 
 Loader = Callable[..., list[LoadedDocument]]
 
@@ -31,6 +32,11 @@ _LOADERS: dict[str, Loader] = {
     ".json": jsonish.load_json,
     ".jsonl": jsonish.load_jsonl,
     ".xml": xml.load,
+    ".png": image.load,
+    ".jpg": image.load,
+    ".jpeg": image.load,
+    ".tif": image.load,
+    ".tiff": image.load,
 }
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_LOADERS)
@@ -78,8 +84,9 @@ def _read(path: Path, size: int, max_bytes: int) -> bytes:
     return data
 
 
-def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding_fallback: str | None = None) -> list[LoadedDocument]:
-    """Documents in ``path``; raises ``LoadError`` (never anything else) when the file cannot be used."""
+def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
+    """Documents in ``path``; raises ``LoadError`` (never anything else) when the file cannot be used.
+    ``options``: the user's settings for how formats are read (ingest/loaders/options.py)."""
     path = Path(path)
     info = _stat(path)
     suffix = path.suffix.lower()
@@ -88,7 +95,7 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding_fallba
         raise LoadError(f"unsupported file type '{suffix}'" if suffix else "unsupported file type (no extension)")
     data = _read(path, info.st_size, max_bytes)
     try:
-        docs = loader(path, data, encoding_fallback=encoding_fallback)
+        docs = loader(path, data, options=options)
     except LoadError:
         raise
     except RecursionError:
@@ -107,4 +114,4 @@ def load_file(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES, encoding_fallba
     return docs
 
 
-__all__ = ["SUPPORTED_SUFFIXES", "load_file", "LoadError", "LoadedDocument"]
+__all__ = ["SUPPORTED_SUFFIXES", "load_file", "LoadError", "LoadedDocument", "LoadOptions"]

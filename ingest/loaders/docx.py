@@ -3,6 +3,8 @@
 Tables are flattened one row per line as ``header: value; header: value`` (first row = headers), so a row
 stays a self-contained fact after chunking; merged cells count once. They are also kept as cells (the first
 cell of a row its label) for computations (core/tables.py). Headers, footers, comments and text boxes are not read.
+Embedded images are read by OCR per ``options.ocr`` (ingest/loaders/docx_images.py): ``auto`` when the
+document has no text of its own (scans pasted as pictures), ``always`` every time, ``never`` not at all.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from core.errors import LoadError
 from core.tables import Cell, Row, stated_scale
 from core.tables import Table as Cells
 from core.types import LoadedDocument
+
+from . import docx_images
+from .options import LoadOptions
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the old binary .doc (and .xls) container
 
@@ -70,21 +75,54 @@ def _open(data: bytes):
         raise LoadError(f"not a valid DOCX file: {err or type(err).__name__}") from None
 
 
-def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
+def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
     document = _open(data)
-    blocks: list[str] = []
+    blocks: list[tuple[str, list[str]]] = []  # each body item's text, and the images it draws
     tables: list[Cells] = []
     heading: str | None = None
     for item in document.iter_inner_content():
+        images = docx_images.image_ids(item._element)
         if isinstance(item, Table):
             text, cells = read_table(item)
-            blocks.append(text)
+            blocks.append((text, images))
             tables += [cells] if cells else []
             continue
         text = item.text
-        blocks.append(text)
+        blocks.append((text, images))
         style = item.style.name if item.style is not None else ""
         if heading is None and text.strip() and (style.startswith("Heading") or style == "Title"):
             heading = text.strip()
     title = (document.core_properties.title or "").strip() or heading or path.stem
-    return [LoadedDocument(title=title, text="\n\n".join(b for b in blocks if b.strip()), metadata={}, tables=tuple(tables))]
+    has_text = any(text.strip() for text, _ in blocks)
+    has_images = any(images for _, images in blocks)
+    metadata: dict = {}
+    if has_images and (options.ocr == "always" or (options.ocr == "auto" and not has_text)):
+        blocks = _with_image_text(document, blocks, options, has_text)
+        metadata["ocr_images"] = sum(1 for _, images in blocks for _ in images)
+    elif has_images and not has_text:
+        raise LoadError(docx_images.ocr_off_reason())
+    text = "\n\n".join(b for b, _ in blocks if b.strip())
+    return [LoadedDocument(title=title, text=text, metadata=metadata, tables=tuple(tables))]
+
+
+def _with_image_text(document, blocks: list[tuple[str, list[str]]], options: LoadOptions, has_text: bool) -> list[tuple[str, list[str]]]:
+    """The blocks with each image's OCR text as a block of its own after the block that draws it (the ids
+    kept are those of the images read)."""
+    unavailable = docx_images.ocr_unavailable()
+    if unavailable is not None:
+        if has_text:
+            raise LoadError(
+                f"OCR is unavailable ({unavailable}) and {docx_images.OCR_SETTING}=always; set it to auto to read the text alone"
+            )
+        raise LoadError(f"DOCX has no text (only images) and OCR is unavailable: {unavailable}")
+    reader = docx_images.ImageReader(document.part, options)
+    out: list[tuple[str, list[str]]] = []
+    for text, images in blocks:
+        out.append((text, []))
+        for rel_id in images:
+            read = reader.text(rel_id)
+            if read:
+                out.append((read, [rel_id]))
+    if not has_text and not any(text.strip() for text, _ in out):
+        raise LoadError(reader.nothing_read_reason())
+    return out

@@ -20,6 +20,7 @@ from core.types import LoadedDocument
 
 from ._text import decode_text
 from .grid import read_grid
+from .options import LoadOptions
 
 # Not content: code, site chrome, invisible parts. <head> only holds <title>, which becomes the title.
 _DROP = frozenset(
@@ -217,9 +218,11 @@ def _title(soup: BeautifulSoup) -> str | None:
     return None
 
 
-def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
+def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
     declared = _META_CHARSET.search(data[:4096])
-    text = decode_text(data, encoding_fallback=encoding_fallback, declared_encoding=declared.group(1).decode("ascii") if declared else None)
+    text = decode_text(
+        data, encoding_fallback=options.encoding_fallback, declared_encoding=declared.group(1).decode("ascii") if declared else None
+    )
     soup = BeautifulSoup(text, "lxml")
     tables: list[Table] = []
     body = _render_to_text(soup, tables)

@@ -17,6 +17,7 @@ from core.types import LoadedDocument
 
 from . import tatqa
 from ._text import decode_text
+from .options import LoadOptions
 
 _TEXT_KEYS = ("text", "content", "body")
 _TITLE_KEYS = ("title", "name")
@@ -88,8 +89,8 @@ def _parse(text: str, line_offset: int = 0) -> Any:
         raise LoadError("JSON nested too deeply") from None
 
 
-def load_json(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
-    value = _parse(decode_text(data, encoding_fallback=encoding_fallback))
+def load_json(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
+    value = _parse(decode_text(data, encoding_fallback=options.encoding_fallback))
     if tatqa.is_tatqa(value):
         return [doc for report in value for doc in tatqa.report_documents(report)]
     if isinstance(value, list):
@@ -99,8 +100,8 @@ def load_json(path: Path, data: bytes, *, encoding_fallback: str | None = None) 
     return [doc] if doc is not None else []
 
 
-def load_jsonl(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
-    text = decode_text(data, encoding_fallback=encoding_fallback)
+def load_jsonl(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
+    text = decode_text(data, encoding_fallback=options.encoding_fallback)
     docs = []
     # split("\n"), not splitlines(): JSON strings may legally contain U+2028 and other line separators.
     for number, line in enumerate(text.split("\n"), 1):

@@ -16,6 +16,7 @@ from core.tables import Cell, Row, Table, stated_scale
 from core.types import LoadedDocument
 
 from ._text import decode_text
+from .options import LoadOptions
 
 # The default limit (128 KiB per field) rejects real exports with long text cells; the file-size limit
 # already bounds memory. Raised once, process-wide, because the csv module has no per-reader setting.
@@ -41,8 +42,8 @@ def _row_table(headers: list[str], record: list[str], text: str) -> tuple[Table,
     return (Table((Row(label, text, tuple(Cell.of(label, h, v) for h, v in cells)),), stated_scale(headers)),)
 
 
-def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
-    text = decode_text(data, encoding_fallback=encoding_fallback)
+def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
+    text = decode_text(data, encoding_fallback=options.encoding_fallback)
     # strict: an unterminated quote (a truncated file) is an error instead of one giant last field.
     reader = csv.reader(io.StringIO(text, newline=""), _dialect(text), strict=True)
     headers: list[str] | None = None

@@ -8,6 +8,7 @@ from pathlib import Path
 from core.types import LoadedDocument
 
 from ._text import decode_text
+from .options import LoadOptions
 
 # CommonMark ATX level-1 heading: up to 3 spaces of indent, "#", at least one space, optional closing #s.
 _H1 = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
@@ -28,6 +29,6 @@ def markdown_title(text: str) -> str | None:
     return None
 
 
-def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
-    text = decode_text(data, encoding_fallback=encoding_fallback)
+def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
+    text = decode_text(data, encoding_fallback=options.encoding_fallback)
     return [LoadedDocument(title=markdown_title(text) or path.stem, text=text, metadata={})]

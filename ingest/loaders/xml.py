@@ -18,6 +18,8 @@ from lxml import etree
 from core.errors import LoadError
 from core.types import LoadedDocument
 
+from .options import LoadOptions
+
 
 def _parser() -> etree.XMLParser:
     return etree.XMLParser(
@@ -98,7 +100,7 @@ def _generic(path: Path, root) -> list[LoadedDocument]:
     return [LoadedDocument(title=title if 0 < len(title) <= 300 else path.stem, text=text, metadata={})]
 
 
-def load(path: Path, data: bytes, *, encoding_fallback: str | None = None) -> list[LoadedDocument]:
+def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> list[LoadedDocument]:
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as err:
