@@ -222,7 +222,9 @@ async def upload(
     request: Request,
     _: Admin,
     collection: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-    files: Annotated[list[UploadFile], File(min_length=1, description="Files to ingest (PDF, DOCX, HTML, TXT, MD, CSV, JSON, XML, ...)")],
+    files: Annotated[
+        list[UploadFile], File(min_length=1, description="Files to ingest (PDF, DOCX, HTML, TXT, MD, CSV, JSON, XML, PNG, JPEG, TIFF, ...)")
+    ],
 ) -> dict[str, Any]:
     service = service_of(request)
     try:

@@ -42,9 +42,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import io
 import json
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,6 +184,140 @@ def render(grid: list[list[Any]], ruled: bool, before: str = "", after: str = ""
         story += [Spacer(1, 12), Paragraph(escape(after), normal)]
     doc.build(story)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- Chromium
+
+CHROMIUM = "chromium"
+CHROMIUM_BATCH = 60  # tables per Chromium run (one page each): its start-up costs about half a second
+# Annual-report CSS: tables in Arial (Liberation Sans here, metric-compatible with the Helvetica of the
+# reportlab rendering), bold header rows, numbers right-aligned, prose in a serif face.
+HTML_CSS = """
+body {{ margin: 0; font-family: "Times New Roman", Times, serif; font-size: 10pt; line-height: 1.25; }}
+.sheet {{ break-after: page; }}
+p {{ margin: 0 0 12pt 0; }}
+table {{ border-collapse: collapse; font-family: Arial, Helvetica, sans-serif; font-size: {size}pt;
+         break-inside: avoid; margin: 0 0 12pt 0; }}
+td, th {{ padding: 1pt {pad}pt; white-space: nowrap; vertical-align: bottom; }}
+th {{ font-weight: bold; text-align: center; }}
+th.label, td.label {{ text-align: left; }}
+td.num {{ text-align: right; }}
+td.mid {{ text-align: center; }}
+table.ruled td, table.ruled th {{ border: 0.5pt solid #000; }}
+"""
+
+
+def _spans(row: list[str], ruled: bool) -> list[tuple[int, int]]:
+    """(first column, columns spanned) of each cell of a header row, written as <th colspan>.
+
+    A header text with empty neighbours (TAT-QA's "", "Years Ended December 31,", "") spans them, as a report
+    sets it. Unruled, it is centred over its span, so the span is laid out around the text's own column
+    (that column the middle one, the left of the two middle ones for an even span): the column a reader
+    would take a centred header to belong to, and the one TAT-QA stores it in. Ruled, the borders show the
+    span and a merged cell's text belongs to its first column (as HTML tables are read: ingest/loaders/grid.py),
+    so the span starts at the text's column and takes the empty cells right of it.
+    """
+    width = len(row)
+    spans: list[tuple[int, int]] = []
+    j = 0
+    while j < width:
+        if j == 0 or not row[j]:
+            spans.append((j, 1))
+            j += 1
+            continue
+        right = 0
+        while j + right + 1 < width and not row[j + right + 1]:
+            right += 1
+        if not ruled:
+            left = 0
+            while left < j - 1 and not row[j - left - 1] and spans and spans[-1] == (j - left - 1, 1):
+                left += 1
+            left = min(left, right)
+            right = min(right, left + 1)
+            del spans[len(spans) - left :]
+            spans.append((j - left, 1 + left + right))
+        else:
+            spans.append((j, 1 + right))
+        j += right + 1
+    return spans
+
+
+def html_sheet(grid: list[list[Any]], ruled: bool, before: str = "", after: str = "", *, page: str, size: float = SIZE, pad: float = PAD) -> tuple[str, str]:
+    """One table between its paragraphs as HTML on a page of its own (the page rule ``page`` names, sized
+    like the reportlab page: wide and tall enough for the table and the prose), and that page's @page rule."""
+    rows = [[norm(c) for c in row] for row in grid]
+    width = max(len(r) for r in rows)
+    rows = [r + [""] * (width - len(r)) for r in rows]
+    widths, _, n_header = _layout(rows, True, size, pad)
+    align = _alignments(rows[n_header:] or rows, width)
+    kind = {"LEFT": "label", "RIGHT": "num", "CENTER": "mid"}
+    out = [f'<div class="sheet" style="page: {page}">']
+    if before:
+        out.append(f"<p>{html.escape(before)}</p>")
+    out.append(f'<table class="{"ruled" if ruled else "unruled"}">')
+    for i, row in enumerate(rows):
+        if i == 0:
+            out.append("<thead>")
+        if i == n_header:
+            out.append("</thead><tbody>")
+        cells = []
+        if i < n_header:
+            for j, span in _spans(row, ruled):
+                text = html.escape(row[j + span // 2 if not ruled and span > 1 else j] if span > 1 else row[j])
+                attrs = (' class="label"' if j == 0 else "") + (f' colspan="{span}"' if span > 1 else "")
+                cells.append(f"<th{attrs}>{text}</th>")
+        else:
+            cells = [f'<td class="{kind[align[j]]}">{html.escape(cell)}</td>' for j, cell in enumerate(row)]
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>" if n_header < len(rows) else "</thead></table>")
+    if after:
+        out.append(f"<p>{html.escape(after)}</p>")
+    out.append("</div>")
+    # Bold header text is wider than _layout's Helvetica widths, and each cell has its padding: room to spare.
+    page_w = max(612, 1.25 * sum(widths) + 144)
+    page_h = max(792, 2 * size * len(rows) + 400 + 0.25 * (len(before) + len(after)))
+    return "\n".join(out), f"@page {page} {{ size: {page_w:.0f}pt {page_h:.0f}pt; margin: 72pt; }}"
+
+
+def chromium_binary() -> str:
+    found = shutil.which(CHROMIUM) or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if not found:
+        sys.exit("chromium not found (Debian: apt-get install -y chromium)")
+    return found
+
+
+def render_chromium(items: list[tuple[list[list[Any]], bool, str, str]], *, size: float = SIZE, pad: float = PAD) -> list[bytes]:
+    """Each (grid, ruled, before, after) as a one-page PDF printed by headless Chromium: the tables of a batch
+    go into one HTML file, one page each, printed in one run, and the PDF is cut into its pages (pypdf)."""
+    import pypdf
+
+    out: list[bytes] = []
+    binary = chromium_binary()
+    with tempfile.TemporaryDirectory() as tmp:
+        for start in range(0, len(items), CHROMIUM_BATCH):
+            batch = items[start : start + CHROMIUM_BATCH]
+            sheets, pages = [], []
+            for k, (grid, ruled, before, after) in enumerate(batch):
+                sheet, rule = html_sheet(grid, ruled, before, after, page=f"t{k}", size=size, pad=pad)
+                sheets.append(sheet)
+                pages.append(rule)
+            css = HTML_CSS.format(size=size, pad=pad) + "\n".join(pages)
+            source = Path(tmp) / "tables.html"
+            source.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>{css}</style></head>\n<body>\n' + "\n".join(sheets) + "\n</body></html>\n", encoding="utf-8")
+            target = Path(tmp) / "tables.pdf"
+            target.unlink(missing_ok=True)
+            command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer", f"--print-to-pdf={target}", source.as_uri()]
+            subprocess.run(command, check=True, capture_output=True, timeout=600)
+            reader = pypdf.PdfReader(target)
+            if len(reader.pages) != len(batch):
+                sys.exit(f"chromium printed {len(reader.pages)} pages for {len(batch)} tables (a table cut by a page break?)")
+            for page in reader.pages:
+                writer = pypdf.PdfWriter()
+                writer.add_page(page)
+                buf = io.BytesIO()
+                writer.write(buf)
+                out.append(buf.getvalue())
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- reading back

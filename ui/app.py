@@ -234,7 +234,10 @@ def upload() -> None:
         st.text_input("New collection name (letters, digits, - and _)", key="new-collection") if choice == "New collection ..." else choice
     )
     files = st.file_uploader(
-        "Files", accept_multiple_files=True, key="files", help="PDF, DOCX, HTML, Markdown, text, CSV, JSON(L), XML (MedQuAD), TAT-QA JSON"
+        "Files",
+        accept_multiple_files=True,
+        key="files",
+        help="PDF (scanned pages read by OCR), DOCX, HTML, Markdown, text, CSV, JSON(L), XML (MedQuAD), TAT-QA JSON, PNG, JPEG, TIFF",
     )
     if not st.button("Add to collection", disabled=not files or not name, type="primary"):
         return
