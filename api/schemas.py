@@ -216,6 +216,9 @@ class CollectionInfo(BaseModel):
 class FileAdded(BaseModel):
     file: str
     size_bytes: int
+    note: str | None = Field(
+        None, description='A remark on a file that was read: "pages 4, 9 of 12 gave no text (blank, or unreadable by OCR)".'
+    )
 
 
 class FileSkipped(BaseModel):

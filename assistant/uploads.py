@@ -128,12 +128,14 @@ def ingest_uploads(
             for key in REPORT_COUNTS:
                 report[key] += getattr(result, key)
             unreadable = {s.path: s.reason for s in result.skipped}
+            notes = {s.path: s.reason for s in result.notes}
             for shown, path, size in batch:
                 reason = unreadable.get(str(path)) or unreadable.get(str(path.resolve()))
                 if reason:
                     report["skipped"].append({"file": shown, "reason": reason})
                     path.unlink(missing_ok=True)  # keep only files whose text is in the collection
                 else:
-                    report["files"].append({"file": shown, "size_bytes": size})
+                    note = notes.get(str(path)) or notes.get(str(path.resolve()))
+                    report["files"].append({"file": shown, "size_bytes": size, "note": note})
         report["totals"], report["collection_version"] = store.counts(), store.generation
     return report

@@ -33,6 +33,10 @@ def print_ingest(report, totals: dict, target: Path) -> None:
         click.echo("Skipped:")
         for item in report.skipped:
             click.echo(f"  {item.path}: {item.reason}")
+    if report.notes:
+        click.echo("Ingested, with notes:")
+        for item in report.notes:
+            click.echo(f"  {item.path}: {item.reason}")
 
 
 def print_search(result) -> None:

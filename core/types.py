@@ -84,4 +84,14 @@ class Hit:
         """The page (1-based) the passage starts on, for documents read page by page (PDF, scans: their
         loaders record where each page starts in the text, ``page_starts``)."""
         starts = self.metadata.get("page_starts")
-        return bisect_right(starts, self.start) or 1 if isinstance(starts, list) and starts else None
+        return page_of(self.start, starts) if isinstance(starts, list) and starts else None
+
+
+def page_of(offset: int, page_starts: list[int]) -> int:
+    """The 1-based page holding character ``offset`` of a paged document's text (ingest/loaders/pages.py
+    records ``page_starts``; empty pages are skipped over)."""
+    if not page_starts:
+        raise ValueError("page_starts is empty")
+    # The last page starting at or before the offset; several empty pages share an offset, so take the
+    # rightmost one, which is the page whose text actually begins there.
+    return max(1, bisect_right(page_starts, offset))

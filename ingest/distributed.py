@@ -52,6 +52,7 @@ from ingest.pipeline import (
     _Pending,
     embed_longest_first,
     failure_reason,
+    page_note,
     read_documents,
     split_documents,
 )
@@ -91,6 +92,7 @@ class FileResult:
     ``known``: ``vectors[i]`` for embed hash ``hashes[i]``."""
 
     skipped: str | None = None
+    note: str | None = None  # read, with a remark (pages that gave no text: pipeline.page_note)
     ids: frozenset[str] = frozenset()
     documents: list[Document] = field(default_factory=list)
     chunks: list[list[Chunk]] = field(default_factory=list)
@@ -116,7 +118,7 @@ def prepare_files(tasks: list[FileTask], parts: IngestParts) -> tuple[list[FileR
             results.append(FileResult(skipped="no text after cleaning"))
             wanted.append([])
             continue
-        result = FileResult(ids=frozenset(documents))
+        result = FileResult(ids=frozenset(documents), note=page_note(documents.values()))
         hashes: dict[str, None] = {}
         new = (doc for doc in documents.values() if doc.id not in task.stored)
         for doc, chunks in split_documents(new, parts.chunker, parts.flagger):
@@ -617,6 +619,8 @@ class RayIngestor(Ingestor):
             report.skipped.append(Skipped(str(entry.path), result.skipped))
             return
         report.files_read += 1
+        if result.note is not None:
+            report.notes.append(Skipped(str(entry.path), result.note))
         report.documents_unchanged += len(entry.task.stored & result.ids)
         vectors = dict(zip(result.hashes, result.vectors)) if result.vectors is not None else {}
         for doc, chunks in zip(result.documents, result.chunks):

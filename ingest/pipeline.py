@@ -78,6 +78,8 @@ class IngestReport:
     files_read: int = 0
     files_unchanged: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    # Files ingested with a remark: pages of a PDF or scan that gave no text (blank, or unreadable by OCR).
+    notes: list[Skipped] = field(default_factory=list)
     missing_paths: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
@@ -181,6 +183,17 @@ def read_documents(path: Path, source: str, *, max_bytes: int, options: LoadOpti
             doc = Document.create(source, clean_title(item.title) or path.stem, text, item.metadata, item.tables)
             documents.setdefault(doc.id, doc)
     return documents
+
+
+def page_note(documents: Iterable[Document]) -> str | None:
+    """What to tell about a paged file whose pages did not all give text ("pages 4, 9 of 12 gave no text...")."""
+    for doc in documents:
+        empty = doc.metadata.get("empty_pages") or []
+        if empty:
+            listed = ", ".join(map(str, empty[:20])) + (f" and {len(empty) - 20} more" if len(empty) > 20 else "")
+            noun = "page" if len(empty) == 1 else "pages"
+            return f"{noun} {listed} of {doc.metadata.get('pages', '?')} gave no text (blank, or unreadable by OCR)"
+    return None
 
 
 def split_documents(
@@ -322,6 +335,8 @@ class Ingestor:
             report.skipped.append(Skipped(str(path), "no text after cleaning"))
             return
         report.files_read += 1
+        if note := page_note(documents.values()):
+            report.notes.append(Skipped(str(path), note))
         stored = self.collection.document_ids(source)
         report.documents_unchanged += len(stored & documents.keys())
         new = (doc for doc in documents.values() if doc.id not in stored)

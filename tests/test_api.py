@@ -174,7 +174,7 @@ def test_upload_reports_added_and_skipped_then_delete(client, settings):
     r = client.post("/v1/documents", data={"collection": "docs"}, files=files)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["files"] == [{"file": "warfarin.md", "size_bytes": 62}] and body["documents_added"] == 1
+    assert body["files"] == [{"file": "warfarin.md", "size_bytes": 62, "note": None}] and body["documents_added"] == 1
     reasons = {s["file"]: s["reason"] for s in body["skipped"]}
     assert reasons["../../evil.exe"].startswith("unsupported file type '.exe'")
     assert "PDF" in reasons["broken.pdf"] and reasons["empty.txt"] == "the file is empty"

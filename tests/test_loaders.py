@@ -226,7 +226,7 @@ def test_pdf_pages_and_title(tmp_path):
     (doc,) = load(path)
     assert doc.title == "Quarterly Report"
     assert doc.text == "Page one text.\nSecond line.\n\nPage two text."
-    assert doc.metadata == {"pages": 2, "page_starts": [0, doc.text.index("Page two")], "ocr_pages": []}
+    assert doc.metadata == {"pages": 2, "page_starts": [0, doc.text.index("Page two")], "ocr_pages": [], "empty_pages": []}
 
 
 def test_pdf_placeholder_title_falls_back_to_stem(tmp_path):
@@ -362,14 +362,14 @@ def test_docx_of_images_alone_is_read_by_ocr(tmp_path, monkeypatch):
 
 
 def test_docx_of_images_alone_without_ocr_says_why(tmp_path, monkeypatch):
-    FakeOcr(unavailable="the tesseract program is not installed").install(monkeypatch)
+    FakeOcr(unavailable="the rapidocr package is not installed").install(monkeypatch)
     path = write(tmp_path, "scanned.docx", make_docx(_pictures_only))
-    assert reason(path) == "DOCX has no text (only images) and OCR is unavailable: the tesseract program is not installed"
+    assert reason(path) == "DOCX has no text (only images) and OCR is unavailable: the rapidocr package is not installed"
     assert reason(path, options=LoadOptions(ocr="never")) == (
         "DOCX has no text (only images; OCR is off: set ASSISTANT_INGEST__OCR=auto to read them)"
     )
     assert reason(path, options=LoadOptions(max_image_pixels=10_000)) == (
-        "DOCX has no text (only images) and OCR is unavailable: the tesseract program is not installed"
+        "DOCX has no text (only images) and OCR is unavailable: the rapidocr package is not installed"
     )
     FakeOcr().install(monkeypatch)
     assert reason(path, options=LoadOptions(max_image_pixels=10_000)) == (

@@ -369,7 +369,7 @@ def test_a_multi_page_tiff_is_read_page_by_page_with_offsets():
     assert progress == [(1, 3), (2, 3), (3, 3)]
     assert doc.title == "statement"
     meta = doc.metadata
-    assert meta["pages"] == 3 and meta["ocr_pages"] == [1, 2, 3]
+    assert meta["pages"] == 3 and meta["ocr_pages"] == [1, 2, 3] and meta["empty_pages"] == [2]
     starts = meta["page_starts"]
     assert starts[0] == 0 and starts[1] == starts[2]  # the blank page 2 starts where page 3 does
     assert doc.text[starts[2] - 2 : starts[2]] == "\n\n"

@@ -2,7 +2,7 @@
 by OCR per the setting, and hostile or broken files refused with a reason while the rest of a batch goes in.
 
 Every PDF is generated here with reportlab (and pypdf where a file must be broken by hand). OCR is the fake
-of tests/fake_ocr.py except in the one real-engine test, which skips where Tesseract is not installed.
+of tests/fake_ocr.py except in the one real-engine test, which skips where the OCR engine (rapidocr) is not installed.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def test_a_table_is_read_with_its_headers_and_kept_as_cells(tmp_path, ruled):
     # over the cells can cite the passage holding it.
     assert clean_text(doc.text) == doc.text
     assert all(row.line in doc.text.splitlines() for row in table.rows)
-    assert doc.metadata == {"pages": 1, "page_starts": [0], "ocr_pages": []}
+    assert doc.metadata == {"pages": 1, "page_starts": [0], "ocr_pages": [], "empty_pages": []}
 
 
 def test_prose_and_a_two_column_page_are_not_tables(tmp_path):
@@ -197,7 +197,7 @@ def test_auto_reads_only_the_scanned_pages_by_ocr(tmp_path, monkeypatch):
     options = LoadOptions(ocr="auto", ocr_dpi=150, max_image_pixels=10**7, on_page=lambda done, total: progress.append((done, total)))
     (doc,) = load_file(path, options=options)
     assert doc.text == "Typed page one.\n\nOCR text of page 2\n\nTyped page three."
-    assert doc.metadata == {"pages": 3, "page_starts": [0, 17, 37], "ocr_pages": [2]}
+    assert doc.metadata == {"pages": 3, "page_starts": [0, 17, 37], "ocr_pages": [2], "empty_pages": []}
     assert doc.text[17:].startswith("OCR text of page 2") and doc.text[37:].startswith("Typed page three.")
     assert ocr.pdf_calls == [([1], 150, 10**7)]  # 0-based page 1 only, with the settings passed through
     assert progress == [(1, 1)]
@@ -215,7 +215,7 @@ def test_never_keeps_the_text_pages_and_refuses_a_pdf_of_scans(tmp_path, monkeyp
     ocr = FakeOcr().install(monkeypatch)
     (doc,) = load_file(write(tmp_path, "mixed.pdf", mixed_pdf(["Typed page one.", picture()])), options=LoadOptions(ocr="never"))
     assert doc.text == "Typed page one."
-    assert doc.metadata == {"pages": 2, "page_starts": [0, 15], "ocr_pages": []}
+    assert doc.metadata == {"pages": 2, "page_starts": [0, 15], "ocr_pages": [], "empty_pages": [2]}
     scans = write(tmp_path, "scans.pdf", mixed_pdf([picture(), picture()]))
     assert reason(scans, options=LoadOptions(ocr="never")) == (
         "PDF has no extractable text (scanned images? set ASSISTANT_INGEST__OCR=auto to read them with OCR)"
@@ -224,17 +224,16 @@ def test_never_keeps_the_text_pages_and_refuses_a_pdf_of_scans(tmp_path, monkeyp
 
 
 def test_ocr_unavailable_says_so(tmp_path, monkeypatch):
-    FakeOcr(unavailable="the tesseract program is not installed").install(monkeypatch)
+    FakeOcr(unavailable="the rapidocr package is not installed").install(monkeypatch)
     scans = write(tmp_path, "scans.pdf", mixed_pdf([picture()]))
-    assert reason(scans) == "PDF has no text layer (scanned images?) and OCR is unavailable: the tesseract program is not installed"
+    assert reason(scans) == "PDF has no text layer (scanned images?) and OCR is unavailable: the rapidocr package is not installed"
     mixed = write(tmp_path, "mixed.pdf", mixed_pdf(["Typed page one.", picture()]))
     assert reason(mixed) == (
-        "1 of 2 PDF pages have no text layer and OCR is unavailable: the tesseract program is not installed; "
+        "1 of 2 PDF pages have no text layer and OCR is unavailable: the rapidocr package is not installed; "
         "set ASSISTANT_INGEST__OCR=never to ingest the other pages alone"
     )
     assert reason(mixed, options=LoadOptions(ocr="always")) == (
-        "OCR is unavailable (the tesseract program is not installed) and ASSISTANT_INGEST__OCR=always; "
-        "set it to auto to read the text layer"
+        "OCR is unavailable (the rapidocr package is not installed) and ASSISTANT_INGEST__OCR=always; set it to auto to read the text layer"
     )
     typed = write(tmp_path, "typed.pdf", text_pdf(["All typed."]))
     assert load_file(typed)[0].text == "All typed."  # no page needs OCR: its absence does not matter
@@ -330,7 +329,7 @@ def test_a_stream_past_pypdfs_own_decompression_cap_is_refused(tmp_path, monkeyp
 def test_bad_pdfs_are_reported_and_the_rest_of_the_batch_ingested(tmp_path, monkeypatch, embedder):
     from tests.conftest import make_ingestor
 
-    FakeOcr(unavailable="the tesseract program is not installed").install(monkeypatch)
+    FakeOcr(unavailable="the rapidocr package is not installed").install(monkeypatch)
     monkeypatch.setattr(pdf_limits, "MAX_PAGE_CONTENT_BYTES", 2**20)
     folder = tmp_path / "in"
     folder.mkdir()
@@ -346,6 +345,36 @@ def test_bad_pdfs_are_reported_and_the_rest_of_the_batch_ingested(tmp_path, monk
     assert {Path(s.path).name: s.reason for s in report.skipped} == {
         "locked.pdf": "encrypted PDF (password required)",
         "bomb.pdf": "PDF page 1 decompresses to over 1 MB of content (a PDF bomb?)",
-        "scan.pdf": "PDF has no text layer (scanned images?) and OCR is unavailable: the tesseract program is not installed",
+        "scan.pdf": "PDF has no text layer (scanned images?) and OCR is unavailable: the rapidocr package is not installed",
         "cut.pdf": "damaged PDF: no startxref (file truncated?)",
     }
+
+
+def test_pages_that_give_no_text_are_recorded_and_reported(tmp_path, monkeypatch):
+    """A scanned page OCR finds nothing on is kept in the page numbering, listed in the metadata and told by
+    the ingest, which still ingests the rest of the file."""
+    from dataclasses import replace
+
+    from conftest import make_ingestor
+
+    from core.collection import Collection
+    from core.embedding import HashEmbedder
+
+    class SecondPageBlank(FakeOcr):
+        def ocr_pdf_pages(self, data, pages, **kwargs):
+            for i, text in super().ocr_pdf_pages(data, pages, **kwargs):
+                yield i, "" if i == 1 else text
+
+    SecondPageBlank().install(monkeypatch)
+    path = write(tmp_path, "scan.pdf", mixed_pdf(["Typed cover page about warfarin.", picture(), picture()]))
+    (doc,) = load_file(path)
+    assert (doc.metadata["empty_pages"], doc.metadata["ocr_pages"]) == ([2], [2, 3])
+    assert doc.text == "Typed cover page about warfarin.\n\nOCR text of page 3"
+    collection, ingestor = make_ingestor(tmp_path / "kb", HashEmbedder(64))
+    with collection:
+        report = ingestor.ingest([path])
+    assert report.files_read == 1 and not report.skipped
+    assert [(n.path, n.reason) for n in report.notes] == [(str(path), "page 2 of 3 gave no text (blank, or unreadable by OCR)")]
+    with Collection.open(tmp_path / "kb") as kb:
+        (hit,) = kb.hits(kb.bm25("warfarin", 1))
+    assert hit.page == 1 and replace(hit, start=hit.text.index("OCR text")).page == 3  # a passage starting there cites page 3

@@ -21,7 +21,7 @@ from core.errors import LoadError
 from core.types import LoadedDocument
 
 from .options import LoadOptions
-from .pages import join_pages
+from .pages import empty_pages, join_pages
 
 _FORMATS = ("PNG", "JPEG", "TIFF")
 _ORIENTATION = 0x0112  # the EXIF tag
@@ -119,5 +119,5 @@ def load(path: Path, data: bytes, *, options: LoadOptions) -> list[LoadedDocumen
     text, starts = join_pages(texts)
     if not text:
         raise LoadError("OCR found no text in the image")
-    metadata = {"pages": total, "page_starts": starts, "ocr_pages": list(range(1, total + 1))}
+    metadata = {"pages": total, "page_starts": starts, "ocr_pages": list(range(1, total + 1)), "empty_pages": empty_pages(texts)}
     return [LoadedDocument(title=path.stem, text=text, metadata=metadata)]

@@ -10,8 +10,7 @@ cleaning is idempotent on already-clean pages joined by one blank line, so the o
 
 from __future__ import annotations
 
-import bisect
-
+from core.types import page_of
 from ingest.cleaning import clean_text
 
 PAGE_SEPARATOR = "\n\n"
@@ -54,10 +53,10 @@ def join_pages(texts: list[str]) -> tuple[str, list[int]]:
     return "".join(parts), starts
 
 
-def page_of(offset: int, page_starts: list[int]) -> int:
-    """The 1-based page holding character ``offset`` of the joined text (empty pages are skipped over)."""
-    if not page_starts:
-        raise ValueError("page_starts is empty")
-    # The last page starting at or before the offset; several empty pages share an offset, so take the
-    # rightmost one, which is the page whose text actually begins there.
-    return max(1, bisect.bisect_right(page_starts, offset))
+def empty_pages(texts: list[str]) -> list[int]:
+    """The 1-based numbers of the pages that gave no text (blank, or nothing OCR could read): recorded in the
+    metadata (``empty_pages``) and reported by the ingest, so a scan that lost pages says which."""
+    return [i for i, text in enumerate(texts, 1) if not _clean(text)]
+
+
+__all__ = ["PAGE_SEPARATOR", "empty_pages", "join_pages", "page_of"]

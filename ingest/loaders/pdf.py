@@ -11,8 +11,8 @@ have lost content the user expects to be indexed. Trailing bytes after ``%%EOF``
 Then each page is read from its text layer (ingest/loaders/pdf_page.py) or, per ``options.ocr``, by OCR
 (ingest/ocr.py): ``auto`` reads only the pages with no text layer (scans) by OCR, ``always`` every page
 (the OCR text replaces the text layer), ``never`` none (a PDF of scans alone is refused). The pages are
-joined by ingest/loaders/pages.py; metadata: ``pages``, ``page_starts`` (each page's offset in the text)
-and ``ocr_pages`` (1-based numbers of the pages OCR read).
+joined by ingest/loaders/pages.py; metadata: ``pages``, ``page_starts`` (each page's offset in the text),
+``ocr_pages`` (1-based numbers of the pages OCR read) and ``empty_pages`` (those that gave no text).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from core.tables import Table
 from core.types import LoadedDocument
 
 from .options import LoadOptions
-from .pages import join_pages
+from .pages import empty_pages, join_pages
 from .pdf_limits import check_page_content, check_page_count, check_page_images
 from .pdf_page import read_page
 
@@ -157,5 +157,5 @@ def load(path: Path, data: bytes, *, options: LoadOptions = LoadOptions()) -> li
         raise _damaged(err) from None
     text, starts = join_pages(texts)
     ocr_pages = [i + 1 for i in blank] if options.ocr != "never" else []
-    metadata = {"pages": n, "page_starts": starts, "ocr_pages": ocr_pages}
+    metadata = {"pages": n, "page_starts": starts, "ocr_pages": ocr_pages, "empty_pages": empty_pages(texts)}
     return [LoadedDocument(title=_title(reader, path), text=text, metadata=metadata, tables=tuple(tables))]
