@@ -14,6 +14,15 @@ from cli.output import emit, print_checked, print_followup, print_search, print_
 from core.config import Settings
 from core.errors import UserError
 
+# Search or answer from the collection as it was at an earlier version (core/collection/history.py).
+AS_OF = click.option(
+    "--as-of",
+    "as_of",
+    type=click.IntRange(min=0),
+    metavar="VERSION",
+    help="The collection as it was at this version (`collections --history`).",
+)
+
 
 @click.command()
 @click.argument("query")
@@ -28,13 +37,7 @@ from core.errors import UserError
 @click.option("--dense-weight", type=click.FloatRange(0, 1), help="Weight of the dense list in fusion.")
 @click.option("--mmr", "mmr_lambda", type=click.FloatRange(0, 1), help="Diversify with MMR (1 = pure relevance).")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE", help="source, document_id or a metadata key; repeat for any-of.")
-@click.option(
-    "--as-of",
-    "as_of",
-    type=click.IntRange(min=0),
-    metavar="VERSION",
-    help="The collection as it was at this version (`collections --history`).",
-)
+@AS_OF
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
 def search(
@@ -70,13 +73,7 @@ def search(
     help="Ask within a stored conversation: its last turns are the question's history and the answer becomes its next turn. "
     "`new` starts one and prints its id.",
 )
-@click.option(
-    "--as-of",
-    "as_of",
-    type=click.IntRange(min=0),
-    metavar="VERSION",
-    help="The collection as it was at this version (`collections --history`).",
-)
+@AS_OF
 @click.option("--json", "as_json", is_flag=True, help="Print the whole answer with sources, citations and timings.")
 @click.pass_obj
 def ask(

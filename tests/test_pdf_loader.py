@@ -23,6 +23,7 @@ from core.errors import LoadError
 from ingest.cleaning import clean_text
 from ingest.loaders import LoadOptions, load_file, pdf_limits
 from tests.fake_ocr import FakeOcr
+from tests.test_loaders import make_pdf
 
 GRID = [
     ["", "2019", "2018"],
@@ -60,17 +61,6 @@ def table_pdf(ruled: bool) -> bytes:
             Paragraph("Gross margin rose in 2019.", normal),
         ]
     )
-    return buf.getvalue()
-
-
-def text_pdf(pages: list[str], **canvas_args) -> bytes:
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf, **canvas_args)
-    for text in pages:
-        for i, line in enumerate(text.splitlines()):
-            c.drawString(72, 750 - 16 * i, line)
-        c.showPage()
-    c.save()
     return buf.getvalue()
 
 
@@ -235,7 +225,7 @@ def test_ocr_unavailable_says_so(tmp_path, monkeypatch):
     assert reason(mixed, options=LoadOptions(ocr="always")) == (
         "OCR is unavailable (the rapidocr package is not installed) and ASSISTANT_INGEST__OCR=always; set it to auto to read the text layer"
     )
-    typed = write(tmp_path, "typed.pdf", text_pdf(["All typed."]))
+    typed = write(tmp_path, "typed.pdf", make_pdf(["All typed."]))
     assert load_file(typed)[0].text == "All typed."  # no page needs OCR: its absence does not matter
 
 
@@ -264,12 +254,12 @@ def test_real_ocr_reads_a_scanned_page(tmp_path):
 
 
 def test_a_password_protected_pdf_is_refused(tmp_path):
-    locked = text_pdf(["Secret"], encrypt=pdfencrypt.StandardEncryption("user-pw", ownerPassword="owner-pw"))
+    locked = make_pdf(["Secret"], encrypt=pdfencrypt.StandardEncryption("user-pw", ownerPassword="owner-pw"))
     assert reason(write(tmp_path, "locked.pdf", locked)) == "encrypted PDF (password required)"
 
 
 def test_a_broken_cross_reference_table_is_rebuilt_and_the_text_read(tmp_path):
-    data = text_pdf(["Page 1 keeps its text.", "Page 2 keeps its text."])
+    data = make_pdf(["Page 1 keeps its text.", "Page 2 keeps its text."])
     at = data.index(b"\nxref\n")
     # Every object's offset off by 7 bytes: pdfminer alone finds no page at all; pypdf (non-strict) finds the
     # objects by scanning, and the loader reads the pages from its reading of the file.
@@ -280,7 +270,7 @@ def test_a_broken_cross_reference_table_is_rebuilt_and_the_text_read(tmp_path):
 
 
 def test_a_pdf_over_the_page_limit_is_refused_before_its_pages_are_read(tmp_path, monkeypatch):
-    data = text_pdf([f"Page {i}" for i in range(12)])
+    data = make_pdf([f"Page {i}" for i in range(12)])
     assert reason(write(tmp_path, "long.pdf", data), options=LoadOptions(max_pages=10)) == (
         "PDF has 12 pages, over the 10 page limit (ASSISTANT_INGEST__MAX_PDF_PAGES)"
     )
@@ -334,7 +324,7 @@ def test_bad_pdfs_are_reported_and_the_rest_of_the_batch_ingested(tmp_path, monk
     folder = tmp_path / "in"
     folder.mkdir()
     write(folder, "good.pdf", table_pdf(True))
-    write(folder, "locked.pdf", text_pdf(["x"], encrypt=pdfencrypt.StandardEncryption("pw", ownerPassword="o")))
+    write(folder, "locked.pdf", make_pdf(["x"], encrypt=pdfencrypt.StandardEncryption("pw", ownerPassword="o")))
     write(folder, "bomb.pdf", bomb_pdf(2 * 2**20))
     write(folder, "scan.pdf", mixed_pdf([picture()]))
     write(folder, "cut.pdf", table_pdf(False)[:-300])
