@@ -3,6 +3,7 @@ and unruled (columns aligned by whitespace alone, as annual reports set them), t
 loader (ingest.loaders.load_file), and compared with the original cells.
 
     python bench/pdf_tables.py [--data ../shared/data] [--split tune|validation|both] [--out FILE]
+                               [--renderer reportlab|chromium]
 
 Each report's table is drawn on one page between two of the report's paragraphs (``render``), in Helvetica
 8 as reports set tables: the first column left-aligned, a column of mostly numbers right-aligned, other
@@ -10,6 +11,18 @@ columns centred, header rows centred; unruled, a spanning header runs over its e
 wraps onto a second line (the page is as wide as the table needs) and no table is cut by a page break:
 neither is measured here. Texts are first reduced to what the standard font can draw (``norm``), on both
 sides of the comparison.
+
+A second producer, ``--renderer chromium`` (``render_chromium``; needs Debian's ``chromium``): the same tables
+as HTML, printed to PDF by headless Chromium, as a report's web version or a "save as PDF" would be. Annual-
+report CSS: Arial (Liberation Sans here), bold centred header rows in <thead>, numbers right-aligned, the first
+column left-aligned, other columns centred, prose in a serif face above and below; ruled, every cell bordered
+(Chromium draws borders as filled rectangles, not lines); unruled, no border at all. Chromium lays the columns
+out itself (its auto table layout: widths are not the reportlab ones, and the width a spanning header needs is
+spread over its columns). A header text with empty neighbours is one <th colspan> (``_spans``): unruled,
+centred over a span laid out around the text's TAT-QA column; ruled, starting at that column. Cells do not
+wrap (``white-space: nowrap``) and each table has a page of its own (CSS named pages, sized as for reportlab);
+60 tables go to one Chromium run, and its PDF is cut into single pages (pypdf), each read and scored exactly
+as a reportlab page. The texts are the same ``norm``-reduced ones.
 
 Figures (micro-averaged over every cell of a split):
 
@@ -207,8 +220,9 @@ table.ruled td, table.ruled th {{ border: 0.5pt solid #000; }}
 """
 
 
-def _spans(row: list[str], ruled: bool) -> list[tuple[int, int]]:
-    """(first column, columns spanned) of each cell of a header row, written as <th colspan>.
+def _spans(row: list[str], ruled: bool) -> dict[int, tuple[int, int]]:
+    """The header cells of a row that span columns (<th colspan>): {first column: (columns spanned, the
+    column whose text it holds)}; the first column is never spanned.
 
     A header text with empty neighbours (TAT-QA's "", "Years Ended December 31,", "") spans them, as a report
     sets it. Unruled, it is centred over its span, so the span is laid out around the text's own column
@@ -218,31 +232,24 @@ def _spans(row: list[str], ruled: bool) -> list[tuple[int, int]]:
     so the span starts at the text's column and takes the empty cells right of it.
     """
     width = len(row)
-    spans: list[tuple[int, int]] = []
-    j = 0
-    while j < width:
-        if j == 0 or not row[j]:
-            spans.append((j, 1))
-            j += 1
-            continue
-        right = 0
-        while j + right + 1 < width and not row[j + right + 1]:
-            right += 1
+    filled = [j for j in range(1, width) if row[j]]
+    spans: dict[int, tuple[int, int]] = {}
+    free = 1  # the first column no span has taken
+    for k, j in enumerate(filled):
+        right = (filled[k + 1] if k + 1 < len(filled) else width) - j - 1
+        left = 0
         if not ruled:
-            left = 0
-            while left < j - 1 and not row[j - left - 1] and spans and spans[-1] == (j - left - 1, 1):
-                left += 1
-            left = min(left, right)
+            left = min(j - free, right)
             right = min(right, left + 1)
-            del spans[len(spans) - left :]
-            spans.append((j - left, 1 + left + right))
-        else:
-            spans.append((j, 1 + right))
-        j += right + 1
+        if left + right:
+            spans[j - left] = (1 + left + right, j)
+        free = j + right + 1
     return spans
 
 
-def html_sheet(grid: list[list[Any]], ruled: bool, before: str = "", after: str = "", *, page: str, size: float = SIZE, pad: float = PAD) -> tuple[str, str]:
+def html_sheet(
+    grid: list[list[Any]], ruled: bool, before: str = "", after: str = "", *, page: str, size: float = SIZE, pad: float = PAD
+) -> tuple[str, str]:
     """One table between its paragraphs as HTML on a page of its own (the page rule ``page`` names, sized
     like the reportlab page: wide and tall enough for the table and the prose), and that page's @page rule."""
     rows = [[norm(c) for c in row] for row in grid]
@@ -262,10 +269,12 @@ def html_sheet(grid: list[list[Any]], ruled: bool, before: str = "", after: str 
             out.append("</thead><tbody>")
         cells = []
         if i < n_header:
-            for j, span in _spans(row, ruled):
-                text = html.escape(row[j + span // 2 if not ruled and span > 1 else j] if span > 1 else row[j])
-                attrs = (' class="label"' if j == 0 else "") + (f' colspan="{span}"' if span > 1 else "")
-                cells.append(f"<th{attrs}>{text}</th>")
+            cells.append(f'<th class="label">{html.escape(row[0])}</th>')
+            spans, j = _spans(row, ruled), 1
+            while j < width:
+                span, source = spans.get(j, (1, j))
+                cells.append(f'<th colspan="{span}">{html.escape(row[source])}</th>' if span > 1 else f"<th>{html.escape(row[j])}</th>")
+                j += span
         else:
             cells = [f'<td class="{kind[align[j]]}">{html.escape(cell)}</td>' for j, cell in enumerate(row)]
         out.append("<tr>" + "".join(cells) + "</tr>")
@@ -303,10 +312,23 @@ def render_chromium(items: list[tuple[list[list[Any]], bool, str, str]], *, size
                 pages.append(rule)
             css = HTML_CSS.format(size=size, pad=pad) + "\n".join(pages)
             source = Path(tmp) / "tables.html"
-            source.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>{css}</style></head>\n<body>\n' + "\n".join(sheets) + "\n</body></html>\n", encoding="utf-8")
+            source.write_text(
+                f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><style>{css}</style></head>\n<body>\n'
+                + "\n".join(sheets)
+                + "\n</body></html>\n",
+                encoding="utf-8",
+            )
             target = Path(tmp) / "tables.pdf"
             target.unlink(missing_ok=True)
-            command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer", f"--print-to-pdf={target}", source.as_uri()]
+            command = [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-pdf-header-footer",
+                f"--print-to-pdf={target}",
+                source.as_uri(),
+            ]
             subprocess.run(command, check=True, capture_output=True, timeout=600)
             reader = pypdf.PdfReader(target)
             if len(reader.pages) != len(batch):
@@ -391,12 +413,20 @@ def named_cells(tables) -> Counter:
     return Counter((c.row, c.column, c.text) for t in tables for r in t.rows for c in r.cells)
 
 
-def score(report: dict, style: str, workdir: Path, *, size: float = SIZE, pad: float = PAD) -> dict[str, int]:
-    grid = report["table"]["table"]
+def prose(report: dict) -> tuple[str, str]:
+    """The paragraphs drawn above and below the report's table: its first two."""
     paragraphs = [norm(p.get("text")) for p in report["paragraphs"] if isinstance(p, dict) and norm(p.get("text"))]
     before, after = (paragraphs + ["", ""])[:2]
+    return before, after
+
+
+def score(report: dict, style: str, workdir: Path, *, size: float = SIZE, pad: float = PAD, pdf: bytes | None = None) -> dict[str, int]:
+    """The counts for one report's table drawn in one style: drawn by reportlab, or ``pdf`` (the page another
+    renderer drew for it); the reading and the scoring are the same either way."""
+    grid = report["table"]["table"]
+    before, after = prose(report)
     path = workdir / f"{report['table']['uid']}-{style}.pdf"
-    path.write_bytes(render(grid, style == "ruled", before, after, size=size, pad=pad))
+    path.write_bytes(pdf if pdf is not None else render(grid, style == "ruled", before, after, size=size, pad=pad))
     with recorded_grids() as grids:
         docs = load_file(path)
     (doc,) = docs
@@ -430,12 +460,19 @@ def score(report: dict, style: str, workdir: Path, *, size: float = SIZE, pad: f
     }
 
 
-def measure(reports: list[dict], styles: tuple[str, ...] = STYLES, *, size: float = SIZE, pad: float = PAD) -> dict[str, dict[str, int]]:
+def measure(
+    reports: list[dict], styles: tuple[str, ...] = STYLES, *, size: float = SIZE, pad: float = PAD, renderer: str = "reportlab"
+) -> dict[str, dict[str, int]]:
+    pages: dict[tuple[int, str], bytes] = {}
+    if renderer == CHROMIUM:
+        pairs = [(i, style) for i in range(len(reports)) for style in styles]
+        items = [(reports[i]["table"]["table"], style == "ruled", *prose(reports[i])) for i, style in pairs]
+        pages = dict(zip(pairs, render_chromium(items, size=size, pad=pad)))
     totals: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for report in reports:
+        for i, report in enumerate(reports):
             for style in styles:
-                got = score(report, style, Path(tmp), size=size, pad=pad)
+                got = score(report, style, Path(tmp), size=size, pad=pad, pdf=pages.get((i, style)))
                 total = totals.setdefault(f"{split_of(report['table']['uid'])}/{style}", Counter())
                 total.update(got)
     return {key: dict(value) for key, value in sorted(totals.items())}
@@ -477,6 +514,12 @@ def main() -> None:
     parser.add_argument("--unruled", choices=("loader", "plumber"), default="loader", help="the baseline: pdfplumber's text strategy")
     parser.add_argument("--font-size", type=float, default=SIZE, help="of the table (default %(default)s pt)")
     parser.add_argument("--pad", type=float, default=PAD, help="space on each side of a cell (default %(default)s pt)")
+    parser.add_argument(
+        "--renderer",
+        choices=("reportlab", CHROMIUM),
+        default="reportlab",
+        help="who draws the PDFs: reportlab, or HTML printed by headless Chromium",
+    )
     parser.add_argument("--out", type=Path, help="write the figures here as Markdown too")
     parser.add_argument("--json", type=Path, help="write the counts here")
     args = parser.parse_args()
@@ -490,9 +533,9 @@ def main() -> None:
     started = time.perf_counter()
     if args.unruled == "plumber":
         with plumber_unruled():
-            totals = measure(reports, size=args.font_size, pad=args.pad)
+            totals = measure(reports, size=args.font_size, pad=args.pad, renderer=args.renderer)
     else:
-        totals = measure(reports, size=args.font_size, pad=args.pad)
+        totals = measure(reports, size=args.font_size, pad=args.pad, renderer=args.renderer)
     seconds = time.perf_counter() - started
     table = markdown_table(HEADERS, table_rows(totals))
     print(table)

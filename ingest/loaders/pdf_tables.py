@@ -11,14 +11,17 @@ Two kinds, two methods:
   So the words are grouped here instead: a line's words separated by a gap wider than ``segment_gap_em``
   font sizes are separate cells; a run of lines with several cells each is a table; its columns are the
   x-ranges that the cells of its data rows (rows holding a number) cover, and every cell, a centred
-  spanning header included, goes to the column under its centre.
+  spanning header included, goes to the column under its centre; a header centred between two columns'
+  data goes to the column, or the middle of the run of columns, it is centred over (``_column_of``).
 
 Prose must not become a table. A candidate needs two rows of several cells; a strip of whitespace down
 the whole block after its first column, and columns whose cells mostly share an edge or a centre (justified
 prose has wide gaps, but neither); cells outside the first column that are short (a median of at most
 ``max_cell_words`` words: a two-column page layout, whose "cells" are lines of prose, has long ones); and a
 first column that is not just list markers ("•", "1."). The thresholds were tuned on the "tune" half of
-TAT-QA dev rendered by reportlab and checked on the other half (bench/pdf_tables.py).
+TAT-QA dev rendered by reportlab and checked on the other half (bench/pdf_tables.py); the same tables as HTML
+printed by headless Chromium (``--renderer chromium``: another producer, its own column widths and spanning
+headers set with colspan) showed the headers centred between columns, read since by ``_column_of``.
 """
 
 from __future__ import annotations
@@ -212,14 +215,59 @@ def _has_label_gap(lines: list[_Line]) -> bool:
     return len(_union([s for ln in lines if ln.multi for s in ln.segments])) >= 2
 
 
-def _column_of(segment: _Segment, columns: list[tuple[float, float]]) -> int:
+def _column_of(segment: _Segment, columns: list[tuple[float, float]], cells: list[tuple[float, float]] | None = None) -> int:
     """The first column whose data ends right of the segment's centre: a column's cells never reach past
     its widest cell, while its header, centred or spanning, has its centre over the column. A segment that
-    starts where the (left-aligned) row labels start is a label, however long (a section heading)."""
+    starts where the (left-aligned) row labels start is a label, however long (a section heading).
+
+    With ``cells`` (each column's estimated cell, ``_cells``), a centre in the gutter between two value
+    columns' data is read more closely: a header wider than its column's data, or one centred over several
+    columns. It goes to the one of the two columns whose data it reaches over; reaching over both or neither,
+    it is centred over a cell or a run of cells: the run whose middle is nearest its centre. A run of an
+    even number of columns has no middle column: the header goes to the left one of the two middle ones, as
+    TAT-QA stores such headers and ingest/loaders/grid.py spreads them ("ties go to the left one")."""
     if segment.x0 <= columns[0][0] + LABEL_EDGE_TOLERANCE:
         return 0
     center = segment.center
-    return next((j for j, (_, x1) in enumerate(columns) if center <= x1), len(columns) - 1)
+    j = next((j for j, (_, x1) in enumerate(columns) if center <= x1), len(columns) - 1)
+    if cells is None or j < 2 or center >= columns[j][0]:
+        return j
+    over_left = segment.x0 < columns[j - 1][1] - ALIGN_TOLERANCE
+    over_right = segment.x1 > columns[j][0] + ALIGN_TOLERANCE
+    if over_left != over_right:
+        return j - 1 if over_left else j
+    runs = [(p, q) for p in range(1, j + 1) for q in range(max(p, j - 1), len(columns))]
+    p, q = min(runs, key=lambda run: (abs((cells[run[0]][0] + cells[run[1]][1]) / 2 - center), run[1] - run[0]))
+    return p + (q - p) // 2
+
+
+def _cells(lines: list[_Line], columns: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Each column's cell, as a ruled table would draw it, estimated from where its data sits: two value
+    columns meet where the left one's data ends when it is right-aligned (numbers: most of its cells end at
+    its right edge), else where the right one's data starts when that one is left-aligned, else mid-gutter;
+    the row labels' column meets the first value column mid-gutter."""
+    data = [ln for ln in lines if ln.multi and any(_is_value(s.text) for s in ln.segments[1:])] or [ln for ln in lines if ln.multi]
+    lefts: list[list[float]] = [[] for _ in columns]
+    rights: list[list[float]] = [[] for _ in columns]
+    for line in data:
+        for s in line.segments:
+            j = _column_of(s, columns)
+            lefts[j].append(s.x0)
+            rights[j].append(s.x1)
+
+    def shared(edges: list[float], edge: float) -> bool:
+        return bool(edges) and 2 * sum(abs(e - edge) <= ALIGN_TOLERANCE for e in edges) >= len(edges)
+
+    bounds = []
+    for j in range(len(columns) - 1):
+        (_, right), (left, _) = columns[j], columns[j + 1]
+        if j > 0 and shared(rights[j], right):
+            bounds.append(right)
+        elif j > 0 and shared(lefts[j + 1], left):
+            bounds.append(left)
+        else:
+            bounds.append((right + left) / 2)
+    return list(zip([columns[0][0], *bounds], [*bounds, columns[-1][1]]))
 
 
 def _header_lines(run: list[_Line], first: int, block: list[_Line], columns: list[tuple[float, float]]) -> int:
@@ -239,10 +287,11 @@ def _header_lines(run: list[_Line], first: int, block: list[_Line], columns: lis
 
 def _table(lines: list[_Line], columns: list[tuple[float, float]]) -> list[list[str]]:
     rows = []
+    cells = _cells(lines, columns)
     for line in lines:
         row = [""] * len(columns)
         for segment in line.segments:
-            j = _column_of(segment, columns)
+            j = _column_of(segment, columns, cells)
             row[j] = f"{row[j]} {segment.text}".strip()
         rows.append(row)
     return rows
