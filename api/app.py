@@ -3,7 +3,8 @@
 Model work never runs on the event loop: answers run on a worker thread each (api/service.py), searches
 and uploads in the thread pool. Generation passes a bounded queue (503 + Retry-After when full); question
 embeddings of concurrent requests are batched. Errors are JSON ``{"detail": "..."}`` with a 4xx (or 503
-when busy / 502 when an upstream model server fails); a 500 is a bug.
+when busy / 502 when an upstream model server fails); a 500 is a bug. Every response carries an
+``X-Request-ID`` (``RequestContext``), which the request's log lines, audit entries and spans carry too.
 """
 
 from __future__ import annotations
@@ -27,13 +28,17 @@ from api.metrics import CONTENT_TYPE_LATEST
 from api.openai_routes import router as openai_router
 from api.routes import router
 from api.service import Service
+from core import telemetry
 from core.config import Settings
 from core.embedding import Embedder
 from core.errors import AssistantError
+from core.logs import ACCESS_LOGGER
 from generator.base import Generator
 from generator.bounded import GeneratorBusy
 
 log = logging.getLogger("assistant.api")
+access_log = logging.getLogger(ACCESS_LOGGER)
+REQUEST_ID_HEADER = "X-Request-ID"
 OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
@@ -47,6 +52,8 @@ def create_app(
     """The app. ``generator`` / ``embedders`` replace the configured models (tests); ``warm_up`` loads the
     collections and models in a background thread at startup (``/readyz`` says when it is done)."""
     settings = settings or Settings()
+    # Tracing on only with an endpoint (a test may have turned it on with its own exporter: left as it is).
+    traced = telemetry.configure_tracing(settings.tracing.otlp_endpoint, service_name=settings.tracing.service_name)
     service = Service(settings, generator=generator, embedders=embedders)
 
     @asynccontextmanager
@@ -57,6 +64,8 @@ def create_app(
             service.readiness.ready = True
         yield
         service.close()
+        if traced:
+            telemetry.shutdown_tracing()
 
     app = FastAPI(
         title="Domain assistant API",
@@ -70,7 +79,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", REQUEST_ID_HEADER],
+            expose_headers=[REQUEST_ID_HEADER],
         )
     app.add_middleware(
         BodyLimit,
@@ -78,6 +88,7 @@ def create_app(
         upload_limit=int(settings.api.max_upload_mb * settings.api.max_upload_files * 2**20) + 2**20,
     )
     app.add_middleware(Instrument, service=service)
+    app.add_middleware(RequestContext)  # outermost: the id is set before, and its header added to, every response
     _errors(app)
 
     app.include_router(router)
@@ -121,6 +132,9 @@ def error_response(request: Request, status: int, message: str, headers: dict[st
             429: "rate_limit_error",
         }.get(status, "server_error")
         body["error"] = {"message": message, "type": kind, "param": None, "code": None}
+    rid = telemetry.request_id()
+    if rid is not None:  # a 500 is sent by Starlette's outermost middleware, around RequestContext: say it here
+        headers = {**(headers or {}), REQUEST_ID_HEADER: rid}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -216,6 +230,72 @@ async def _send_json(send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestContext:
+    """The request id (the client's ``X-Request-ID`` when acceptable, else a new one) in the context of the
+    request (log lines, audit entries and spans read it: core/telemetry.py) and in the ``X-Request-ID`` header of
+    every response; with tracing on, the request's server span (the parent of its retrieval, rail and generation
+    spans); with the JSON log format, the access log line."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        headers = scope.get("headers") or []
+        sent = next((v for k, v in headers if k == b"x-request-id"), None)
+        rid = telemetry.accepted_request_id(sent.decode("latin-1") if sent is not None else None)
+        # Set for the rest of this request's task (uvicorn runs each request in a task of its own). Not reset
+        # on an error: Starlette's outermost middleware answers the 500 after this returns, and says the id.
+        token = telemetry.REQUEST_ID.set(rid)
+        header = (b"x-request-id", rid.encode("latin-1"))
+        status = 500
+
+        async def with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = list(message.get("headers") or [])
+                if not any(k.lower() == b"x-request-id" for k, _ in out):
+                    out.append(header)
+                message = {**message, "headers": out}
+            await send(message)
+
+        method, path = scope["method"], scope["path"]
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers} if telemetry.tracing() else None
+        with telemetry.span(f"{method} {path}", server=True, carrier=carrier, **{"http.request.method": method, "url.path": path}) as span:
+            try:
+                await self.app(scope, receive, with_id)
+            except asyncio.CancelledError:
+                status = 499  # the client went away
+                raise
+            finally:
+                route = getattr(scope.get("route"), "path", None)
+                if route is not None:  # the template, as in the metrics: ids do not make every name unique
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if access_log.isEnabledFor(logging.INFO):
+                    ms = round((time.perf_counter() - started) * 1000, 2)
+                    client = scope.get("client")
+                    access_log.info(
+                        "%s %s %d %.2f ms",
+                        method,
+                        path,
+                        status,
+                        ms,
+                        extra={
+                            "method": method,
+                            "path": path,
+                            "status": status,
+                            "duration_ms": ms,
+                            "client": client[0] if client else None,
+                        },
+                    )
+        telemetry.REQUEST_ID.reset(token)
 
 
 class Instrument:

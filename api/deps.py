@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api.auth import Principal, retry_after_header
 from api.service import Service
+from core.collection import collection_path, missing_collection
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from ASSISTANT_API_KEYS")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from ASSISTANT_API_KEYS")
@@ -46,11 +47,38 @@ async def authenticate(
     return principal
 
 
+NO_ADMIN = "this key lacks the admin scope (add ':admin' to it in ASSISTANT_API_KEYS)"
+
+
 async def require_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """Admin on everything (/metrics, whose labels name collections)."""
     if not principal.admin:
-        raise HTTPException(403, "this key lacks the admin scope (add ':admin' to it in ASSISTANT_API_KEYS)")
+        raise HTTPException(403, NO_ADMIN)
+    if not principal.full_admin:
+        raise HTTPException(403, "this key sees only some collections (collections= in ASSISTANT_API_KEYS); this needs one that sees all")
     return principal
+
+
+async def require_some_admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    """Admin on at least one collection: checked before an upload is read; the route checks its collection."""
+    if not principal.admin_somewhere:
+        raise HTTPException(403, NO_ADMIN)
+    return principal
+
+
+def check_collection(request: Request, principal: Principal, name: str) -> None:
+    """A collection this key may not see is reported exactly as one that does not exist (404, same words)."""
+    if not principal.sees(name):
+        raise missing_collection(collection_path(service_of(request).settings.index_dir, name))
+
+
+def check_admin_on(request: Request, principal: Principal, name: str) -> None:
+    """404 as above for a collection out of the key's sight; 403 for a visible one it does not administer."""
+    check_collection(request, principal, name)
+    if not principal.administers(name):
+        raise HTTPException(403, f"this key lacks the admin scope on collection {name!r} (':admin=NAMES' in ASSISTANT_API_KEYS)")
 
 
 Authed = Annotated[Principal, Depends(authenticate)]
 Admin = Annotated[Principal, Depends(require_admin)]
+SomeAdmin = Annotated[Principal, Depends(require_some_admin)]

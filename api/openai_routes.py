@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api import schemas
+from api.auth import Principal
 from api.deps import Authed, service_of
 from api.errors import error_status
 from api.schemas import BUSY, ERRORS
@@ -62,19 +63,25 @@ def _finish_reason(answer: Answer) -> str:
     return "length" if answer.finish_reason == "length" else "stop"
 
 
-def _collection(request: Request, model: str) -> str:
-    names = {m.name for m in list_collections(service_of(request).settings.index_dir)}
+def _collection(request: Request, principal: Principal, model: str) -> str:
+    """The collection a model names; one the key may not see is reported as unknown, the list naming only
+    those it may (api/deps.py)."""
+    names = set(principal.visible(m.name for m in list_collections(service_of(request).settings.index_dir)))
     if model not in names:
         raise HTTPException(404, f"model {model!r} not found: the models are the collections ({', '.join(sorted(names)) or 'none yet'})")
     return model
 
 
-@router.get("/v1/models", response_model=schemas.ModelList, responses=ERRORS, summary="The collections, as models")
-async def models(request: Request, _: Authed) -> dict[str, Any]:
+@router.get("/v1/models", response_model=schemas.ModelList, responses=ERRORS, summary="The collections the key may see, as models")
+async def models(request: Request, principal: Authed) -> dict[str, Any]:
     found = await run_in_threadpool(list_collections, service_of(request).settings.index_dir)
     return {
         "object": "list",
-        "data": [{"id": m.name, "object": "model", "created": _epoch(m.created_at), "owned_by": "domain-assistant"} for m in found],
+        "data": [
+            {"id": m.name, "object": "model", "created": _epoch(m.created_at), "owned_by": "domain-assistant"}
+            for m in found
+            if principal.sees(m.name)
+        ],
     }
 
 
@@ -97,9 +104,9 @@ def _epoch(iso: str) -> int:
     },
     summary="OpenAI-compatible chat completions (model = collection)",
 )
-async def chat_completions(body: schemas.ChatRequest, request: Request, _: Authed):
+async def chat_completions(body: schemas.ChatRequest, request: Request, principal: Authed):
     service = service_of(request)
-    collection = await run_in_threadpool(_collection, request, body.model)
+    collection = await run_in_threadpool(_collection, request, principal, body.model)
     question, position = _question(body.messages)
     stream = start_answer(
         service,

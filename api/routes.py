@@ -12,7 +12,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 
 from api import schemas
-from api.deps import Admin, Authed, service_of
+from api.auth import Principal
+from api.deps import Authed, SomeAdmin, check_admin_on, check_collection, service_of
 from api.errors import error_status
 from api.schemas import BUSY, CONVERSATION_BUSY, ERRORS
 from api.service import END, finished, first_item, start_answer
@@ -40,9 +41,17 @@ ASK_FIELDS = {"question", "collection", "conversation_id"}  # the rest are optio
 )
 async def ask(body: schemas.AskRequest, request: Request, principal: Authed) -> dict[str, Any]:
     service = service_of(request)
+    await in_scope(request, principal, body)
     exchange = service.exchange(principal.id, body.conversation_id)
     stream = start_answer(service, body.question, body.collection, exchange=exchange, **body.model_dump(exclude=ASK_FIELDS))
     return {**answer_view(await finished(stream)), "conversation_id": exchange.conversation_id}
+
+
+async def in_scope(request: Request, principal: Principal, body: schemas.AskRequest) -> None:
+    """The collection, and a continued conversation's, must be ones the key may see (api/deps.py)."""
+    check_collection(request, principal, body.collection)
+    if body.conversation_id is not None and principal.restricted:
+        await run_in_threadpool(service_of(request).check_conversation, principal, body.conversation_id)
 
 
 def sse(event: str, data: Any) -> bytes:
@@ -67,6 +76,7 @@ def sse(event: str, data: Any) -> bytes:
 )
 async def ask_stream(body: schemas.AskRequest, request: Request, principal: Authed) -> StreamingResponse:
     service = service_of(request)
+    await in_scope(request, principal, body)
     exchange = service.exchange(principal.id, body.conversation_id)
     stream = start_answer(service, body.question, body.collection, exchange=exchange, **body.model_dump(exclude=ASK_FIELDS))
     first = await first_item(stream)  # errors before the first token still get their own status code
@@ -106,7 +116,7 @@ ConversationId = Annotated[str, Path(description="A conversation id from /v1/ask
     summary="Your conversations, the most recently used first",
 )
 async def conversations(request: Request, principal: Authed) -> list[dict[str, Any]]:
-    found = await run_in_threadpool(service_of(request).conversations.list, principal.id)
+    found = await run_in_threadpool(service_of(request).conversations_of, principal)
     return [c.to_dict() for c in found]
 
 
@@ -118,7 +128,10 @@ async def conversations(request: Request, principal: Authed) -> list[dict[str, A
     summary="One of your conversations, with its turns",
 )
 async def conversation(request: Request, principal: Authed, conversation_id: ConversationId) -> dict[str, Any]:
-    return await run_in_threadpool(service_of(request).conversations.detail, conversation_id, principal.id)
+    service = service_of(request)
+    if principal.restricted:
+        await run_in_threadpool(service.check_conversation, principal, conversation_id)
+    return await run_in_threadpool(service.conversations.detail, conversation_id, principal.id)
 
 
 @router.patch(
@@ -131,8 +144,10 @@ async def conversation(request: Request, principal: Authed, conversation_id: Con
 async def rename_conversation(
     body: schemas.RenameConversation, request: Request, principal: Authed, conversation_id: ConversationId
 ) -> dict[str, Any]:
-    store = service_of(request).conversations
-    return (await run_in_threadpool(store.rename, conversation_id, principal.id, body.title)).to_dict()
+    service = service_of(request)
+    if principal.restricted:
+        await run_in_threadpool(service.check_conversation, principal, conversation_id)
+    return (await run_in_threadpool(service.conversations.rename, conversation_id, principal.id, body.title)).to_dict()
 
 
 @router.delete(
@@ -159,7 +174,7 @@ async def delete_conversation(request: Request, principal: Authed, conversation_
 )
 async def search(
     request: Request,
-    _: Authed,
+    principal: Authed,
     q: Annotated[str, Query(min_length=1, max_length=4000, pattern=r"\S", description="The query")],
     collection: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
     k: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -169,6 +184,7 @@ async def search(
         int | None, Query(ge=0, description="Search the collection as it was at this version (a `collection_version` seen before)")
     ] = None,
 ) -> dict[str, Any]:
+    check_collection(request, principal, collection)
     service = service_of(request)
     result, version = await service.searches.search(collection, q, k, mode, parse_filters(filter), as_of)
     return search_view(q, collection, result, version)
@@ -179,11 +195,11 @@ async def search(
     response_model=list[schemas.CollectionInfo],
     tags=["collections"],
     responses=ERRORS,
-    summary="The collections under ASSISTANT_INDEX_DIR",
+    summary="The collections under ASSISTANT_INDEX_DIR that the key may see",
 )
-async def collections(request: Request, _: Authed) -> list[dict[str, Any]]:
+async def collections(request: Request, principal: Authed) -> list[dict[str, Any]]:
     found = await run_in_threadpool(list_collections, service_of(request).settings.index_dir)
-    return [collection_view(m) for m in found]
+    return [collection_view(m) for m in found if principal.sees(m.name)]
 
 
 @router.get(
@@ -193,7 +209,8 @@ async def collections(request: Request, _: Authed) -> list[dict[str, Any]]:
     responses=ERRORS,
     summary="A collection's kept versions, newest first (answer or search `as_of` one of them)",
 )
-async def versions(request: Request, _: Authed, name: CollectionName) -> dict[str, Any]:
+async def versions(request: Request, principal: Authed, name: CollectionName) -> dict[str, Any]:
+    check_collection(request, principal, name)
     return await run_in_threadpool(service_of(request).history, name)
 
 
@@ -204,7 +221,8 @@ async def versions(request: Request, _: Authed, name: CollectionName) -> dict[st
     responses={**ERRORS, 403: {"model": schemas.Error}, 409: {"model": schemas.Error}},
     summary="Make a collection what it was at an earlier version (recorded as a new version); admin scope",
 )
-async def rollback(body: schemas.RollbackRequest, request: Request, _: Admin, name: CollectionName) -> dict[str, Any]:
+async def rollback(body: schemas.RollbackRequest, request: Request, principal: SomeAdmin, name: CollectionName) -> dict[str, Any]:
+    check_admin_on(request, principal, name)
     return await run_in_threadpool(service_of(request).rollback, name, body.to)
 
 
@@ -220,7 +238,7 @@ async def rollback(body: schemas.RollbackRequest, request: Request, _: Admin, na
 )
 async def upload(
     request: Request,
-    _: Admin,
+    principal: SomeAdmin,
     collection: Annotated[str, Form(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
     files: Annotated[
         list[UploadFile], File(min_length=1, description="Files to ingest (PDF, DOCX, HTML, TXT, MD, CSV, JSON, XML, PNG, JPEG, TIFF, ...)")
@@ -228,6 +246,7 @@ async def upload(
 ) -> dict[str, Any]:
     service = service_of(request)
     try:
+        check_admin_on(request, principal, collection)  # in the try: the spooled files are closed either way
         stored, skipped = await run_in_threadpool(store_uploads, service.settings, collection, [(f.filename, f.file) for f in files])
     finally:
         for upload_file in files:
@@ -244,10 +263,11 @@ async def upload(
 )
 async def delete_document(
     request: Request,
-    _: Admin,
+    principal: SomeAdmin,
     document_id: str,
     collection: Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
 ) -> dict[str, Any]:
+    check_admin_on(request, principal, collection)
     service = service_of(request)
     documents, chunks, version = await run_in_threadpool(service.delete_document, collection, document_id)
     if not documents:

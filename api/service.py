@@ -4,6 +4,7 @@ writer per collection for uploads and deletes, and the answer bridge that keeps 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import threading
@@ -13,11 +14,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.auth import KeyStore, RateLimiter
+from api.auth import KeyStore, Principal, RateLimiter
 from api.metrics import Metrics
 from api.search_worker import SearchWorker
 from assistant import compose
-from assistant.conversations import Exchange, Turn, open_conversations
+from assistant.conversations import Conversation, Exchange, Turn, open_conversations, unknown_conversation
 from assistant.pipeline import Answer, Assistant
 from assistant.uploads import Stored, upload_report
 from assistant.views import history_view, rollback_view
@@ -82,7 +83,13 @@ class Service:
                 self.assistant.retriever(name)
                 self.assistant.guard(name)
             generator = self.assistant.generator
-            self.readiness.loaded = {"collections": names, "generator": generator.name, "seconds": round(time.perf_counter() - started, 2)}
+            # A count, not the names: /readyz needs no key, and names would tell a scoped key's holder (or
+            # anyone) which collections exist.
+            self.readiness.loaded = {
+                "collections": len(names),
+                "generator": generator.name,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
             self.readiness.ready = True
             # The models leave millions of long-lived objects behind; without this every full garbage
             # collection walks them all, a 0.5-1 s stall that showed as the search p99 under load.
@@ -102,6 +109,20 @@ class Service:
         wait_s = self.settings.api.queue_timeout_s + self.settings.generator.timeout_s
         history_turns = self.settings.conversation.history_turns
         return Exchange(self.conversations, owner, conversation_id, history_turns=history_turns, wait_s=wait_s)
+
+    def conversations_of(self, principal: Principal) -> list[Conversation]:
+        """The key's conversations, less any that has been on a collection it may not see (api/deps.py)."""
+        found = self.conversations.list(principal.id)
+        if not principal.restricted:
+            return found
+        on = self.conversations.collections_by_conversation(principal.id)
+        return [c for c in found if all(principal.sees(name) for name in on.get(c.id, {c.collection}))]
+
+    def check_conversation(self, principal: Principal, conversation_id: str) -> None:
+        """A conversation that has been on a collection the key may not see (its scope was narrowed since) reads
+        as unknown: not shown, renamed or continued; it can still be deleted."""
+        if principal.restricted and not all(map(principal.sees, self.conversations.collections(conversation_id, principal.id))):
+            raise unknown_conversation(conversation_id)
 
     def refresh_gauges(self) -> None:
         if self.bounded is not None:
@@ -157,7 +178,8 @@ class AnswerStream:
     """Runs ``Assistant.stream`` on a worker thread and hands its items to the event loop.
 
     ``cancel`` is passed to the pipeline: setting it (the client went away) stops generation at the next
-    token. Items: text pieces, then the Answer; an exception in the worker is raised from ``next()``."""
+    token. Items: text pieces, then the Answer; an exception in the worker is raised from ``next()``. The worker
+    runs in a copy of the caller's context (contextvars): the request id and the current span go with it."""
 
     def __init__(self, start: Callable[[threading.Event], Iterator[str | Answer]], on_answer: Callable[[Answer], None] | None = None):
         self.cancel = threading.Event()
@@ -165,7 +187,9 @@ class AnswerStream:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
         self._done = False
-        threading.Thread(target=self._run, args=(start,), daemon=True, name="answer").start()
+        # The request's context goes with the answer: its id (log lines, audit entries) and its trace span.
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._run, start), daemon=True, name="answer").start()
 
     def _put(self, kind: str, value: Any) -> None:
         try:

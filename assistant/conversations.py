@@ -154,6 +154,11 @@ def _shown(conversation_id: str) -> str:
     return repr(conversation_id if len(conversation_id) <= 64 else conversation_id[:64] + "...")
 
 
+def unknown_conversation(conversation_id: str) -> ConversationNotFound:
+    """The error for an unknown conversation (and for someone else's, which reads the same)."""
+    return ConversationNotFound(f"no conversation {_shown(conversation_id)}")
+
+
 class ConversationStore:
     """Conversations and their turns in SQLite. One connection behind a lock, so any thread may call it (each
     call is a few queries); writes are IMMEDIATE transactions, so another process writing the file waits its
@@ -260,6 +265,27 @@ class ConversationStore:
         if not rows:
             raise ConversationNotFound(f"no conversation {_shown(conversation_id)}")
         return Conversation(*rows[0])
+
+    def collections(self, conversation_id: str, owner: str) -> set[str]:
+        """The collections a conversation has been on: its own and its kept turns'. ConversationNotFound as ``get``."""
+        self.get(conversation_id, owner)
+        rows = self._read(
+            "SELECT collection FROM conversations WHERE id = ? UNION SELECT collection FROM turns WHERE conversation = ?",
+            (conversation_id, conversation_id),
+        )
+        return {row[0] for row in rows}
+
+    def collections_by_conversation(self, owner: str) -> dict[str, set[str]]:
+        """``collections`` for each of the owner's conversations, in one query."""
+        rows = self._read(
+            "SELECT id, collection FROM conversations WHERE owner = ? "
+            "UNION SELECT t.conversation, t.collection FROM turns t JOIN conversations c ON c.id = t.conversation WHERE c.owner = ?",
+            (owner, owner),
+        )
+        out: dict[str, set[str]] = {}
+        for conversation_id, collection in rows:
+            out.setdefault(conversation_id, set()).add(collection)
+        return out
 
     def rename(self, conversation_id: str, owner: str, title: str) -> Conversation:
         title = _clean_title(title)

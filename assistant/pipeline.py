@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from assistant import compose
 from compute.computation import Computation, SourceTable, compute
+from core import telemetry
 from core.citations import COULD_NOT_ANSWER, NO_ANSWER, cited_numbers, invalid_numbers
 from core.collection import MANIFEST, collection_path, read_manifest
 from core.config import Settings
@@ -244,7 +245,25 @@ class Assistant:
         ``cancel``, set from any thread (an API client went away), stops the generation at the next token;
         the answer then finishes with what was generated and ``finish_reason`` "cancelled". ``history``: the
         conversation's earlier turns, oldest first (the last ``conversation.history_turns`` are used): the
-        question is made standalone from them before retrieval (retriever/followup.py) and the prompt shows them."""
+        question is made standalone from them before retrieval (retriever/followup.py) and the prompt shows them.
+
+        With tracing on (core/telemetry.py), an ``answer`` span holds the ``retrieval``, ``rail.input``,
+        ``rail.output`` and ``generation`` spans of the question."""
+        items = self._stream(question, collection, k=k, filters=filters, options=options, cancel=cancel, history=history, **retrieval)
+        return items if not telemetry.tracing() else _traced(items, collection, k)
+
+    def _stream(
+        self,
+        question: str,
+        collection: str,
+        *,
+        k: int,
+        filters: dict[str, Any] | None,
+        options: GenerationOptions | None,
+        cancel: threading.Event | None,
+        history: Sequence[Turn],
+        **retrieval: Any,
+    ) -> Iterator[str | Answer]:
         question = " ".join(question.split())
         if not question:
             raise UserError("the question is empty")
@@ -272,7 +291,7 @@ class Assistant:
         context = {"collection": collection}
         notes: list[str] = []
         if guard is not None:
-            checked = guard.check(question, "input", context)
+            checked = _check(guard, question, "input", context)
             answer.guard_events += [e.to_dict() for e in checked.events]
             if checked.blocked:
                 yield from self._finish(answer, checked.reply, "blocked", started, blocked=True)
@@ -285,11 +304,11 @@ class Assistant:
         if guard is not None:
             # Earlier messages a client sends (OpenAI chat history) have not been through the rails: personal data
             # in them is redacted like the new message's before they are searched with or shown to the model.
-            turns = [_redacted(t, lambda text: guard.check(text, "input", context).text) for t in turns]
+            turns = [_redacted(t, lambda text: _check(guard, text, "input", context).text) for t in turns]
         answer.standalone = question
         if turns and guard is not None:
             # An instruction override split over several messages is still one: the recent messages together.
-            joined = guard.check(" ".join([*(t.message for t in turns[-2:]), question]), "input", context)
+            joined = _check(guard, " ".join([*(t.message for t in turns[-2:]), question]), "input", context)
             if joined.blocked:
                 answer.guard_events += [e.to_dict() for e in joined.events]
                 yield from self._finish(answer, joined.reply, "blocked", started, blocked=True)
@@ -304,7 +323,7 @@ class Assistant:
             if made.rewritten:
                 standalone = made.question
                 if guard is not None:  # the rails see the question searched too, not only the message
-                    checked = guard.check(standalone, "input", context)
+                    checked = _check(guard, standalone, "input", context)
                     if checked.blocked:
                         answer.guard_events += [e.to_dict() for e in checked.events]
                         yield from self._finish(answer, checked.reply, "blocked", started, blocked=True)
@@ -312,12 +331,14 @@ class Assistant:
                     standalone = checked.text
                 question, answer.standalone, answer.rewritten = standalone, standalone, True
 
-        result = retriever.search(question, k, filters)
-        if strategy == "fusion" and previous:
-            result = replace(result, hits=fuse(result.hits, retriever.search(previous, k, filters).hits, k))
-        elif turns and strategy != "off" and self.settings.conversation.anchor and not answer.rewritten:
-            earlier = [t.standalone or t.message for t in turns]
-            result = replace(result, hits=anchor(retriever, result.hits, question, k, earlier, filters))
+        with telemetry.span("retrieval", collection=collection, k=k, mode=retriever.config.mode) as span:
+            result = retriever.search(question, k, filters)
+            if strategy == "fusion" and previous:
+                result = replace(result, hits=fuse(result.hits, retriever.search(previous, k, filters).hits, k))
+            elif turns and strategy != "off" and self.settings.conversation.anchor and not answer.rewritten:
+                earlier = [t.standalone or t.message for t in turns]
+                result = replace(result, hits=anchor(retriever, result.hits, question, k, earlier, filters))
+            span.set_attributes({"hits": len(result.hits), "relevance": float(result.relevance), "relevant": bool(result.relevant)})
         answer.timings_ms["retrieve"] = (time.perf_counter() - started) * 1000
         answer.relevant, answer.relevance = result.relevant, result.relevance
         decision = self.answerability(collection, retrieval.get("as_of")).decide(question, result.hits, result.relevance)
@@ -331,7 +352,7 @@ class Assistant:
             return
         if guard is not None:
             signals = {"answerable": float(decision.answerable), "relevant": float(result.relevant), "relevance": result.relevance}
-            covered = guard.check(question, "input", {**context, **signals}, kinds={"threshold"})
+            covered = _check(guard, question, "input", {**context, **signals}, kinds={"threshold"})
             answer.guard_events += [e.to_dict() for e in covered.events]
             if covered.blocked:
                 yield from self._finish(answer, _with_reason(covered.reply or NO_ANSWER, decision.reason), "not_covered", started)
@@ -366,24 +387,37 @@ class Assistant:
             yield from self._computed(answer, computation, guard, context, notes, started)
             return
         generating = time.perf_counter()
-        stream = generator.stream(prompt.messages, options)
-        if cancel is not None:
-            stream.cancel_event = cancel  # the backends read the event from the stream at every step
-            if cancel.is_set():
-                stream.cancel()
-        pieces = []
-        loop = LoopDetector()
-        for piece in stream:
-            if not pieces:
-                answer.timings_ms["first_token"] = (time.perf_counter() - started) * 1000
-            pieces.append(piece)
-            yield piece
-            if loop.feed(piece):
-                stream.cancel()  # a loop never ends by itself: stop it instead of running to the token limit
-                break
-        answer.raw_text = "".join(pieces).strip()
-        answer.tokens = stream.tokens
-        answer.timings_ms["generate"] = (time.perf_counter() - generating) * 1000
+        # Not made current (it spans yields, and nothing nests in it): ended by the finally.
+        span = telemetry.start(
+            "generation", collection=collection, generator=generator.name, prompt_tokens=prompt.tokens, max_tokens=options.max_new_tokens
+        )
+        try:
+            stream = generator.stream(prompt.messages, options)
+            if cancel is not None:
+                stream.cancel_event = cancel  # the backends read the event from the stream at every step
+                if cancel.is_set():
+                    stream.cancel()
+            pieces = []
+            loop = LoopDetector()
+            for piece in stream:
+                if not pieces:
+                    answer.timings_ms["first_token"] = (time.perf_counter() - started) * 1000
+                pieces.append(piece)
+                yield piece
+                if loop.feed(piece):
+                    stream.cancel()  # a loop never ends by itself: stop it instead of running to the token limit
+                    break
+            answer.raw_text = "".join(pieces).strip()
+            answer.tokens = stream.tokens
+            answer.timings_ms["generate"] = (time.perf_counter() - generating) * 1000
+            cancelled = cancel is not None and cancel.is_set()
+            ended = "degenerate" if loop.looping else "cancelled" if cancelled else stream.finish_reason or "stop"
+            span.set_attributes({"completion_tokens": stream.tokens, "finish_reason": ended})
+        except Exception as exc:
+            telemetry.failed(span, exc)
+            raise
+        finally:
+            span.end()
         position = {s.chunk_id: s.number for s in answer.sources}
         evidence = [position[result.hits[i].chunk_id] for i in decision.evidence if result.hits[i].chunk_id in position]
         text, lead = answer.raw_text, ""
@@ -395,7 +429,8 @@ class Assistant:
             quotes = quote_fallback(question, passages, evidence=evidence, terms=decision.terms)
             text, lead = (quotes, COULD_NOT_ANSWER) if quotes else (NO_ANSWER, "")
         if guard is not None:
-            checked = guard.check(
+            checked = _check(
+                guard,
                 text,
                 "output",
                 {
@@ -458,7 +493,7 @@ class Assistant:
         if computation.error is not None:
             answer.answerable, answer.reason = False, f"The computation failed: {computation.error}."
         if guard is not None:
-            checked = guard.check(text, "output", {**context, "question": answer.question, "computed": computation.text})
+            checked = _check(guard, text, "output", {**context, "question": answer.question, "computed": computation.text})
             answer.guard_events += [e.to_dict() for e in checked.events]
             text = checked.text
         if notes:
@@ -495,6 +530,43 @@ class Assistant:
 
 REWRITE_TOKENS = 48  # a standalone question is one sentence
 HISTORY_CUT = "The {n} oldest turn(s) of this conversation were left out of what the model read (the history limit)."
+
+
+def _check(guard: Any, text: str, stage: str, context: dict[str, Any], **kwargs: Any) -> Any:
+    """``guard.check``, in a ``rail.<stage>`` span when tracing is on."""
+    if not telemetry.tracing():
+        return guard.check(text, stage, context, **kwargs)
+    with telemetry.span(f"rail.{stage}", collection=context.get("collection")) as span:
+        checked = guard.check(text, stage, context, **kwargs)
+        span.set_attributes({"blocked": checked.blocked, "rules": [e.rule_id for e in checked.events]})
+        return checked
+
+
+def _traced(items: Iterator[str | Answer], collection: str, k: int) -> Iterator[str | Answer]:
+    """The answer's items inside an ``answer`` span, current while the pipeline runs (between the items handed
+    out, too: an answer is consumed in one thread, the API's answer worker or the CLI's)."""
+    span = telemetry.start("answer", collection=collection, k=k)
+    token = telemetry.activate(span)
+    try:
+        for item in items:
+            if isinstance(item, Answer):
+                span.set_attributes(
+                    {
+                        "finish_reason": item.finish_reason,
+                        "blocked": item.blocked,
+                        "answerable": item.answerable,
+                        "prompt_tokens": item.prompt_tokens,
+                        "completion_tokens": item.tokens,
+                        "collection_version": item.collection_version,
+                    }
+                )
+            yield item
+    except Exception as exc:  # not GeneratorExit: a consumer that stops reading is no failure
+        telemetry.failed(span, exc)
+        raise
+    finally:
+        telemetry.deactivate(token)
+        span.end()
 
 
 def _redacted(turn: Turn, redact: Callable[[str], str]) -> Turn:

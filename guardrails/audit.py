@@ -1,4 +1,4 @@
-"""The audit log: one JSON line per check (stage, blocked, events, time), rotated by size.
+"""The audit log: one JSON line per check (stage, blocked, events, time, and the API request's id), rotated by size.
 
 Events carry rule ids, actions and spans, never matched values, and the checked text is not logged, so
 the log never contains what a redaction removed.
@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from core.telemetry import request_id
 from guardrails.events import GuardResult
 
 # Context keys safe to log: identifiers and signals, never user text or passages.
@@ -41,6 +42,8 @@ class AuditLog:
             "elapsed_ms": round(elapsed_ms, 3),
             **{k: (context or {})[k] for k in LOGGED_CONTEXT if k in (context or {})},
         }
+        if "request_id" not in entry and (rid := request_id()) is not None:
+            entry["request_id"] = rid  # the API request being served (core/telemetry.py), on this thread or its worker
         record = logging.LogRecord("guardrails.audit", logging.INFO, __file__, 0, json.dumps(entry, ensure_ascii=False), None, None)
         with self._lock:
             self._handler.emit(record)

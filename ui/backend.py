@@ -156,6 +156,7 @@ class ApiBackend:
             raise UserError(f"the API answered {response.status_code}: {detail}")
 
     def collections(self) -> list[str]:
+        """The collections the key may see: the server lists no others (ASSISTANT_API_KEYS `collections=`)."""
         response = self._client.get("/v1/collections")
         self._check(response)
         return [c["name"] for c in response.json()]

@@ -19,6 +19,7 @@ from core.collection.manifest import (
     IndexInfo,
     Manifest,
     ensure_compatible,
+    missing_collection,
     read_manifest,
 )
 from core.collection.paths import collection_path, list_collections, replace_collection
@@ -46,6 +47,7 @@ __all__ = [
     "ensure_compatible",
     "filter_clause",
     "list_collections",
+    "missing_collection",
     "parse_filters",
     "read_manifest",
     "replace_collection",

@@ -47,10 +47,15 @@ class Manifest(BaseModel):
     updated_at: str
 
 
+def missing_collection(path: Path) -> CollectionNotFound:
+    """The error for a collection that is not at ``path``; the API also answers it for one the key may not see."""
+    return CollectionNotFound(f"no collection at {path} (missing {MANIFEST}); create it with `assistant ingest PATH --collection NAME`")
+
+
 def read_manifest(path: Path) -> Manifest:
     file = Path(path) / MANIFEST
     if not file.exists():
-        raise CollectionNotFound(f"no collection at {path} (missing {MANIFEST}); create it with `assistant ingest PATH --collection NAME`")
+        raise missing_collection(path)
     try:
         manifest = Manifest.model_validate_json(file.read_text(encoding="utf-8"))
     except (ValidationError, ValueError) as exc:
