@@ -161,12 +161,22 @@ def _errors(app: FastAPI) -> None:
         status, message, headers = error_status(exc)
         if isinstance(exc, GeneratorBusy):
             request.app.state.service.metrics.busy.inc()
+        elif status >= 500:  # a full disk, a failed ingest, a damaged collection: the operator needs the cause
+            log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc, exc_info=exc)
+        return error_response(request, status, message, headers)
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        # Handled here rather than by the catch-all below, which answers from the outermost middleware and then
+        # re-raises (the connection was reset before the client read the answer): a full disk is a 507.
+        status, message, headers = error_status(exc)
+        log.error("%s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
         return error_response(request, status, message, headers)
 
     @app.exception_handler(Exception)
     async def everything(request: Request, exc: Exception) -> JSONResponse:
         status, message, headers = error_status(exc)
-        if status == 500:
+        if status >= 500:
             log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(request, status, message, headers)
 

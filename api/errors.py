@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core.errors import CollectionBusy, ConversationBusy, CorruptCollection, NotFound, UserError
+import errno
+
+from core.errors import CollectionBusy, ConversationBusy, CorruptCollection, DiskFull, IngestFailed, NotFound, UserError
 from generator.bounded import GeneratorBusy
 
 
@@ -22,4 +24,10 @@ def error_status(exc: BaseException) -> tuple[int, str, dict[str, str]]:
         return 503, f"{exc}; run `assistant check`", {}
     if isinstance(exc, BackendError):
         return 502, str(exc), {}
+    if isinstance(exc, DiskFull):  # 507 Insufficient Storage: the write was rolled back, the rest keeps serving
+        return 507, str(exc), {}
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 507, "no space left on the server's disk; free space and retry (what was committed before is kept)", {}
+    if isinstance(exc, IngestFailed):
+        return 500, str(exc), {}
     return 500, "internal error; the server log has the details", {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from assistant.views import answer_view, collection_view, search_view
 from core.collection import list_collections, parse_filters
 
 router = APIRouter()
+log = logging.getLogger("assistant.api")
 FilterPair = Annotated[str, StringConstraints(pattern=r"^[^=]*\S[^=]*=", max_length=1000)]
 
 
@@ -95,6 +97,8 @@ async def ask_stream(body: schemas.AskRequest, request: Request, principal: Auth
                 item = await stream.next()
         except Exception as exc:  # headers are sent: report in-band
             status, message, _ = error_status(exc)
+            if status >= 500:  # the message points at the log: say it there
+                log.error("stream failed on %s: %s", request.url.path, exc, exc_info=exc)
             yield sse("error", {"detail": message, "status": status})
         finally:
             stream.cancel.set()  # no-op when finished; stops generation when the client left

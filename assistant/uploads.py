@@ -5,19 +5,21 @@ ends, so the same file gets the same verdict everywhere."""
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from assistant import compose
-from core.collection import collection_path
+from core.collection import Collection, collection_path
 from core.config import Settings
 from core.embedding import Embedder
-from core.errors import CollectionNotFound, UserError
+from core.errors import AssistantError, CollectionNotFound, IngestFailed, UserError
 from core.storage import safe_filename
 from ingest.loaders import SUPPORTED_SUFFIXES
 
+log = logging.getLogger("assistant.uploads")
 REPORT_COUNTS = ("documents_added", "documents_removed", "documents_unchanged", "chunks_added", "chunks_flagged")
 Stored = tuple[str, Path, int]  # the name the user gave, where it was stored, its size in bytes
 
@@ -117,14 +119,29 @@ def ingest_uploads(
     ``on_file`` each file is ingested on its own (a progress bar can move; the index is saved per file),
     otherwise all in one pass. Files whose text could not be read are reported as skipped and deleted."""
     report: dict[str, Any] = {"collection": collection, "files": [], "skipped": [], **dict.fromkeys(REPORT_COUNTS, 0)}
-    ingestor = compose.ingestor(settings, collection_path(settings.index_dir, collection), embedder, name=collection, progress=False)
+    try:
+        ingestor = compose.ingestor(settings, collection_path(settings.index_dir, collection), embedder, name=collection, progress=False)
+    except BaseException:  # busy (another process writes it), a full disk: nothing of this upload is in it
+        for _, path, _ in stored:
+            _forget_if_new(settings, collection, path)
+        raise
     with ingestor.collection as store:
         store.operation = "upload"
         batches = [[entry] for entry in stored] if on_file else [stored]
         for i, batch in enumerate(batches):
             if on_file:
                 on_file(i, batch[0][0])
-            result = ingestor.ingest([path for _, path, _ in batch])
+            try:
+                result = ingestor.ingest([path for _, path, _ in batch])
+            except BaseException as exc:
+                _forget_uncommitted(store, [path for _, path, _ in stored])
+                if isinstance(exc, (AssistantError, OSError)) or not isinstance(exc, Exception):
+                    raise  # says what happened already (a full disk, a lock), or is not ours to wrap (an interrupt)
+                log.error("upload into %r failed", collection, exc_info=exc)
+                raise IngestFailed(
+                    f"the upload failed while ingesting ({type(exc).__name__}: {exc}); files whose documents were committed "
+                    "before the failure are in the collection whole, the others were not stored; retry the upload"
+                ) from exc
             for key in REPORT_COUNTS:
                 report[key] += getattr(result, key)
             unreadable = {s.path: s.reason for s in result.skipped}
@@ -139,3 +156,28 @@ def ingest_uploads(
                     report["files"].append({"file": shown, "size_bytes": size, "note": note})
         report["totals"], report["collection_version"] = store.counts(), store.generation
     return report
+
+
+def _forget_uncommitted(store: Collection, paths: list[Path]) -> None:
+    """After a failed ingest: delete the stored uploads of which the collection holds nothing (no document, no
+    file record), so the upload folder keeps only files whose text is in the collection. A file whose documents
+    were committed before the failure is kept (its record may lag one commit behind its last document), and so
+    is one replaced by this upload that the collection held before: its old documents still point at it."""
+    for path in paths:
+        try:
+            source = str(path.resolve())
+            if store.file_sha256(source) is None and not store.document_ids(source):
+                path.unlink(missing_ok=True)
+        except Exception:  # never hide the failure being reported
+            log.warning("could not tidy the stored upload %s", path, exc_info=True)
+
+
+def _forget_if_new(settings: Settings, collection: str, path: Path) -> None:
+    """``_forget_uncommitted`` for one stored upload when the collection could not be opened for writing."""
+    try:
+        with compose.open_collection(settings, collection) as store:
+            _forget_uncommitted(store, [path])
+    except CollectionNotFound:
+        path.unlink(missing_ok=True)
+    except Exception:
+        log.warning("could not tidy the stored upload %s", path, exc_info=True)

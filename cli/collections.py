@@ -4,6 +4,7 @@ inside the commands, so `assistant --help` stays quick."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
 import sys
@@ -13,7 +14,7 @@ import click
 
 from cli.output import emit, print_ingest
 from core.config import Settings
-from core.errors import CollectionBusy, UserError
+from core.errors import CollectionBusy, DiskFull, UserError
 
 
 @click.command()
@@ -119,8 +120,12 @@ def check(settings: Settings, collection: str, as_json: bool) -> None:
 
     try:
         store = compose.open_collection(settings, collection, writable=True)
-    except CollectionBusy:  # check what is committed, without writing
+    except (CollectionBusy, DiskFull):  # check what is committed, without writing
         store = compose.open_collection(settings, collection)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        store = compose.open_collection(settings, collection)  # a full disk: the repair cannot be saved, check anyway
     with store:
         report = store.check()
     if as_json:

@@ -41,6 +41,17 @@ class ConversationBusy(UserError):
     """Another question on the same conversation did not finish in time (they are answered one at a time)."""
 
 
+class DiskFull(AssistantError):
+    """The disk holding a collection is full (SQLite's SQLITE_FULL): the write was rolled back whole, what was
+    committed before stays; free space and run it again. (A file write's own ENOSPC stays an OSError; the API
+    answers both with 507, the CLI with one line and exit 1.)"""
+
+
+class IngestFailed(AssistantError):
+    """An ingest stopped on an unexpected error (a model that failed, ...): what was committed before it is
+    kept and whole, the rest is not stored; the message names the error, the log has its traceback."""
+
+
 class CorruptCollection(AssistantError):
     """The files of a collection are unreadable or disagree in a way that cannot be repaired automatically."""
 

@@ -271,15 +271,25 @@ class Ingestor:
         pending = _Pending()
         # Embedding is the slow part, so the bar counts chunks stored; its total grows as files are read.
         self._bar = tqdm(total=0, unit="chunk", desc=f"ingest {report.collection}", disable=not self.progress, leave=False)
+        failed = False
         try:
             self._process(files, pending, report)
             self._commit(pending, report)
         except KeyboardInterrupt:
             # Everything committed so far stays; running the same command again finishes the job.
             report.interrupted = True
+        except BaseException:
+            failed = True
+            raise
         finally:
             self._bar.close()
-            self.collection.checkpoint()
+            try:
+                self.collection.checkpoint()
+            except Exception:
+                # After a failure (a full disk) the checkpoint may well fail too: the first error is the one to
+                # report; what was committed is in SQLite, and the next open brings the index up to date.
+                if not failed:
+                    raise
             report.seconds = time.perf_counter() - started
         return report
 

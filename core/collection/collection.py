@@ -160,12 +160,21 @@ class Collection:
                 raise CollectionBusy(f"collection {path.name!r} is being written by another process; wait for it to finish") from None
         try:
             store = Store(path, writable=writable)
-        except sqlite3.DatabaseError as exc:
+        except BaseException as exc:
             if lock:
                 lock.release()
-            raise CorruptCollection(f"{path / DATABASE} is not a readable SQLite database: {exc}") from exc
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise CorruptCollection(f"{path / DATABASE} is not a readable SQLite database: {exc}") from exc
+            raise  # CollectionBusy (SQLite's lock held by another process), DiskFull
         collection = cls(path, manifest, store, params, lock)
-        collection._load_index()
+        try:
+            collection._load_index()  # a writer saves a repaired index: a full disk fails here
+        except BaseException:
+            # Never keep the write lock of a handle nobody holds: a server would refuse every later write.
+            collection.store.close()
+            if lock:
+                lock.release()
+            raise
         return collection
 
     @classmethod
@@ -214,12 +223,16 @@ class Collection:
             shutil.rmtree(staging, ignore_errors=True)
 
     def close(self) -> None:
-        if self.writable and self.store.generation != self._opened_at:
-            self.record_version()
-        self.store.close()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
+        try:
+            if self.writable and self.store.generation != self._opened_at:
+                self.record_version()
+        finally:
+            # Even when listing the version fails (a full disk): the connection and the write lock go, so the
+            # process (a server) can write the collection again once the cause is gone.
+            self.store.close()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
     def __enter__(self) -> Collection:
         return self

@@ -8,6 +8,7 @@ Chunk ids are SQLite ``AUTOINCREMENT`` rowids, never reused, and double as FAISS
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ import numpy as np
 
 from core.collection import codec, history
 from core.collection.filters import Filters, filter_clause
+from core.errors import CollectionBusy, DiskFull
 from core.tables import Table
 from core.types import Chunk, Document, Hit
 
@@ -85,6 +87,10 @@ CREATE TABLE IF NOT EXISTS document_tables (
 );
 """
 _PARAMS_PER_QUERY = 900  # stay under SQLite's bound-parameter limit
+# How long a write waits for SQLite's own lock, held by a process outside this project's write lock (the
+# collection's .write.lock keeps our writers apart), before it gives up with CollectionBusy.
+BUSY_TIMEOUT_S = 30.0
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13  # SQLite's primary result codes
 
 
 def now() -> str:
@@ -121,8 +127,32 @@ class Changes:
     removed_ids: list[int] = field(default_factory=list)
 
 
+@contextmanager
+def sqlite_errors(folder: Path) -> Iterator[None]:
+    """SQLite's errors that are the machine's, not a bug, as the project's: a full disk as DiskFull, the
+    database locked by another process past BUSY_TIMEOUT_S as CollectionBusy (409 in the API)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        code = getattr(exc, "sqlite_errorcode", None) or 0
+        if code & 0xFF == _SQLITE_FULL:
+            raise DiskFull(
+                f"no space left on the disk holding collection {folder.name!r} ({exc}); nothing of this write was stored; "
+                "free space and retry"
+            ) from exc
+        if code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            raise CollectionBusy(
+                f"collection {folder.name!r} is locked by another process (its SQLite database, for over {BUSY_TIMEOUT_S:g} s); retry later"
+            ) from exc
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"no space left on the disk holding collection {folder.name!r}; free space and retry") from exc
+        raise
+
+
 def _connect(folder: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(folder / DATABASE, timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(folder / DATABASE, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     db.row_factory = sqlite3.Row
     db.execute("PRAGMA foreign_keys = ON")
     return db
@@ -147,13 +177,18 @@ class Store:
         self.folder = folder
         self.writable = writable
         self._db: sqlite3.Connection | None = _connect(folder)
-        if writable:
-            # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(_FLAGS_SCHEMA + _TABLES_SCHEMA)
-            history.migrate(self._db)
-        self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        try:
+            with sqlite_errors(folder):
+                if writable:
+                    # WAL + NORMAL: a killed process never corrupts the database; commits stay fast.
+                    self._db.execute("PRAGMA journal_mode = WAL")
+                    self._db.execute("PRAGMA synchronous = NORMAL")
+                    self._db.executescript(_FLAGS_SCHEMA + _TABLES_SCHEMA)
+                    history.migrate(self._db)
+                self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        except BaseException:
+            self._db.close()
+            raise
         self._thread_db = threading.local()
         self._thread_dbs: list[sqlite3.Connection] = []
         self._thread_dbs_guard = threading.Lock()
@@ -207,15 +242,19 @@ class Store:
         if not self.writable:
             raise RuntimeError("collection opened read-only")
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db, self.generation + 1, now()
-            if bump:
-                db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
+        with sqlite_errors(self.folder):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db, self.generation + 1, now()
+                if bump:
+                    db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls a transaction back by itself on some errors (a full disk: SQLITE_FULL); a second
+                # ROLLBACK would fail and hide the error that matters.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def commit(self, batch: DocumentBatch, finished_files: list[FileRecord]) -> Changes:
         """Add documents with their chunks and vectors, then finalise the files whose documents are all in.
@@ -327,7 +366,8 @@ class Store:
 
     def vacuum(self) -> None:
         """Give the space of deleted rows back to the file system (after pruning the history)."""
-        self.db.execute("VACUUM")
+        with sqlite_errors(self.folder):
+            self.db.execute("VACUUM")
 
     def copy_to(self, file: Path) -> None:
         """A consistent copy of the database in ``file`` (taken beside running writers)."""
@@ -335,7 +375,8 @@ class Store:
 
     def fold_wal(self) -> None:
         """Fold the WAL back into the database file so the folder is compact when copied."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with sqlite_errors(self.folder):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ------------------------------------------------------------------ reading
 
