@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export ASSISTANT_INDEX_DIR ?= indexes
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: run test test-fast lint screenshot install samples collections bench clean
+.PHONY: run test test-fast lint screenshot install samples collections bench clean image image-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,20 @@ samples: install
 bench: install
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/ingest.py
+
+# The CPU container image (docs/deploy.md), built the way an air-gapped site would: a Debian base made here with
+# debootstrap and imported as a local image, then `buildah bud --isolation chroot -f deploy/Containerfile`; pip in
+# the build reads this machine's package index configuration from a secret mount. Needs root; installs debootstrap
+# and buildah with apt where they are missing. About 15 minutes on 2 cores the first time (llama.cpp compiles).
+IMAGE ?= localhost/domain-assistant:cpu
+image:
+	IMAGE=$(IMAGE) bash deploy/build-image.sh all
+
+# Builds the image if absent, then inside it ingests the samples and answers a question over HTTP with the embedded
+# models, within 4 GB: prints image size, build time, cold start to the first answer and peak memory. Many
+# minutes, so not part of `make test` (tests/test_deploy_files.py checks the deploy files quickly).
+image-smoke:
+	IMAGE=$(IMAGE) bash deploy/smoke.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
