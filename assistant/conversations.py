@@ -17,7 +17,7 @@ import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -118,9 +118,11 @@ def open_conversations(settings: Settings) -> ConversationStore:
 
     def current_documents(collection: str, document_ids: list[str]) -> set[str]:
         from core.collection import Collection, collection_path
+        from core.collection.history import live_document_ids
 
-        with Collection.open(collection_path(settings.index_dir, collection)) as opened:
-            return opened.live_document_ids(document_ids)
+        # The database alone: reopening a conversation must not read the collection's vector index.
+        with closing(Collection.open_store(collection_path(settings.index_dir, collection))) as store:
+            return live_document_ids(store.db, document_ids)
 
     return ConversationStore(
         conversation_path(settings), max_turns=cfg.max_turns, max_conversations=cfg.max_conversations, current_documents=current_documents

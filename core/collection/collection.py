@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -185,17 +186,18 @@ class Collection:
         and reused (an earlier version never changes); the AS_OF_COPIES most recently used are kept.
         Raises history.VersionNotKept for a version that cannot be rebuilt."""
         path = Path(path)
-        live = cls.open(path, params=params)
-        try:
-            if version == live.version:
-                return live
-            history.check_kept(live.db, version, live.version, live.manifest.name)
-            folder = path / AS_OF / str(version)
-            if not (folder / MANIFEST).exists():
-                cls._build_as_of(live, version, folder)
-        finally:
-            if live.version != version:
-                live.close()
+        manifest = read_manifest(path)
+        # The database alone answers which version is current and kept, and is what a copy is made of: the
+        # live index is loaded only when the version asked for is the current one.
+        with closing(cls.open_store(path)) as live:
+            current = live.generation
+            if version != current:
+                history.check_kept(live.db, version, current, manifest.name)
+                folder = path / AS_OF / str(version)
+                if not (folder / MANIFEST).exists():
+                    cls._build_as_of(live, manifest, params, version, folder)
+        if version == current:
+            return cls.open(path, params=params)
         os.utime(folder)  # most recently used
         for stale in sorted((path / AS_OF).iterdir(), key=lambda f: f.stat().st_mtime, reverse=True)[AS_OF_COPIES:]:
             if not stale.name.startswith("."):
@@ -204,15 +206,25 @@ class Collection:
         copy.as_of = version
         return copy
 
+    @staticmethod
+    def open_store(path: Path) -> Store:
+        """The collection's SQLite store alone, read-only, for questions that need no vectors (which documents
+        it holds now, its versions): no FAISS index is read. The caller closes it."""
+        read_manifest(path)  # CollectionNotFound, in the usual words, for a folder that holds none
+        try:
+            return Store(Path(path), writable=False)
+        except sqlite3.DatabaseError as exc:
+            raise CorruptCollection(f"{Path(path) / DATABASE} is not a readable SQLite database: {exc}") from exc
+
     @classmethod
-    def _build_as_of(cls, live: Collection, version: int, folder: Path) -> None:
+    def _build_as_of(cls, live: Store, manifest: Manifest, params: IndexParams, version: int, folder: Path) -> None:
         staging = folder.parent / f".{version}.{os.getpid()}.{threading.get_ident()}"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         try:
-            live.store.copy_to(staging / DATABASE)
-            write_manifest(staging, live.manifest)  # no index file: opening it builds one from the copy
-            with cls.open(staging, writable=True, params=replace(live.params, keep_versions=0)) as copy:
+            live.copy_to(staging / DATABASE)
+            write_manifest(staging, manifest)  # no index file: opening it builds one from the copy
+            with cls.open(staging, writable=True, params=replace(params, keep_versions=0)) as copy:
                 copy.repaired.clear()
                 copy.rollback(version)
             staging.rename(folder)
