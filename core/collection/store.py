@@ -190,7 +190,7 @@ class Store:
             self._db.close()
             raise
         self._thread_db = threading.local()
-        self._thread_dbs: list[sqlite3.Connection] = []
+        self._thread_dbs: dict[threading.Thread, sqlite3.Connection] = {}
         self._thread_dbs_guard = threading.Lock()
         self._has_flags: bool | None = None
         self._has_tables: bool | None = None
@@ -215,13 +215,18 @@ class Store:
         if db is None:
             db = self._thread_db.db = _connect(self.folder)
             with self._thread_dbs_guard:
-                self._thread_dbs.append(db)
+                # The connections of threads that have ended are closed here. The API answers each question on a
+                # thread of its own: kept until the collection closed, every answer left a connection behind
+                # (its page cache and three file descriptors), and a server ran out of both in hours.
+                for thread in [t for t in self._thread_dbs if not t.is_alive()]:
+                    self._thread_dbs.pop(thread).close()
+                self._thread_dbs[threading.current_thread()] = db
         return db
 
     def close(self) -> None:
         if self._db is not None:
             with self._thread_dbs_guard:
-                for db in [self._db, *self._thread_dbs]:
+                for db in [self._db, *self._thread_dbs.values()]:
                     db.close()
                 self._thread_dbs.clear()
             self._db = None
