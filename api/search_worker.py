@@ -10,15 +10,17 @@ so two threads embed at once), searches each, and hands the results back to the 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from core import telemetry
 from retriever.hybrid import Retrieval, normalise_query
 
 log = logging.getLogger("assistant.api")
@@ -34,6 +36,9 @@ class _Search:
     as_of: int | None  # search the collection as it was at this version
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
+    # The request's context (its id and trace span), taken where it was submitted: what is done for this search
+    # alone on a search thread runs in it, so its log lines carry the request id and its span joins the trace.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class SearchWorker:
@@ -110,7 +115,7 @@ class SearchWorker:
         by_model: dict[int, list[int]] = {}  # id(embedder) -> positions in the batch
         for i, item in enumerate(batch):
             try:
-                retriever = self._retriever(item.collection, mode=item.mode, as_of=item.as_of)
+                retriever = item.context.run(self._retriever, item.collection, mode=item.mode, as_of=item.as_of)
                 item.query = normalise_query(item.query)
             except Exception as exc:
                 outcomes[i] = exc
@@ -137,11 +142,18 @@ class SearchWorker:
         for i, retriever in retrievers.items():
             item = batch[i]
             try:
-                result = retriever.search(item.query, item.k, item.filters, vector=vectors[i], embed_ms=embed_ms[i])
-                outcomes[i] = (result, retriever.collection.version)
+                outcomes[i] = item.context.run(_search_one, retriever, item, vectors[i], embed_ms[i])
             except Exception as exc:
                 outcomes[i] = exc
         return outcomes
+
+
+def _search_one(retriever: Any, item: _Search, vector: np.ndarray, embed_ms: float) -> tuple[Retrieval, int]:
+    """One search of a batch, its question already embedded (in the batch's one model call)."""
+    with telemetry.span("retrieval", collection=item.collection, k=item.k, mode=retriever.config.mode) as span:
+        result = retriever.search(item.query, item.k, item.filters, vector=vector, embed_ms=embed_ms)
+        span.set_attributes({"hits": len(result.hits), "relevance": float(result.relevance), "relevant": bool(result.relevant)})
+    return result, retriever.collection.version
 
 
 def _deliver(results: list[tuple[asyncio.Future, Any]]) -> None:

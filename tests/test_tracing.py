@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -255,6 +256,31 @@ def test_an_answer_is_one_trace_of_retrieval_rail_and_generation_spans(settings,
     assert generation.attributes["finish_reason"] == "stop" and generation.attributes["completion_tokens"] == r.json()["tokens"]
     assert generation.attributes["generator"] == "queued"
     assert "medical.disclaimer" in found["rail.output"][0].attributes["rules"]
+
+
+def test_batched_searches_each_trace_their_retrieval_under_their_own_request(settings, spans):  # noqa: F811
+    # /v1/search runs on the search threads, several requests a batch: each search still belongs to its request.
+    ids = [f"search-me-{i}" for i in range(6)]
+    with live(app_for(settings)) as srv:
+
+        def search(request_id: str) -> int:
+            with httpx.Client(base_url=srv.url, timeout=30) as c:
+                params = {"q": "metformin dose", "collection": "docs", "k": 2}
+                return c.get("/v1/search", params=params, headers={"X-Request-ID": request_id}).status_code
+
+        with ThreadPoolExecutor(len(ids)) as pool:
+            assert list(pool.map(search, ids)) == [200] * len(ids)
+        found = finished_spans(spans, {"GET /v1/search", "retrieval"})
+        deadline = time.monotonic() + 10
+        while len(found.get("retrieval", [])) < len(ids) and time.monotonic() < deadline:
+            found = finished_spans(spans, {"GET /v1/search", "retrieval"})
+    requests = {s.attributes["request_id"]: s for s in found["GET /v1/search"]}
+    retrievals = {s.attributes["request_id"]: s for s in found["retrieval"]}
+    assert set(requests) == set(retrievals) == set(ids)
+    for request_id in ids:
+        request, retrieval = requests[request_id], retrievals[request_id]
+        assert retrieval.context.trace_id == request.context.trace_id and retrieval.parent.span_id == request.context.span_id
+        assert retrieval.attributes["k"] == 2 and retrieval.attributes["hits"] == 2 and retrieval.attributes["collection"] == "docs"
 
 
 def test_a_blocked_question_traces_the_input_rail_that_blocked_it(settings, spans):  # noqa: F811
