@@ -154,12 +154,23 @@ class Assistant:
             if key not in self._retrievers:
                 if name not in self._stores:
                     self._stores[name] = compose.open_collection(self.settings, collection, as_of=as_of)
+                    if as_of is not None:
+                        self._drop_pruned_copies(collection)
                 store = self._stores[name]
                 # Questions are embedded by the model the collection was built with, whatever the current
                 # embedder setting.
                 embedder = self._embedder(store.manifest.embedder.name)
                 self._retrievers[key] = compose.retriever(self.settings, store, embedder, **overrides)
             return self._retrievers[key]
+
+    def _drop_pruned_copies(self, collection: str) -> None:
+        """Forget the handles on copies of ``collection`` as of versions whose folders opening another copy
+        pruned: each holds an index in memory, and a server reading many versions would keep them all."""
+        pruned = [name for name, store in self._stores.items() if name[0] == collection and name[1] is not None and store.stale]
+        for name in pruned:
+            del self._stores[name]  # not closed: a search on another thread may still be using it
+        self._retrievers = {k: r for k, r in self._retrievers.items() if k[0] not in pruned}
+        self._deciders = {k: d for k, d in self._deciders.items() if k not in pruned}
 
     def answerability_model(self, collection: str) -> AnswerabilityModel:
         """The collection's answerability model (compose.answerability_model), loaded once."""

@@ -297,6 +297,54 @@ def test_the_api_answers_and_searches_as_of_a_version_lists_versions_and_rolls_b
         assert client.post("/v1/collections/nope/rollback", json={"to": 1}, headers=admin).status_code == 404
 
 
+def test_reads_as_of_more_versions_than_kept_copies_reopen_pruned_ones_and_hold_only_the_kept(tmp_path, corpus, embedder):
+    # Opening a third copy prunes the first one's folder; the server's handle on it once stayed cached, and the
+    # next read of that version on a new thread (every answer runs on one) failed: "unable to open database file".
+    import threading
+
+    from assistant.pipeline import Assistant
+    from core.collection.collection import AS_OF_COPIES
+    from core.config import Settings
+    from core.embedding import HashEmbedder
+
+    path = tmp_path / "indexes" / "docs"
+    versions = []
+    for i in range(AS_OF_COPIES + 2):
+        (corpus / f"leaflet{i}.txt").write_text(f"Inhaler leaflet number {i}: spacers and airways.", encoding="utf-8")
+        versions.append(_ingest(path, embedder, [corpus]))
+    settings = Settings(
+        index_dir=tmp_path / "indexes",
+        embedder={"model": "hash:64"},
+        chunking={"chunk_tokens": 40, "overlap_tokens": 8},
+        conversation={"path": tmp_path / "conversations.sqlite"},
+        guardrails={"audit_log": tmp_path / "audit.jsonl"},
+    )
+
+    def leaflets_found(assistant: Assistant, version: int) -> set[str]:
+        found: dict[str, object] = {}
+
+        def search():  # on a thread of its own, as the API answers
+            try:
+                retriever = assistant.retriever("docs", as_of=version)
+                found["titles"] = {h.title for h in retriever.search("inhaler leaflet spacers", 10).hits if "leaflet" in h.title}
+            except Exception as exc:
+                found["titles"] = exc
+
+        thread = threading.Thread(target=search)
+        thread.start()
+        thread.join()
+        assert not isinstance(found["titles"], Exception), found["titles"]
+        return found["titles"]
+
+    with Assistant(settings, embedders={"hash:64": HashEmbedder(64)}) as assistant:
+        older = versions[:-1]  # the last one is the live collection, no copy
+        for version in [*older, older[0], older[1]]:
+            assert leaflets_found(assistant, version) == {f"leaflet{i}" for i in range(versions.index(version) + 1)}
+            copies = [name for name in assistant._stores if name[1] is not None]
+            assert len(copies) <= AS_OF_COPIES and ("docs", version) in copies
+        assert len([f for f in (path / AS_OF).iterdir() if not f.name.startswith(".")]) == AS_OF_COPIES
+
+
 def test_the_chat_says_which_version_a_changed_source_came_from():
     from ui.render import source_caption
 

@@ -292,9 +292,14 @@ class Collection:
         """A read-only handle whose index predates a commit made since: by this process, seen at once; by
         another, seen within STALE_CHECK_INTERVAL_S. Also one whose folder was swapped for a rebuilt one
         (`ingest --rebuild`): its connections still read the old, unlinked database, whose generation never
-        moves again, so the database file's identity is compared too (one stat)."""
+        moves again, so the database file's identity is compared too (one stat). A copy as of a version never
+        changes; it is stale once its folder is gone (open_as_of keeps the AS_OF_COPIES most recently used, for
+        every process reading the collection): a new thread could not open its database, and reopening builds
+        the copy again."""
         if self.writable:
             return False
+        if self.as_of is not None:
+            return not (self.path / DATABASE).exists()
         if not self._found_stale:
             here, clock = _commits_here.get(self._key, 0), time.monotonic()
             if here != self._seen_here or clock >= self._next_check:
