@@ -33,15 +33,17 @@ A request times out after --timeout s (300). After a dropped connection a client
 Memory: the resident set of the server process plus its descendants (VmRSS in /proc/PID/status) every --sample-s
 s (10) from the start of the load, and once more after it. Growth = the median RSS over the last 5 minutes of the
 load / the median RSS over minutes 5-10 (after warm-up) - 1; for runs under 15 minutes both windows scale with the
-length (minutes T/6-T/3 and the last T/6). Also reported: the first, the last and the peak sample.
+length (minutes T/6-T/3 and the last T/6). Also reported: the first, the last and the peak sample, and the open file
+descriptors of the same processes (/proc/PID/fd) over the same windows: a leaked connection or file shows there long
+before it shows in memory (the first soaks found a SQLite connection left open by every answer that way).
 
 Per endpoint (search, ask, upload, lookup, delete): requests, requests a second, p50 / p95 latency of the 200s
 (sorted values, linear interpolation between closest ranks), counts by status ("dropped": a connection error or
 timeout), 5xx other than the generation queue's refusals (a 503 with Retry-After from /v1/ask), those refusals,
 dropped connections, and 200s whose body was not what the endpoint returns. Targets (printed with pass / fail):
-memory growth <= 5 %; no 5xx (other than queue refusals) and no dropped connection; no queue refusal (a refusal
-is a 5xx too: the load is sized so that the queue does not overflow). A timeline gives the requests, the non-200s
-and the RSS per interval.
+memory growth <= 5 %; open files growth <= 32 (our own bound); no 5xx (other than queue refusals) and no dropped
+connection; no queue refusal (a refusal is a 5xx too: the load is sized so that the queue does not overflow). A
+timeline gives the requests, the non-200s, the RSS and the open files per interval.
 
 --json FILE writes the settings, the summaries, the memory samples, the timeline and the targets. Exit status 0
 when the soak ran (whether or not the targets are met), 1 when the server could not be started or exited during
@@ -87,7 +89,9 @@ ENDPOINTS = ("search", "ask", "upload", "lookup", "delete")
 WARM_WINDOW_MIN = (5.0, 10.0)  # minutes of the load whose median RSS is the baseline
 END_WINDOW_MIN = 5.0  # the last minutes, whose median RSS is compared with it
 FULL_WINDOWS_FROM_MIN = 15.0  # shorter runs scale both windows with their length
-TARGETS = {"memory_growth_pct": 5.0, "5xx_not_queue": 0, "dropped": 0, "queue_503": 0}
+# open_files_growth: our own bound, not the issue's. Answers in flight hold a few connections each (three descriptors
+# apiece); a leak of one per request adds hundreds over the soak.
+TARGETS = {"memory_growth_pct": 5.0, "open_files_growth": 32, "5xx_not_queue": 0, "dropped": 0, "queue_503": 0}
 MIB = 1024.0  # VmRSS is in KiB
 
 
@@ -127,13 +131,23 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
-def tree_rss(pid: int) -> tuple[int | None, int]:
-    """(RSS of ``pid`` and its descendants in KiB, how many processes); (None, 0) when ``pid`` is gone."""
+def open_files(pid: int) -> int | None:
+    """How many file descriptors ``pid`` holds open; None when it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def tree_usage(pid: int) -> tuple[int | None, int | None, int]:
+    """(RSS in KiB, open file descriptors) of ``pid`` and its descendants, and how many processes; (None, None, 0)
+    when ``pid`` is gone."""
     own = rss_kib(pid)
     if own is None:
-        return None, 0
-    others = [r for r in map(rss_kib, descendants(pid)) if r is not None]
-    return own + sum(others), 1 + len(others)
+        return None, None, 0
+    others = [(rss_kib(p), open_files(p)) for p in descendants(pid)]
+    others = [(r, f or 0) for r, f in others if r is not None]
+    return own + sum(r for r, _ in others), (open_files(pid) or 0) + sum(f for _, f in others), 1 + len(others)
 
 
 def memory_windows(minutes: float) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -147,11 +161,11 @@ def memory_summary(samples: list[dict[str, Any]], minutes: float) -> dict[str, A
     valid = [s for s in samples if s["rss_kib"] is not None]
     warm_w, end_w = memory_windows(minutes)
 
-    def median_in(window: tuple[float, float]) -> float | None:
-        values = [s["rss_kib"] for s in valid if window[0] * 60 <= s["t_s"] <= window[1] * 60 + 1e-6]
+    def median_of(key: str, window: tuple[float, float]) -> float | None:
+        values = [s[key] for s in valid if window[0] * 60 <= s["t_s"] <= window[1] * 60 + 1e-6]
         return statistics.median(values) if values else None
 
-    warm, end = median_in(warm_w), median_in(end_w)
+    warm, end = median_of("rss_kib", warm_w), median_of("rss_kib", end_w)
     peak = max(valid, key=lambda s: s["rss_kib"]) if valid else None
     return {
         "warm_window_min": list(warm_w),
@@ -166,6 +180,10 @@ def memory_summary(samples: list[dict[str, Any]], minutes: float) -> dict[str, A
         "first_to_last_pct": (valid[-1]["rss_kib"] / valid[0]["rss_kib"] - 1) * 100 if valid else None,
         "samples": len(valid),
         "max_processes": max((s["processes"] for s in valid), default=0),
+        # A leak of connections or files shows here long before memory: each holds a few KiB but a descriptor.
+        "open_files_warm_median": median_of("open_files", warm_w),
+        "open_files_end_median": median_of("open_files", end_w),
+        "open_files_peak": max((s["open_files"] for s in valid), default=None),
     }
 
 
@@ -350,8 +368,8 @@ class Soak:
         self.uploads["live"] = len(live)
 
     def sample(self) -> None:
-        rss, processes = tree_rss(self.server.proc.pid)
-        self.samples.append({"t_s": self.elapsed(), "rss_kib": rss, "processes": processes})
+        rss, files, processes = tree_usage(self.server.proc.pid)
+        self.samples.append({"t_s": self.elapsed(), "rss_kib": rss, "open_files": files, "processes": processes})
         if rss is None or self.server.proc.poll() is not None:
             self.stopped.set()
 
@@ -370,7 +388,7 @@ class Soak:
         rss = self.samples[-1]["rss_kib"] if self.samples else None
         print(
             f"[{self.elapsed() / 60:5.1f} min] " + " ".join(f"{e} {counts.get(e, 0)}" for e in ENDPOINTS) + f" | non-200 {bad}"
-            f" | RSS {fmt(rss / MIB if rss else None, 1)} MiB",
+            f" | RSS {fmt(rss / MIB if rss else None, 1)} MiB | open files {self.samples[-1]['open_files'] if self.samples else '-'}",
             file=sys.stderr,
             flush=True,
         )
@@ -432,11 +450,10 @@ def timeline(records: list[dict[str, Any]], samples: list[dict[str, Any]], minut
         stop = min(start + bucket_min, minutes)
         last = stop >= minutes - 1e-9  # the last interval takes the drain and the final sample too
         recs = [r for r in records if start * 60 <= r["t_s"] < stop * 60 or (last and r["t_s"] >= stop * 60)]
-        rss = [
-            s["rss_kib"]
-            for s in samples
-            if s["rss_kib"] is not None and (start * 60 <= s["t_s"] < stop * 60 or (last and s["t_s"] >= stop * 60))
+        window = [
+            s for s in samples if s["rss_kib"] is not None and (start * 60 <= s["t_s"] < stop * 60 or (last and s["t_s"] >= stop * 60))
         ]
+        rss = [s["rss_kib"] for s in window]
         out.append(
             {
                 "from_min": start,
@@ -446,6 +463,7 @@ def timeline(records: list[dict[str, Any]], samples: list[dict[str, Any]], minut
                 "5xx": sum(1 for r in recs if (r["status"] or 0) >= 500),
                 "rss_median_mib": statistics.median(rss) / MIB if rss else None,
                 "rss_max_mib": max(rss) / MIB if rss else None,
+                "open_files_max": max((s["open_files"] for s in window), default=None),
             }
         )
         start = stop
@@ -454,6 +472,8 @@ def timeline(records: list[dict[str, Any]], samples: list[dict[str, Any]], minut
 
 def targets(endpoints: dict[str, dict[str, Any]], memory: dict[str, Any]) -> list[dict[str, Any]]:
     growth = memory["growth_pct"]
+    warm_files, end_files = memory["open_files_warm_median"], memory["open_files_end_median"]
+    files = None if warm_files is None or end_files is None else end_files - warm_files
     total = {k: sum(s[k] for s in endpoints.values()) for k in ("5xx_not_queue", "dropped", "queue_503")}
     return [
         {
@@ -461,6 +481,12 @@ def targets(endpoints: dict[str, dict[str, Any]], memory: dict[str, Any]) -> lis
             "target": f"<= {TARGETS['memory_growth_pct']:g}",
             "value": growth,
             "passed": None if growth is None else growth <= TARGETS["memory_growth_pct"],
+        },
+        {
+            "name": "open files growth (end - warm median)",
+            "target": f"<= {TARGETS['open_files_growth']}",
+            "value": files,
+            "passed": None if files is None else files <= TARGETS["open_files_growth"],
         },
         {
             "name": "5xx other than queue refusals",
@@ -534,6 +560,7 @@ def report(out: dict[str, Any]) -> None:
         "peak MiB (at min)",
         "growth %",
         "first to last %",
+        "open files (warm / end median, peak)",
         "samples",
     )
     mem_row = [
@@ -544,14 +571,15 @@ def report(out: dict[str, Any]) -> None:
         f"{fmt(mem['peak_mib'], 1)} ({fmt(mem['peak_at_min'], 1)})",
         fmt(mem["growth_pct"], 2),
         fmt(mem["first_to_last_pct"], 2),
+        f"{fmt(mem['open_files_warm_median'], 0)} / {fmt(mem['open_files_end_median'], 0)}, {fmt(mem['open_files_peak'], 0)}",
         f"{mem['samples']} (every {st['sample_s']:g} s; {mem['max_processes']} process(es))",
     ]
     print(markdown_table(mem_headers, [mem_row]))
     print()
-    tl_headers = ("minutes", *ENDPOINTS, "non-200", "5xx", "RSS median MiB", "RSS max MiB")
+    tl_headers = ("minutes", *ENDPOINTS, "non-200", "5xx", "RSS median MiB", "RSS max MiB", "open files max")
     tl_rows = [
         [f"{t['from_min']:g}-{t['to_min']:g}", *(t["requests"].get(e, 0) for e in ENDPOINTS), t["non_200"], t["5xx"]]
-        + [fmt(t["rss_median_mib"], 1), fmt(t["rss_max_mib"], 1)]
+        + [fmt(t["rss_median_mib"], 1), fmt(t["rss_max_mib"], 1), fmt(t["open_files_max"], 0)]
         for t in out["timeline"]
     ]
     print(markdown_table(tl_headers, tl_rows))
@@ -702,7 +730,10 @@ def soak(args) -> tuple[dict[str, Any], bool]:
         "memory": memory,
         "timeline": timeline(runner.records, runner.samples, args.minutes, bucket),
         "targets": targets(endpoints, memory),
-        "rss_samples": [{"t_s": round(s["t_s"], 2), "rss_mib": s["rss_kib"] / MIB if s["rss_kib"] else None} for s in runner.samples],
+        "rss_samples": [
+            {"t_s": round(s["t_s"], 2), "rss_mib": s["rss_kib"] / MIB if s["rss_kib"] else None, "open_files": s["open_files"]}
+            for s in runner.samples
+        ],
         "server": {"ready_s": server.ready_s, "ready": server.ready_body, "stop": stop, "stayed_up": alive},
         "notes": notes,
     }
