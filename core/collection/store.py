@@ -229,13 +229,15 @@ class Store:
         # collection: a sqlite3.Connection is in a reference cycle with its own statement cache, and meanwhile
         # each holds its file descriptors and page cache (the soak counted 30 such connections on one
         # collection after eight minutes of uploads).
+        if not hasattr(self, "_thread_dbs_guard"):
+            return  # __init__ failed, and closed what it had opened
         try:
             self.close()
-        except Exception:  # at interpreter exit, or a half-built handle: nothing left worth reporting
+        except Exception:  # at interpreter exit: nothing left worth reporting
             pass
 
     def close(self) -> None:
-        if getattr(self, "_db", None) is not None:
+        if self._db is not None:
             with self._thread_dbs_guard:
                 for db in [self._db, *self._thread_dbs.values()]:
                     db.close()
