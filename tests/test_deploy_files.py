@@ -88,89 +88,49 @@ CONTAINER = {
 _labels = {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1}
 _metadata = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "pattern": "^[a-z0-9-]+$"}}}
 
+
+def _object(required: list[str], **properties) -> dict:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _resource(api_version: str, spec: dict) -> dict:
+    """A Kubernetes object: the envelope every kind shares around its own ``spec``."""
+    return _object(["apiVersion", "kind", "metadata", "spec"], apiVersion={"const": api_version}, metadata=_metadata, spec=spec)
+
+
+_pod = _object(
+    ["containers", "securityContext"],
+    containers={"type": "array", "minItems": 1, "items": CONTAINER},
+    securityContext=_object(["runAsNonRoot", "runAsUser"], runAsNonRoot={"const": True}, runAsUser={"const": UID}),
+    volumes={"type": "array", "items": {"type": "object", "required": ["name"]}},
+)
+
 K8S = {
-    "Deployment": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "apps/v1"},
-            "metadata": _metadata,
-            "spec": {
-                "type": "object",
-                "required": ["replicas", "selector", "template"],
-                "properties": {
-                    "replicas": {"type": "integer", "minimum": 1},
-                    "selector": {"type": "object", "required": ["matchLabels"], "properties": {"matchLabels": _labels}},
-                    "template": {
-                        "type": "object",
-                        "required": ["metadata", "spec"],
-                        "properties": {
-                            "metadata": {"type": "object", "required": ["labels"], "properties": {"labels": _labels}},
-                            "spec": {
-                                "type": "object",
-                                "required": ["containers", "securityContext"],
-                                "properties": {
-                                    "containers": {"type": "array", "minItems": 1, "items": CONTAINER},
-                                    "securityContext": {
-                                        "type": "object",
-                                        "required": ["runAsNonRoot", "runAsUser"],
-                                        "properties": {"runAsNonRoot": {"const": True}, "runAsUser": {"const": UID}},
-                                    },
-                                    "volumes": {"type": "array", "items": {"type": "object", "required": ["name"]}},
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "Service": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "v1"},
-            "metadata": _metadata,
-            "spec": {
-                "type": "object",
-                "required": ["selector", "ports"],
-                "properties": {
-                    "selector": _labels,
-                    "ports": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {"type": "object", "required": ["port"], "properties": {"port": {"type": "integer"}}},
-                    },
-                },
-            },
-        },
-    },
-    "PersistentVolumeClaim": {
-        "type": "object",
-        "required": ["apiVersion", "kind", "metadata", "spec"],
-        "properties": {
-            "apiVersion": {"const": "v1"},
-            "metadata": _metadata,
-            "spec": {
-                "type": "object",
-                "required": ["accessModes", "resources"],
-                "properties": {
-                    "accessModes": _str_list,
-                    "resources": {
-                        "type": "object",
-                        "required": ["requests"],
-                        "properties": {
-                            "requests": {
-                                "type": "object",
-                                "required": ["storage"],
-                                "properties": {"storage": {"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi|Ti)$"}},
-                            }
-                        },
-                    },
-                },
-            },
-        },
-    },
+    "Deployment": _resource(
+        "apps/v1",
+        _object(
+            ["replicas", "selector", "template"],
+            replicas={"type": "integer", "minimum": 1},
+            selector=_object(["matchLabels"], matchLabels=_labels),
+            template=_object(["metadata", "spec"], metadata=_object(["labels"], labels=_labels), spec=_pod),
+        ),
+    ),
+    "Service": _resource(
+        "v1",
+        _object(
+            ["selector", "ports"],
+            selector=_labels,
+            ports={"type": "array", "minItems": 1, "items": _object(["port"], port={"type": "integer"})},
+        ),
+    ),
+    "PersistentVolumeClaim": _resource(
+        "v1",
+        _object(
+            ["accessModes", "resources"],
+            accessModes=_str_list,
+            resources=_object(["requests"], requests=_object(["storage"], storage={"type": "string", "pattern": "^[0-9]+(Ki|Mi|Gi|Ti)$"})),
+        ),
+    ),
 }
 
 COMPOSE_HEALTHCHECK = {
